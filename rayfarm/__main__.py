@@ -1,0 +1,3 @@
+from rayfarm.cli import main
+
+main()

@@ -1,0 +1,120 @@
+"""Farm administration on the server's machine: users and keys (works on the database directly)."""
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rayfarm.config import Settings, data_dir as resolve_data_dir
+from rayfarm.protocol.codes import ApiError
+from rayfarm.store import users as users_store
+from rayfarm.store.db import Database, database_url
+
+user_app = typer.Typer(help="Create and manage farm users (run on the server's machine).", no_args_is_help=True)
+console = Console()
+err = Console(stderr=True)
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Farm data folder (default $RAYFARM_DATA_DIR or ~/.rayfarm).")]
+DatabaseUrl = Annotated[str | None, typer.Option("--database-url", help="SQLAlchemy URL (default: SQLite in the data dir).")]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def settings(data_dir: Path | None, url: str | None = None, shared_roots: list[Path] | None = None) -> Settings:
+    directory = resolve_data_dir(data_dir)
+    roots = []
+    for root in shared_roots or []:
+        if not root.is_dir():
+            err.print(f"[red]--shared-root {root} is not a folder on this machine; mount it or fix the path.[/red]")
+            raise typer.Exit(2)
+        roots.append(root.resolve())
+    return Settings(data_dir=directory, database_url=database_url(directory, url), shared_roots=roots)
+
+
+def open_farm(data_dir: Path | None, url: str | None = None):
+    from rayfarm.server.farm import Farm
+
+    farm = Farm(settings(data_dir, url))
+    farm.db.migrate()
+    return farm
+
+
+def _credentials(user, key: str) -> dict:
+    return {"userId": user.id, "userName": user.name, "accessId": user.access_id, "accessKey": key}
+
+
+@user_app.command("create")
+def create(name: str, data_dir: DataDir = None, database_url: DatabaseUrl = None, json_out: Json = False,
+           allow_commands: Annotated[bool, typer.Option("--allow-commands", help="May run generic commands.")] = False,
+           admin: Annotated[bool, typer.Option("--admin", help="May manage workers and see the whole farm.")] = False) -> None:
+    """Create a user with a new access id and key (the key is shown once)."""
+    farm = open_farm(data_dir, database_url)
+    try:
+        with farm.db.write() as conn:
+            user, key = users_store.create(conn, farm.keys, name, allow_commands=allow_commands, is_admin=admin)
+    except ApiError as exc:
+        err.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from None
+    if json_out:
+        print(json.dumps(_credentials(user, key)))
+    else:
+        console.print(f"Created user [bold]{user.name}[/bold] (id {user.id}).")
+        console.print(f"access id:  {user.access_id}\naccess key: {key}\nKeep the key secret: it is shown only now.")
+
+
+@user_app.command("list")
+def list_users(data_dir: DataDir = None, database_url: DatabaseUrl = None, json_out: Json = False) -> None:
+    """List the farm's users."""
+    farm = open_farm(data_dir, database_url)
+    with farm.db.read() as conn:
+        found = users_store.list_all(conn)
+    if json_out:
+        print(json.dumps([{"userId": u.id, "userName": u.name, "accessId": u.access_id, "disabled": u.disabled,
+                           "allowCommands": u.allow_commands, "admin": u.is_admin} for u in found]))
+        return
+    table = Table("id", "name", "access id", "state", "commands", "admin")
+    for u in found:
+        table.add_row(str(u.id), u.name, u.access_id, "disabled" if u.disabled else "active",
+                      "yes" if u.allow_commands else "no", "yes" if u.is_admin else "no")
+    console.print(table)
+
+
+def _set_disabled(name: str, data_dir: Path | None, url: str | None, disabled: bool) -> None:
+    farm = open_farm(data_dir, url)
+    try:
+        with farm.db.write() as conn:
+            users_store.set_disabled(conn, name, disabled)
+    except ApiError as exc:
+        err.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"User {name} is {'disabled' if disabled else 'enabled'}.")
+
+
+@user_app.command("disable")
+def disable(name: str, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Refuse every request of a user (takes effect within seconds)."""
+    _set_disabled(name, data_dir, database_url, True)
+
+
+@user_app.command("enable")
+def enable(name: str, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Accept a disabled user's requests again."""
+    _set_disabled(name, data_dir, database_url, False)
+
+
+@user_app.command("rotate-key")
+def rotate_key(name: str, data_dir: DataDir = None, database_url: DatabaseUrl = None, json_out: Json = False) -> None:
+    """Give a user a new access key; the old one stops working within seconds."""
+    farm = open_farm(data_dir, database_url)
+    try:
+        with farm.db.write() as conn:
+            user, key = users_store.rotate_key(conn, farm.keys, name)
+    except ApiError as exc:
+        err.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from None
+    if json_out:
+        print(json.dumps(_credentials(user, key)))
+    else:
+        console.print(f"New access key for {name}: {key}")

@@ -1,0 +1,50 @@
+"""`rayfarm` command line: server, users, and a whole local farm (`rayfarm up`)."""
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rayfarm.cli import admin
+from rayfarm.config import DEFAULT_PORT
+
+app = typer.Typer(help="rayfarm: a render farm that speaks the Renderbus task API.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+app.add_typer(admin.user_app, name="user")
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Farm data folder (default $RAYFARM_DATA_DIR or ~/.rayfarm).")]
+DatabaseUrl = Annotated[str | None, typer.Option("--database-url", help="SQLAlchemy URL (default SQLite in the data dir; "
+                                                                     "or $RAYFARM_DATABASE_URL).")]
+SharedRoot = Annotated[list[Path] | None, typer.Option("--shared-root", help="Studio storage every node mounts (repeatable).")]
+
+
+@app.command()
+def server(data_dir: DataDir = None, database_url: DatabaseUrl = None,
+           host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+           port: Annotated[int, typer.Option(help="Port to listen on.")] = DEFAULT_PORT,
+           shared_root: SharedRoot = None,
+           log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info") -> None:
+    """Run the farm server in the foreground."""
+    from rayfarm.server.run import serve
+
+    serve(admin.settings(data_dir, database_url, shared_root), host, port, log_level)
+
+
+@app.command()
+def up(data_dir: DataDir = None, database_url: DatabaseUrl = None,
+       port: Annotated[int, typer.Option(help="Port of the server.")] = DEFAULT_PORT,
+       workers: Annotated[int, typer.Option("--workers", help="Local render nodes to start.")] = 2,
+       shared_root: SharedRoot = None) -> None:
+    """Run a whole farm on this machine: server, a default user and N render nodes. Ctrl-C stops it."""
+    from rayfarm.cli.up import run_farm
+
+    raise typer.Exit(run_farm(admin.settings(data_dir, database_url, shared_root), port, workers))
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+__all__ = ["app", "json"]

@@ -1,0 +1,219 @@
+"""Parse and validate task.json into a :class:`TaskSpec` (what a farm needs to render it)."""
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from rayfarm.domain import frames as fr
+from rayfarm.domain.paths import scene_name, to_storage_path
+from rayfarm.protocol.codes import ApiError, Code
+
+BLENDER_CG_ID = 2007
+COMMAND_CG_ID = 0  # rayfarm's generic command renderer
+SOFTWARE = {"blender": BLENDER_CG_ID, "command": COMMAND_CG_ID}
+MAX_TASK_JSON_BYTES = 4 * 1024 * 1024
+MAX_PER_CHUNK = 10_000
+MAX_SECONDS = 30 * 24 * 3600
+MAX_COMMAND_ARGS = 256
+PLACEHOLDERS = ("{start}", "{end}", "{step}", "{frame}", "{scene}", "{output}")
+
+
+@dataclass
+class TaskSpec:
+    software: str  # "blender" or "command"
+    cg_id: int
+    cg_version: str
+    scene_path: str  # the user's local path, as written in task.json
+    scene_storage_path: str  # mapped: "/D/proj/a.blend"
+    scene_name: str
+    frames_text: str
+    runs: list[fr.Run]
+    per_chunk: int
+    priority: list[int]
+    pause_after_test: bool
+    job_stop_time: int  # per-chunk timeout, seconds (0 = none)
+    task_stop_time: int  # over-time stop, seconds (0 = none)
+    time_out: int  # reminder only
+    project_name: str
+    camera: str | None = None
+    width: int | None = None
+    height: int | None = None
+    output_format: str | None = None
+    command: list[str] | None = None
+    max_attempts: int = 3
+    plugins: dict = field(default_factory=dict)
+
+    @property
+    def total_frames(self) -> int:
+        return fr.frame_count(self.runs)
+
+
+def _invalid(message: str) -> ApiError:
+    return ApiError(Code.INVALID_PARAMETER, f"task.json: {message}")
+
+
+def load(content: str | bytes | None) -> dict:
+    """Decode task.json text: 741 when empty, 740 when it is not a JSON object."""
+    if content is None or (isinstance(content, (str, bytes)) and not content.strip()):
+        raise ApiError(Code.TASK_JSON_EMPTY,
+                       "task.json is empty or was never uploaded; upload it with taskJsonFile before submitting.")
+    if len(content) > MAX_TASK_JSON_BYTES:
+        raise ApiError(Code.TASK_JSON_UNREADABLE,
+                       f"task.json is larger than {MAX_TASK_JSON_BYTES // (1024 * 1024)} MiB; remove unneeded content.")
+    try:
+        data = json.loads(content)
+    except (ValueError, RecursionError) as exc:
+        raise ApiError(Code.TASK_JSON_UNREADABLE,
+                       f"task.json cannot be read: it is not valid JSON ({str(exc)[:120]}). Fix the file and upload it again.") from None
+    if not isinstance(data, dict):
+        raise ApiError(Code.TASK_JSON_UNREADABLE, "task.json cannot be read: it must be a JSON object at the top level.")
+    if not data:
+        raise ApiError(Code.TASK_JSON_EMPTY, "task.json is an empty object; fill in task_info and software_config.")
+    return data
+
+
+def _section(data: dict, name: str, required: bool = True) -> dict:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise _invalid(f"the section {name!r} is missing.")
+        return {}
+    if not isinstance(value, dict):
+        raise _invalid(f"the section {name!r} must be an object.")
+    return value
+
+
+def _text(section: dict, key: str, where: str, default: str | None = None) -> str | None:
+    value = section.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise _invalid(f"{where}.{key} must be a string.")
+    return str(value).strip()
+
+
+def _int(section: dict, key: str, where: str, default: int, low: int, high: int) -> int:
+    value = section.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return default
+    if isinstance(value, bool):
+        raise _invalid(f"{where}.{key} must be a whole number written as a string, e.g. \"{default}\".")
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise _invalid(f"{where}.{key} must be a whole number written as a string, e.g. \"{default}\"; "
+                       f"got {str(value)[:40]!r}.") from None
+    if not low <= number <= high:
+        raise _invalid(f"{where}.{key} must be between {low} and {high}; got {number}.")
+    return number
+
+
+def _software(data: dict, task_info: dict) -> tuple[str, int, str, dict]:
+    config = _section(data, "software_config")
+    name = (_text(config, "cg_name", "software_config") or "").lower()
+    version = _text(config, "cg_version", "software_config") or ""
+    plugins = config.get("plugins") or {}
+    if not isinstance(plugins, dict):
+        raise _invalid("software_config.plugins must be an object.")
+    cg_id_text = _text(task_info, "cg_id", "task_info")
+    if not name and cg_id_text:
+        name = {str(v): k for k, v in SOFTWARE.items() if v}.get(cg_id_text, "")
+    if name not in SOFTWARE:
+        raise _invalid(f"the software {name or cg_id_text or '(none)'!r} is not supported by this farm; "
+                       f"set software_config.cg_name to \"Blender\" or \"command\".")
+    if cg_id_text and name == "blender" and cg_id_text != str(BLENDER_CG_ID):
+        raise _invalid(f"task_info.cg_id {cg_id_text!r} does not match cg_name Blender (2007).")
+    return name, SOFTWARE[name], version, plugins
+
+
+def _scene_common(data: dict) -> dict:
+    for name in ("scene_info_render", "scene_info"):
+        section = data.get(name)
+        if isinstance(section, dict) and isinstance(section.get("common"), dict) and section["common"]:
+            return section["common"]
+    return {}
+
+
+def _command(data: dict) -> list[str]:
+    extra = _section(data, "additional_info", required=False)
+    command = extra.get("command")
+    if not isinstance(command, list) or not command or not all(isinstance(arg, str) for arg in command):
+        raise _invalid("additional_info.command must be a non-empty list of strings (the program and its "
+                       "arguments), e.g. [\"povray\", \"+I{scene}\", \"+O{output}/f_{frame}.png\"].")
+    if len(command) > MAX_COMMAND_ARGS or any(len(arg) > 4096 or "\x00" in arg for arg in command):
+        raise _invalid(f"additional_info.command is too long (at most {MAX_COMMAND_ARGS} arguments of 4096 characters).")
+    return command
+
+
+def parse(content: str | bytes | None) -> TaskSpec:
+    data = load(content)
+    task_info = _section(data, "task_info")
+    software, cg_id, version, plugins = _software(data, task_info)
+    common = _scene_common(data)
+    where = "scene_info.common"
+
+    frames_text = _text(common, "frames", where)
+    if not frames_text:
+        raise _invalid(f"{where}.frames is missing; give the frame range like \"1-250[1]\".")
+    runs = fr.parse_range(frames_text)
+    per_chunk = _int(task_info, "frames_per_task", "task_info", 1, 1, MAX_PER_CHUNK)
+    pre = fr.parse_pre_frames(_text(task_info, "pre_frames", "task_info", "000"))
+    priority = fr.priority_frames(runs, pre)
+    stop_after_test = _text(task_info, "stop_after_test", "task_info", "2") or "2"
+    if stop_after_test not in ("1", "2"):
+        raise _invalid("task_info.stop_after_test must be \"1\" (pause after the priority frames) or \"2\" (go on).")
+
+    scene_path = _text(task_info, "input_cg_file", "task_info") or ""
+    command = None
+    if software == "command":
+        command = _command(data)
+        if any("{scene}" in arg for arg in command) and not scene_path:
+            raise _invalid("the command uses {scene} but task_info.input_cg_file is empty.")
+    elif not scene_path:
+        raise _invalid("task_info.input_cg_file is missing; give the scene file's full local path.")
+    storage_path = to_storage_path(scene_path) if scene_path else ""
+
+    width = _int(common, "width", where, 0, 0, 65536) or None
+    height = _int(common, "height", where, 0, 0, 65536) or None
+    output_format = _text(common, "Render_Format", where) or None
+    if output_format and not output_format.replace("_", "").isalnum():
+        raise _invalid(f"{where}.Render_Format {output_format[:30]!r} is not a format name like \"PNG\".")
+
+    return TaskSpec(
+        software=software,
+        cg_id=cg_id,
+        cg_version=version,
+        scene_path=scene_path,
+        scene_storage_path=storage_path,
+        scene_name=scene_name(scene_path) if scene_path else "command",
+        frames_text=frames_text,
+        runs=runs,
+        per_chunk=per_chunk,
+        priority=priority,
+        pause_after_test=stop_after_test == "1" and bool(priority),
+        job_stop_time=_int(task_info, "job_stop_time", "task_info", 259200, 0, MAX_SECONDS),
+        task_stop_time=_int(task_info, "task_stop_time", "task_info", 0, 0, MAX_SECONDS),
+        time_out=_int(task_info, "time_out", "task_info", 43200, 0, MAX_SECONDS),
+        project_name=(_text(task_info, "project_name", "task_info") or "")[:255],
+        camera=(_text(common, "camera_name", where) or None),
+        width=width,
+        height=height,
+        output_format=output_format,
+        command=command,
+        max_attempts=_int(task_info, "max_attempts", "task_info", 3, 1, 100),
+        plugins=plugins,
+    )
+
+
+def describe(spec: TaskSpec) -> dict[str, Any]:
+    """What the farm stores about how to render a task (the renderer's input)."""
+    return {
+        "software": spec.software,
+        "cg_version": spec.cg_version,
+        "scene": spec.scene_storage_path,
+        "camera": spec.camera,
+        "width": spec.width,
+        "height": spec.height,
+        "format": spec.output_format,
+        "command": spec.command,
+    }

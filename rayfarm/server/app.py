@@ -1,0 +1,119 @@
+"""The Starlette application: one dispatcher for every Renderbus route, plus health."""
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route as HttpRoute
+
+from rayfarm.protocol.codes import ApiError, Code
+from rayfarm.protocol.envelope import envelope, success
+from rayfarm.server import models
+from rayfarm.server.auth import authenticate
+from rayfarm.server.farm import Farm
+from rayfarm.server.renderbus import ROUTES
+from rayfarm.store import nonces
+
+log = logging.getLogger("rayfarm.server")
+HOUSEKEEPING_SECONDS = 30.0
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def decode_json(raw: bytes) -> dict:
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise ApiError(Code.INVALID_PARAMETER, "The request body is not valid JSON; send a JSON object.") from None
+    if not isinstance(body, dict):
+        raise ApiError(Code.INVALID_PARAMETER, "The request body must be a JSON object, like {\"taskIds\": [1]}.")
+    return body
+
+
+def answer(payload: dict) -> JSONResponse:
+    return JSONResponse(payload, status_code=200)
+
+
+def make_app(farm: Farm) -> Starlette:
+    async def renderbus(request: Request) -> Response:
+        request_id = uuid.uuid4().hex
+        path = request.url.path
+        try:
+            route = ROUTES.get(path)
+            if route is None:
+                raise ApiError(Code.NOT_FOUND, f"There is no API at {path}; check the URL (rayfarm speaks the "
+                                               f"Renderbus task API).")
+            if request.method != "POST":
+                raise ApiError(Code.ILLEGAL_REQUEST, f"{path} takes POST requests with a JSON body.")
+            try:
+                raw = await read_body(request, farm.settings.max_body)
+            except BodyTooLarge:
+                raise ApiError(Code.INVALID_PARAMETER, f"The request body is larger than "
+                                                       f"{farm.settings.max_body // (1024 * 1024)} MiB; send less.") from None
+            body = decode_json(raw)
+            host = request.headers.get("host", "")
+            user = await run_in_threadpool(authenticate, farm, request.headers, host, path, body)
+            params = models.parse(route.model, body)
+            data = await run_in_threadpool(route.handler, farm, user, params, {"request_id": request_id})
+            return answer(success(data, request_id))
+        except ApiError as exc:
+            return answer(envelope(exc.code, exc.message, None, request_id))
+        except Exception:
+            log.exception("request %s to %s failed", request_id, path)
+            return answer(envelope(Code.INTERNAL, f"The farm hit an internal error (request {request_id}); it was "
+                                                  f"logged. Try again, and tell the farm's administrator if it lasts.",
+                                   None, request_id))
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "time": time.time()})
+
+    def housekeeping_once() -> None:
+        with farm.db.write() as conn:
+            nonces.forget_older_than(conn, time.time() - 2 * farm.settings.time_window - 60)
+
+    async def housekeeping() -> None:
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_SECONDS)
+            try:
+                await run_in_threadpool(housekeeping_once)
+            except Exception:
+                log.exception("housekeeping failed; will try again")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        task = asyncio.create_task(housekeeping())
+        try:
+            yield
+        finally:
+            task.cancel()
+            farm.db.dispose()
+
+    routes = [
+        HttpRoute("/healthz", healthz, methods=["GET"]),
+        HttpRoute("/api/{rest:path}", renderbus, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)

@@ -1,0 +1,57 @@
+"""Signed-request authentication for the Renderbus routes."""
+
+import time
+from collections.abc import Mapping
+
+from rayfarm.protocol import signing
+from rayfarm.protocol.codes import ApiError, Code
+from rayfarm.server.farm import Farm
+from rayfarm.store import nonces
+from rayfarm.store.users import User
+
+
+def authenticate(farm: Farm, headers: Mapping[str, str], host: str, path: str, body: dict) -> User:
+    """Check access id, timestamp, signature and nonce, in that order; the caller's user."""
+    access_id = headers.get("accessid")
+    if not access_id:
+        raise ApiError(Code.LOGIN_REQUIRED, "The request has no accessId header; sign in with your access id and key.")
+    found = farm.user_by_access_id(access_id)
+    if found is None:
+        raise ApiError(Code.LOGIN_REQUIRED, "The accessId is not known to this farm; check the access id you were given.")
+    user, key = found
+    if user.disabled:
+        raise ApiError(Code.FORBIDDEN, "This account is disabled; ask the farm's administrator to enable it.")
+
+    stamp = headers.get("utctimestamp", "")
+    now = time.time()
+    window = farm.settings.time_window
+    try:
+        skew = abs(now - int(stamp))
+    except ValueError:
+        raise ApiError(Code.SIGNATURE_EXPIRED, "The UTCTimestamp header is missing or not a number of seconds; "
+                                                "send the current time in epoch seconds.") from None
+    if skew > window:
+        raise ApiError(Code.SIGNATURE_EXPIRED,
+                       f"The request's UTCTimestamp is {int(skew)} s away from the farm's clock (at most {window} s "
+                       f"allowed); set your computer's clock right and try again.")
+
+    signature = headers.get("signature")
+    nonce = headers.get("nonce")
+    if not signature or not nonce:
+        raise ApiError(Code.SIGNATURE_INVALID, "The request has no signature or nonce header; sign every request.")
+    if len(nonce) > 64:
+        raise ApiError(Code.ILLEGAL_REQUEST, "The nonce header is longer than 64 characters; send a short random nonce.")
+    signed = {name: headers[name.lower()] for name in signing.SIGNED_HEADERS if name.lower() in headers}
+    try:
+        message = signing.string_to_sign(host, path, signed, body)
+    except signing.CanonicalError as exc:
+        raise ApiError(Code.INVALID_PARAMETER, f"The request body cannot be signed: {exc}.") from None
+    if not signing.verify(key, message, signature):
+        raise ApiError(Code.SIGNATURE_INVALID,
+                       "The signature does not match; check the access key and that the domain you use is the one "
+                       "the request is sent to.")
+    with farm.db.write() as conn:
+        if not nonces.remember(conn, access_id, nonce, now):
+            raise ApiError(Code.ILLEGAL_REQUEST,
+                           "This nonce was used already (a replayed request); send each request with a new nonce.")
+    return user

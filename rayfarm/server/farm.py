@@ -1,0 +1,39 @@
+"""What every request handler needs: settings, database, storage and the key box."""
+
+import threading
+import time
+
+from rayfarm.config import Settings, farm_secret
+from rayfarm.storage import Storage
+from rayfarm.store import users as users_store
+from rayfarm.store.db import Database
+from rayfarm.store.users import KeyBox, User
+
+USER_CACHE_SECONDS = 5.0
+
+
+class Farm:
+    def __init__(self, settings: Settings, database: Database | None = None):
+        self.settings = settings
+        self.db = database or Database(settings.database_url)
+        self.keys = KeyBox(farm_secret(settings.data_dir))
+        self.storage = Storage(settings.storage, settings.shared_roots)
+        self._users: dict[str, tuple[float, User, str]] = {}
+        self._lock = threading.Lock()
+
+    def user_by_access_id(self, access_id: str) -> tuple[User, str] | None:
+        """The user and clear key for an access id, cached a few seconds (disable/rotate apply quickly)."""
+        now = time.monotonic()
+        with self._lock:
+            hit = self._users.get(access_id)
+        if hit and hit[0] > now:
+            return hit[1], hit[2]
+        with self.db.read() as conn:
+            found = users_store.by_access_id(conn, self.keys, access_id)
+        if found is None:
+            return None
+        with self._lock:
+            if len(self._users) > 10_000:
+                self._users.clear()
+            self._users[access_id] = (now + USER_CACHE_SECONDS, found[0], found[1])
+        return found

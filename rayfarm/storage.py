@@ -1,0 +1,57 @@
+"""Farm file storage: each user's input and output folders, and the shared roots.
+
+Every path that comes from a user goes through :meth:`Storage.inside`, which refuses anything
+that would leave its root ('..', absolute tricks, symlinks pointing outside).
+"""
+
+import os
+from pathlib import Path
+
+from rayfarm.domain.paths import to_storage_path
+from rayfarm.protocol.codes import ApiError, Code
+
+
+def inside(root: Path, relative: str) -> Path:
+    """``root/relative`` resolved, or ApiError(600) if it would escape ``root``."""
+    root = root.resolve()
+    candidate = (root / relative.lstrip("/")).resolve()
+    if candidate != root and root not in candidate.parents:
+        raise ApiError(Code.INVALID_PARAMETER, f"The path {relative!r} leaves the storage folder; use a path inside it.")
+    return candidate
+
+
+class Storage:
+    def __init__(self, root: Path, shared_roots: list[Path] | None = None):
+        self.root = Path(root)
+        self.shared_roots = [Path(r).resolve() for r in (shared_roots or [])]
+
+    def user_dir(self, user_id: int, kind: str) -> Path:
+        path = self.root / str(int(user_id)) / kind
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return path
+
+    def input_path(self, user_id: int, local_path: str) -> Path:
+        """Where a user's local path lives in their input storage (may not exist yet)."""
+        return inside(self.user_dir(user_id, "input"), to_storage_path(local_path))
+
+    def output_dir(self, user_id: int, name: str) -> Path:
+        return inside(self.user_dir(user_id, "output"), name)
+
+    def locate_scene(self, user_id: int, local_path: str) -> dict:
+        """Find a scene the farm can read: user input storage first, then the shared roots.
+
+        Returns {"scene_root": "input"|"shared", "scene": path}; 600 naming the file otherwise.
+        """
+        mapped = to_storage_path(local_path)
+        stored = inside(self.user_dir(user_id, "input"), mapped)
+        if stored.is_file():
+            return {"scene_root": "input", "scene": mapped}
+        posix = local_path.replace("\\", "/")
+        if posix.startswith("/"):
+            for root in self.shared_roots:
+                candidate = Path(os.path.normpath(posix)).resolve()
+                if (root == candidate or root in candidate.parents) and candidate.is_file():
+                    return {"scene_root": "shared", "scene": str(candidate)}
+        raise ApiError(Code.INVALID_PARAMETER,
+                       f"The scene file {local_path!r} is not on the farm: upload it first (it maps to {mapped} in "
+                       f"your input storage) or keep it under a shared root the farm mounts.")

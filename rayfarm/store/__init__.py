@@ -1,0 +1,1 @@
+"""Everything that touches the database: schema, migrations, queries. SQL lives only here."""

@@ -1,0 +1,98 @@
+"""Engine set-up, transactions and migrations.
+
+``Database.write()`` opens a transaction that may write: on SQLite it starts with
+``BEGIN IMMEDIATE`` so concurrent writers queue on the busy timeout instead of failing when a
+read lock cannot be upgraded; on PostgreSQL it is an ordinary transaction and rows are locked
+explicitly where needed.
+"""
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.pool import NullPool
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def sqlite_url(data_dir: Path) -> str:
+    return f"sqlite:///{Path(data_dir) / 'rayfarm.db'}"
+
+
+class Database:
+    def __init__(self, url: str):
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        self.engine = self._make_engine(url)
+
+    def _make_engine(self, url: str) -> Engine:
+        if not self.is_sqlite:
+            return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60},
+                               pool_size=16, max_overflow=32)
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn, _record):
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=60000")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection):
+            mode = "IMMEDIATE" if conn.get_execution_options().get("rayfarm_write") else "DEFERRED"
+            conn.exec_driver_sql(f"BEGIN {mode}")
+
+        return engine
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(rayfarm_write=True)
+            with conn.begin():
+                yield conn
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            with conn.begin():
+                yield conn
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration (safe to run from several processes at once)."""
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.set_main_option("sqlalchemy.url", self.url)
+        if self.is_sqlite:
+            with self.write() as conn:
+                config.attributes["connection"] = conn
+                command.upgrade(config, "head")
+            return
+        engine = create_engine(self.url, poolclass=NullPool)
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(7301)"))
+            conn.commit()
+            try:
+                config.attributes["connection"] = conn
+                command.upgrade(config, "head")
+                conn.commit()
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(7301)"))
+                conn.commit()
+        engine.dispose()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def database_url(data_dir: Path, url: str | None = None) -> str:
+    return url or os.environ.get("RAYFARM_DATABASE_URL") or sqlite_url(data_dir)

@@ -1,0 +1,158 @@
+"""The database schema (SQLAlchemy Core). Migrations in ``migrations/`` create exactly this."""
+
+from sqlalchemy import (JSON, BigInteger, Boolean, Column, Float, ForeignKey, Index, Integer, MetaData,
+                        String, Table, Text, UniqueConstraint)
+
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+users = Table(
+    "users", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("access_id", String(64), nullable=False, unique=True),
+    Column("access_key", Text, nullable=False),  # encrypted with the farm secret (see docs/design.md)
+    Column("allow_commands", Boolean, nullable=False, default=False),
+    Column("is_admin", Boolean, nullable=False, default=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("email", String(255), nullable=False, default=""),
+    Column("created_at", Float, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+tasks = Table(
+    "tasks", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("alias", String(32), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("pre_status", Integer),
+    Column("is_deleted", Boolean, nullable=False, default=False),
+    Column("task_user_level", Integer, nullable=False, default=50),
+    Column("task_limit", Integer),
+    Column("over_time_stop", Integer),
+    Column("out_user_id", BigInteger),
+    Column("artist", String(255)),
+    Column("producer", String(255)),
+    Column("clone_original_id", Integer),
+    Column("scene_name", String(255), nullable=False, default=""),
+    Column("project_name", String(255), nullable=False, default=""),
+    Column("cg_id", Integer),
+    Column("software", String(32)),
+    Column("frames_range", Text, nullable=False, default=""),
+    Column("total_frames", Integer, nullable=False, default=0),
+    Column("per_chunk", Integer, nullable=False, default=1),
+    Column("pause_after_test", Boolean, nullable=False, default=False),
+    Column("job_stop_time", Integer, nullable=False, default=0),
+    Column("max_attempts", Integer, nullable=False, default=3),
+    Column("render", JSON),  # what the renderer needs: scene, camera, size, format, command
+    Column("submit_hash", String(64)),
+    Column("stop_type", String(32)),
+    Column("created_at", Float, nullable=False),
+    Column("submitted_at", Float),
+    Column("started_at", Float),
+    Column("completed_at", Float),
+    Index("ix_tasks_user_deleted_submitted", "user_id", "is_deleted", "submitted_at"),
+    Index("ix_tasks_status", "status"),
+    sqlite_autoincrement=True,
+)
+
+task_files = Table(
+    "task_files", metadata,
+    Column("task_id", Integer, ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(32), primary_key=True),
+    Column("content", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+labels = Table(
+    "labels", metadata,
+    Column("task_id", Integer, ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(128), primary_key=True),
+)
+
+projects = Table(
+    "projects", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("status", Integer, nullable=False, default=1),
+    UniqueConstraint("user_id", "name"),
+    sqlite_autoincrement=True,
+)
+
+frames = Table(
+    "frames", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("task_id", Integer, ForeignKey("tasks.id", ondelete="CASCADE"), nullable=False),
+    Column("seq", Integer, nullable=False),  # order inside the task: priority chunks first
+    Column("frame_index", String(64), nullable=False),
+    Column("start_frame", Integer, nullable=False),
+    Column("end_frame", Integer, nullable=False),
+    Column("step", Integer, nullable=False, default=1),
+    Column("frame_type", Integer, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("recommit_flag", Integer, nullable=False, default=0),
+    Column("node_id", Integer),
+    Column("lease_id", String(64)),
+    Column("lease_expires", Float),
+    Column("started_at", Float),
+    Column("ended_at", Float),
+    Column("execute_seconds", Float),
+    Column("progress", Float, nullable=False, default=0.0),
+    Column("avg_cpu", Float),
+    Column("avg_memory", Float),
+    Column("error", Text),
+    Column("stop_reason", String(32)),
+    Index("ix_frames_task_status_seq", "task_id", "status", "seq"),
+    Index("ix_frames_status_lease", "status", "lease_expires"),
+    sqlite_autoincrement=True,
+)
+
+nonces = Table(
+    "nonces", metadata,
+    Column("access_id", String(64), primary_key=True),
+    Column("nonce", String(64), primary_key=True),
+    Column("seen_at", Float, nullable=False, index=True),
+)
+
+settings = Table(
+    "settings", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+workers = Table(
+    "workers", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("hostname", String(255), nullable=False, default=""),
+    Column("state", String(16), nullable=False, default="idle"),  # idle, busy, lost, offline
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("draining", Boolean, nullable=False, default=False),
+    Column("slots", Integer, nullable=False, default=1),
+    Column("cores", Integer, nullable=False, default=1),
+    Column("memory", BigInteger, nullable=False, default=0),
+    Column("gpu", String(255), nullable=False, default=""),
+    Column("software", JSON),  # {"blender": "3.4.1", "command": ""}
+    Column("tags", JSON),
+    Column("version", String(32), nullable=False, default=""),
+    Column("cpu", Float),
+    Column("mem_used", BigInteger),
+    Column("session", String(64)),  # changes at every register: a restarted worker is a new session
+    Column("registered_at", Float, nullable=False),
+    Column("last_seen", Float, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+blocklist = Table(
+    "blocklist", metadata,
+    Column("task_id", Integer, ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
+    Column("worker_id", Integer, ForeignKey("workers.id", ondelete="CASCADE"), primary_key=True),
+    Column("failures", Integer, nullable=False, default=0),
+)

@@ -1,0 +1,260 @@
+"""Task operations of the Renderbus API, each one transaction: validate every id, then apply.
+
+Decisions (is this allowed, what status follows) come from ``rayfarm.domain.states``; this
+module only reads and writes rows.
+"""
+
+import hashlib
+import time
+from collections.abc import Callable, Iterable
+
+from sqlalchemy import Connection, and_, delete, func, insert, select, update
+
+from rayfarm.domain import frames as fr
+from rayfarm.domain import states
+from rayfarm.domain.paths import output_name
+from rayfarm.domain.states import FrameStatus as F
+from rayfarm.domain.states import FrameType, Op, TaskStatus
+from rayfarm.domain.taskjson import TaskSpec, describe, parse
+from rayfarm.protocol.codes import ApiError, Code
+from rayfarm.store.schema import frames, labels, task_files, tasks
+from rayfarm.store.users import User
+
+MAX_IDS = 1000
+CONFIG_FILES = ("task.json", "upload.json", "asset.json", "tips.json")
+INSERT_BATCH = 5000
+
+
+def _unknown(ids: Iterable[int]) -> ApiError:
+    listed = ", ".join(str(i) for i in sorted(ids)[:20])
+    return ApiError(Code.TASK_NOT_FOUND,
+                    f"Task {listed} does not exist (or is not yours); check the id with getTaskList.")
+
+
+def owned(conn: Connection, user: User, ids: Iterable[int], *, lock: bool = True) -> dict[int, object]:
+    """The caller's tasks with these ids, locked for update; 937 naming any id that is not theirs."""
+    wanted = list(dict.fromkeys(int(i) for i in ids))
+    if not wanted:
+        raise ApiError(Code.MISSING_PARAMETER, "No task id was given; pass at least one task id.")
+    if len(wanted) > MAX_IDS:
+        raise ApiError(Code.INVALID_PARAMETER, f"At most {MAX_IDS} task ids fit in one call; split the list.")
+    query = select(tasks).where(tasks.c.id.in_(wanted), tasks.c.user_id == user.id).order_by(tasks.c.id)
+    if lock:
+        query = query.with_for_update()
+    rows = {row.id: row for row in conn.execute(query)}
+    missing = [i for i in wanted if i not in rows]
+    if missing:
+        raise _unknown(missing)
+    return {i: rows[i] for i in wanted}
+
+
+def _plan(rows: dict, op: str) -> list[int]:
+    """Check ``op`` on every task first (all or nothing); the ids that have work to do."""
+    errors, todo = [], []
+    for task_id, row in rows.items():
+        try:
+            if states.check(op, row.status, task_id, bool(row.is_deleted)):
+                todo.append(task_id)
+        except ApiError as exc:
+            errors.append(exc.message)
+    if errors:
+        more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+        raise ApiError(Code.TASK_CANNOT_OPERATE, " ".join(errors[:3]) + more + " Nothing was changed.")
+    return todo
+
+
+# ---------------------------------------------------------------- create, files, submit
+
+def create(conn: Connection, user: User, *, count: int, level: int, platform: str, out_user_id: int | None,
+           task_labels: list[str], clone_id: int | None, artist: str | None) -> list[tuple[int, str]]:
+    source = owned(conn, user, [clone_id], lock=False)[clone_id] if clone_id else None
+    now = time.time()
+    created = []
+    for _ in range(count):
+        values = dict(user_id=user.id, alias="", status=int(TaskStatus.CREATED), is_deleted=False,
+                      task_user_level=level, out_user_id=out_user_id, artist=artist, created_at=now,
+                      clone_original_id=clone_id)
+        if source is not None:
+            values.update(task_limit=source.task_limit, over_time_stop=source.over_time_stop,
+                          artist=artist or source.artist)
+        task_id = conn.execute(insert(tasks).values(**values)).inserted_primary_key[0]
+        alias = f"{platform}W{task_id}"
+        conn.execute(update(tasks).where(tasks.c.id == task_id).values(alias=alias))
+        created.append((task_id, alias))
+    new_ids = [task_id for task_id, _ in created]
+    names = list(dict.fromkeys(task_labels))
+    if source is not None:
+        names += [n for n in conn.scalars(select(labels.c.name).where(labels.c.task_id == clone_id)) if n not in names]
+        files = conn.execute(select(task_files).where(task_files.c.task_id == clone_id)).all()
+        if files:
+            conn.execute(insert(task_files), [dict(task_id=t, name=f.name, content=f.content, updated_at=now)
+                                              for t in new_ids for f in files])
+    if names:
+        conn.execute(insert(labels), [dict(task_id=t, name=n) for t in new_ids for n in names])
+    return created
+
+
+def put_file(conn: Connection, user: User, task_id: int, name: str, content: str) -> None:
+    row = owned(conn, user, [task_id])[task_id]
+    states.check(Op.UPLOAD_CONFIG, row.status, task_id, bool(row.is_deleted))
+    where = and_(task_files.c.task_id == task_id, task_files.c.name == name)
+    if conn.execute(update(task_files).where(where).values(content=content, updated_at=time.time())).rowcount == 0:
+        conn.execute(insert(task_files).values(task_id=task_id, name=name, content=content, updated_at=time.time()))
+
+
+def get_file(conn: Connection, task_id: int, name: str) -> str | None:
+    return conn.scalar(select(task_files.c.content).where(task_files.c.task_id == task_id, task_files.c.name == name))
+
+
+def submit(conn: Connection, user: User, task_id: int, producer: str | None,
+           check_spec: Callable[[User, TaskSpec], dict]) -> bool:
+    """Submit a task: parse task.json, expand frames, queue. Returns False for a repeat (no-op)."""
+    row = owned(conn, user, [task_id])[task_id]
+    content = get_file(conn, task_id, "task.json")
+    if not states.check(Op.SUBMIT, row.status, task_id, bool(row.is_deleted)):
+        return False
+    spec = parse(content)
+    located = check_spec(user, spec)
+    chunks = fr.chunk(spec.runs, spec.per_chunk, spec.priority)
+    held = bool(spec.priority)
+    rows = [dict(task_id=task_id, seq=seq, frame_index=c.index, start_frame=c.start, end_frame=c.end, step=c.step,
+                 frame_type=int(FrameType.PRIORITY if c.priority else FrameType.MAIN),
+                 status=int(F.WAITING if (c.priority or not held) else F.HELD), attempts=0, recommit_flag=0,
+                 progress=0.0)
+            for seq, c in enumerate(chunks)]
+    for start in range(0, len(rows), INSERT_BATCH):
+        conn.execute(insert(frames), rows[start:start + INSERT_BATCH])
+    conn.execute(update(tasks).where(tasks.c.id == task_id).values(
+        status=int(TaskStatus.WAITING), submitted_at=time.time(), scene_name=spec.scene_name[:255],
+        project_name=spec.project_name, cg_id=spec.cg_id, software=spec.software, frames_range=spec.frames_text[:2000],
+        total_frames=spec.total_frames, per_chunk=spec.per_chunk, pause_after_test=spec.pause_after_test,
+        job_stop_time=spec.job_stop_time, max_attempts=spec.max_attempts, render={**describe(spec), **located},
+        submit_hash=hashlib.sha256((content or "").encode()).hexdigest(),
+        over_time_stop=row.over_time_stop or (spec.task_stop_time or None),
+        producer=(producer or row.producer)))
+    return True
+
+
+def output_dir_name(row) -> str:
+    return output_name(row.id, row.scene_name or "scene")
+
+
+# ---------------------------------------------------------------- state changes
+
+def _set_frames(conn: Connection, task_ids: list[int], old: Iterable[int], new: int, **values) -> None:
+    conn.execute(update(frames).where(frames.c.task_id.in_(task_ids), frames.c.status.in_([int(s) for s in old]))
+                 .values(status=int(new), lease_id=None, lease_expires=None, **values))
+
+
+def stop(conn: Connection, user: User, ids: list[int]) -> None:
+    rows = owned(conn, user, ids)
+    todo = _plan(rows, Op.STOP)
+    if not todo:
+        return
+    _set_frames(conn, todo, [F.WAITING, F.RENDERING], F.STOPPED, stop_reason="user", progress=0.0)
+    for task_id in todo:
+        conn.execute(update(tasks).where(tasks.c.id == task_id).values(
+            status=int(TaskStatus.STOPPED), pre_status=states.public_code(rows[task_id].status), stop_type="user"))
+
+
+def start(conn: Connection, user: User, ids: list[int]) -> None:
+    rows = owned(conn, user, ids)
+    todo = _plan(rows, Op.START)
+    if not todo:
+        return
+    _set_frames(conn, todo, [F.STOPPED], F.WAITING, stop_reason=None)
+    conn.execute(update(frames).where(frames.c.task_id.in_(todo), frames.c.status == int(F.TIMED_OUT),
+                                      frames.c.stop_reason == "overtime")
+                 .values(status=int(F.WAITING), stop_reason=None, lease_id=None, lease_expires=None))
+    for task_id in todo:
+        conn.execute(update(tasks).where(tasks.c.id == task_id).values(
+            status=int(TaskStatus.WAITING), pre_status=states.public_code(rows[task_id].status), stop_type=None,
+            completed_at=None))
+        settle(conn, task_id)
+
+
+def abort(conn: Connection, user: User, ids: list[int]) -> None:
+    rows = owned(conn, user, ids)
+    todo = _plan(rows, Op.ABORT)
+    if not todo:
+        return
+    _set_frames(conn, todo, [F.WAITING, F.RENDERING, F.HELD], F.STOPPED, stop_reason="abort", progress=0.0)
+    now = time.time()
+    for task_id in todo:
+        conn.execute(update(tasks).where(tasks.c.id == task_id).values(
+            status=int(TaskStatus.ABANDONED), pre_status=states.public_code(rows[task_id].status),
+            stop_type="abort", completed_at=now))
+
+
+def delete_tasks(conn: Connection, user: User, ids: list[int]) -> None:
+    rows = owned(conn, user, ids)
+    todo = _plan(rows, Op.DELETE)
+    if todo:
+        conn.execute(update(tasks).where(tasks.c.id.in_(todo)).values(is_deleted=True))
+
+
+def full_speed(conn: Connection, user: User, ids: list[int]) -> None:
+    rows = owned(conn, user, ids)
+    todo = _plan(rows, Op.FULL_SPEED)
+    for task_id in todo:
+        conn.execute(update(frames).where(frames.c.task_id == task_id, frames.c.status == int(F.HELD))
+                     .values(status=int(F.WAITING)))
+        values = {"pause_after_test": False}
+        if rows[task_id].status == TaskStatus.TEST_DONE:
+            values.update(status=int(TaskStatus.WAITING), pre_status=int(TaskStatus.TEST_DONE))
+        conn.execute(update(tasks).where(tasks.c.id == task_id).values(**values))
+        settle(conn, task_id)
+
+
+def change_settings(conn: Connection, user: User, ids: list[int], **values) -> None:
+    """Priority, node limit, over-time stop: allowed in every state but deleted."""
+    rows = owned(conn, user, ids)
+    _plan(rows, Op.SETTINGS)
+    conn.execute(update(tasks).where(tasks.c.id.in_(list(rows))).values(**values))
+
+
+def add_label(conn: Connection, user: User, ids: list[int], name: str) -> None:
+    rows = owned(conn, user, ids)
+    _plan(rows, Op.SETTINGS)
+    have = set(conn.scalars(select(labels.c.task_id).where(labels.c.task_id.in_(list(rows)), labels.c.name == name)))
+    new = [dict(task_id=t, name=name) for t in rows if t not in have]
+    if new:
+        conn.execute(insert(labels), new)
+
+
+def delete_labels(conn: Connection, user: User, ids: list[int], names: list[str]) -> None:
+    rows = owned(conn, user, ids)
+    _plan(rows, Op.SETTINGS)
+    conn.execute(delete(labels).where(labels.c.task_id.in_(list(rows)), labels.c.name.in_(names)))
+
+
+# ---------------------------------------------------------------- settling after frame changes
+
+def frame_counts(conn: Connection, task_id: int) -> dict[int, int]:
+    """Number of chunks per frame status."""
+    query = select(frames.c.status, func.count()).where(frames.c.task_id == task_id).group_by(frames.c.status)
+    return {status: n for status, n in conn.execute(query)}
+
+
+def settle(conn: Connection, task_id: int) -> int:
+    """Bring the task's status in line with its frames (call after frames changed); returns it."""
+    row = conn.execute(select(tasks.c.status, tasks.c.pause_after_test, tasks.c.started_at, tasks.c.completed_at)
+                       .where(tasks.c.id == task_id)).one()
+    counts = frame_counts(conn, task_id)
+    pending = conn.scalar(select(func.count()).select_from(frames).where(
+        frames.c.task_id == task_id, frames.c.frame_type == int(FrameType.PRIORITY),
+        frames.c.status.in_([int(F.WAITING), int(F.RENDERING)])))
+    new, release = states.settle(row.status, counts, priority_pending=pending, pause_after_test=row.pause_after_test)
+    if release:
+        conn.execute(update(frames).where(frames.c.task_id == task_id, frames.c.status == int(F.HELD))
+                     .values(status=int(F.WAITING)))
+    values: dict = {}
+    if new != row.status:
+        values.update(status=new, pre_status=states.public_code(row.status))
+    if new == TaskStatus.RENDERING and row.started_at is None:
+        values["started_at"] = time.time()
+    if new in states.FINISHED and row.completed_at is None:
+        values["completed_at"] = time.time()
+    if values:
+        conn.execute(update(tasks).where(tasks.c.id == task_id).values(**values))
+    return new
