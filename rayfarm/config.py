@@ -51,6 +51,14 @@ class Settings:
     max_body: int = 8 * 1024 * 1024  # bytes of a JSON request body
     platform: str = "2"
     rate_limit: float = 0  # requests per second per key (0 = off)
+    lease_seconds: float = 10.0  # a node silent this long loses its chunks
+    heartbeat_seconds: float = 3.0  # idle node's heartbeat interval
+    busy_heartbeat_seconds: float = 1.0  # heartbeat interval while rendering (stop reaches it this fast)
+    sweep_seconds: float = 1.0  # how often leases and time limits are checked
+
+    @property
+    def logs(self) -> Path:
+        return self.data_dir / "logs"
 
     @property
     def storage(self) -> Path:

@@ -11,7 +11,7 @@ from rich.table import Table
 from rayfarm.config import Settings, data_dir as resolve_data_dir
 from rayfarm.protocol.codes import ApiError
 from rayfarm.store import users as users_store
-from rayfarm.store.db import Database, database_url
+from rayfarm.store.db import database_url
 
 user_app = typer.Typer(help="Create and manage farm users (run on the server's machine).", no_args_is_help=True)
 console = Console()

@@ -1,6 +1,5 @@
 """`rayfarm` command line: server, users, and a whole local farm (`rayfarm up`)."""
 
-import json
 import logging
 from pathlib import Path
 from typing import Annotated
@@ -43,8 +42,34 @@ def up(data_dir: DataDir = None, database_url: DatabaseUrl = None,
     raise typer.Exit(run_farm(admin.settings(data_dir, database_url, shared_root), port, workers))
 
 
+@app.command()
+def worker(server: Annotated[str, typer.Option("--server", envvar="RAYFARM_SERVER", help="Farm server URL.")],
+           token: Annotated[str, typer.Option("--token", envvar="RAYFARM_WORKER_TOKEN",
+                                              help="Farm worker token (`rayfarm worker-token`).")],
+           name: Annotated[str | None, typer.Option(help="Node name (default: host name).")] = None,
+           slots: Annotated[int, typer.Option(help="Chunks rendered at once.")] = 1,
+           tags: Annotated[str, typer.Option(help="Comma-separated tags, e.g. gpu,fast.")] = "",
+           work_dir: Annotated[Path | None, typer.Option("--work-dir", help="Scene cache and scratch space.")] = None,
+           log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info") -> None:
+    """Run one render node: pull chunks from the server and render them."""
+    from rayfarm.worker import run_worker
+
+    _configure_logging(log_level)
+    run_worker(server, token, name=name, slots=slots, tags=tuple(t for t in tags.split(",") if t),
+               work_dir=work_dir)
+
+
+@app.command("worker-token")
+def worker_token(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Print the farm's worker token (render nodes authenticate with it)."""
+    from rayfarm.store.workers import worker_token as token_of
+
+    farm = admin.open_farm(data_dir, database_url)
+    with farm.db.write() as conn:
+        print(token_of(conn, farm.keys))
+
+
 def _configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-__all__ = ["app", "json"]

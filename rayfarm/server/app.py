@@ -18,8 +18,11 @@ from rayfarm.protocol.envelope import envelope, success
 from rayfarm.server import models
 from rayfarm.server.auth import authenticate
 from rayfarm.server.farm import Farm
+from rayfarm.server import files
+from rayfarm.server.native import Native
 from rayfarm.server.renderbus import ROUTES
-from rayfarm.store import nonces
+from rayfarm.store import leases, nonces, workers
+from rayfarm.store import tasks as task_store
 
 log = logging.getLogger("rayfarm.server")
 HOUSEKEEPING_SECONDS = 30.0
@@ -59,11 +62,13 @@ def answer(payload: dict) -> JSONResponse:
 
 
 def make_app(farm: Farm) -> Starlette:
+    table = {**ROUTES, **files.FILE_ROUTES}
+
     async def renderbus(request: Request) -> Response:
         request_id = uuid.uuid4().hex
         path = request.url.path
         try:
-            route = ROUTES.get(path)
+            route = table.get(path)
             if route is None:
                 raise ApiError(Code.NOT_FOUND, f"There is no API at {path}; check the URL (rayfarm speaks the "
                                                f"Renderbus task API).")
@@ -79,6 +84,10 @@ def make_app(farm: Farm) -> Starlette:
             user = await run_in_threadpool(authenticate, farm, request.headers, host, path, body)
             params = models.parse(route.model, body)
             data = await run_in_threadpool(route.handler, farm, user, params, {"request_id": request_id})
+            if route.wakes:
+                farm.wakeup.notify()
+            if isinstance(data, Response):
+                return data
             return answer(success(data, request_id))
         except ApiError as exc:
             return answer(envelope(exc.code, exc.message, None, request_id))
@@ -91,28 +100,45 @@ def make_app(farm: Farm) -> Starlette:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok", "time": time.time()})
 
-    def housekeeping_once() -> None:
+    def forget_nonces() -> None:
         with farm.db.write() as conn:
             nonces.forget_older_than(conn, time.time() - 2 * farm.settings.time_window - 60)
 
-    async def housekeeping() -> None:
+    def sweep() -> None:
+        """Requeue chunks of lost nodes and expired leases; enforce per-chunk and over-time limits."""
+        now = time.time()
+        with farm.db.write() as conn:
+            touched = set(workers.mark_lost(conn, now, farm.settings.lease_seconds))
+            touched.update(leases.requeue_expired(conn, now))
+            for task_id in touched:
+                task_store.settle(conn, task_id)
+            touched.update(leases.enforce_time_limits(conn, now))
+        if touched:
+            farm.wakeup.notify()
+
+    async def every(seconds: float, job) -> None:
         while True:
-            await asyncio.sleep(HOUSEKEEPING_SECONDS)
+            await asyncio.sleep(seconds)
             try:
-                await run_in_threadpool(housekeeping_once)
+                await run_in_threadpool(job)
             except Exception:
-                log.exception("housekeeping failed; will try again")
+                log.exception("%s failed; will try again", job.__name__)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
-        task = asyncio.create_task(housekeeping())
+        farm.wakeup.bind(asyncio.get_running_loop())
+        jobs = [asyncio.create_task(every(HOUSEKEEPING_SECONDS, forget_nonces)),
+                asyncio.create_task(every(farm.settings.sweep_seconds, sweep))]
         try:
             yield
         finally:
-            task.cancel()
+            for job in jobs:
+                job.cancel()
             farm.db.dispose()
 
     routes = [
+        *Native(farm).routes(),
+        *files.http_routes(farm),
         HttpRoute("/healthz", healthz, methods=["GET"]),
         HttpRoute("/api/{rest:path}", renderbus, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
     ]

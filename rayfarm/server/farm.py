@@ -4,6 +4,7 @@ import threading
 import time
 
 from rayfarm.config import Settings, farm_secret
+from rayfarm.server.wakeup import Wakeup
 from rayfarm.storage import Storage
 from rayfarm.store import users as users_store
 from rayfarm.store.db import Database
@@ -18,6 +19,7 @@ class Farm:
         self.db = database or Database(settings.database_url)
         self.keys = KeyBox(farm_secret(settings.data_dir))
         self.storage = Storage(settings.storage, settings.shared_roots)
+        self.wakeup = Wakeup()
         self._users: dict[str, tuple[float, User, str]] = {}
         self._lock = threading.Lock()
 

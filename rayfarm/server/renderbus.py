@@ -19,6 +19,7 @@ from rayfarm.store.users import User
 class Route:
     model: type[m.Body]
     handler: Callable[[Farm, User, Any, dict], Any]
+    wakes: bool = False  # may make chunks waiting: wake long-polling nodes
 
 
 def _check_spec(farm: Farm) -> Callable[[User, TaskSpec], dict]:
@@ -180,12 +181,12 @@ ROUTES: dict[str, Route] = {
     "/api/render/common/queryPlatforms": Route(m.Platforms, platforms),
     "/api/render/submit/createTask": Route(m.CreateTask, create_task),
     "/api/render/submit/taskJsonFile": Route(m.TaskJsonFile, task_json_file),
-    "/api/render/submit/task": Route(m.SubmitTask, submit_task),
+    "/api/render/submit/task": Route(m.SubmitTask, submit_task, wakes=True),
     "/api/rendering/task/renderingTask/stopTask": Route(m.TaskIdList, _list_op(task_store.stop)),
-    "/api/rendering/task/renderingTask/startTask": Route(m.TaskIdList, _list_op(task_store.start)),
+    "/api/rendering/task/renderingTask/startTask": Route(m.TaskIdList, _list_op(task_store.start), wakes=True),
     "/api/render/handle/abandonTask": Route(m.TaskIdList, _list_op(task_store.abort)),
     "/api/render/handle/deleteTask": Route(m.TaskIdList, _list_op(task_store.delete_tasks)),
-    "/api/render/handle/fullSpeedRendering": Route(m.TaskIdList, full_speed),
+    "/api/render/handle/fullSpeedRendering": Route(m.TaskIdList, full_speed, wakes=True),
     "/api/render/handle/setTaskOverTimeStop": Route(m.OverTime, over_time),
     "/api/rendering/task/renderingTask/updateTaskUserLevel": Route(m.UserLevel, user_level),
     "/api/render/handle/updateTaskLimit": Route(m.TaskLimit, task_limit),

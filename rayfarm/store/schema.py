@@ -156,3 +156,15 @@ blocklist = Table(
     Column("worker_id", Integer, ForeignKey("workers.id", ondelete="CASCADE"), primary_key=True),
     Column("failures", Integer, nullable=False, default=0),
 )
+
+uploads = Table(
+    "uploads", metadata,
+    Column("id", String(64), primary_key=True),  # random: the upload URL's capability
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("local_path", Text, nullable=False),
+    Column("storage_path", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("completed_at", Float),
+)

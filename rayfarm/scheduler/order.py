@@ -1,0 +1,46 @@
+"""The scheduler's choice order.
+
+Among tasks with waiting chunks:
+1. a task the node cannot run is skipped: software it lacks, a task that failed on this node
+   ``BLOCK_AFTER`` times, or a task already rendering on ``taskLimit`` nodes (unless this node is
+   one of them and has a free slot — it adds no node);
+2. higher ``taskUserLevel`` first;
+3. among equals, fair share: the user with fewest running chunks first;
+4. then the earliest submitted task, then the lowest id.
+"""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+BLOCK_AFTER = 2  # failures of one task on one node before that node gets no more of its chunks
+
+
+@dataclass(frozen=True)
+class Candidate:
+    task_id: int
+    user_id: int
+    level: int
+    submitted_at: float
+    software: str
+    limit: int | None  # nodes at most (None = no limit)
+    nodes: int  # distinct nodes rendering it now
+    on_this_node: bool  # this node renders a chunk of it now
+
+
+def eligible(candidate: Candidate, software: Iterable[str], blocked: Mapping[int, int]) -> bool:
+    if candidate.software not in set(software):
+        return False
+    if blocked.get(candidate.task_id, 0) >= BLOCK_AFTER:
+        return False
+    if candidate.limit and candidate.nodes >= candidate.limit and not candidate.on_this_node:
+        return False
+    return True
+
+
+def rank(candidates: Iterable[Candidate], *, software: Iterable[str], blocked: Mapping[int, int],
+         user_running: Mapping[int, int]) -> list[Candidate]:
+    """Eligible candidates, best first."""
+    names = set(software)
+    chosen = [c for c in candidates if eligible(c, names, blocked)]
+    chosen.sort(key=lambda c: (-c.level, user_running.get(c.user_id, 0), c.submitted_at, c.task_id))
+    return chosen

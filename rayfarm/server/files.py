@@ -1,0 +1,286 @@
+"""Frames, outputs, thumbnails, logs and file transfer routes (signed like every Renderbus call).
+
+Uploads are resumable: ``uploadInit`` (signed) opens a session whose unguessable id is the
+capability for ``PUT /v1/upload/{id}`` (raw bytes at an offset); the file is checked against its
+sha256, kept once per content in the user's ``cas`` folder and linked where the local path maps.
+"""
+
+import hashlib
+import os
+import shutil
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route as HttpRoute
+
+from rayfarm.domain.paths import to_storage_path
+from rayfarm.protocol.codes import ApiError, Code
+from rayfarm.server import models as m
+from rayfarm.server.farm import Farm
+from rayfarm.server.renderbus import Route
+from rayfarm.storage import inside
+from rayfarm.store import frame_ops, queries, uploads
+from rayfarm.store.schema import frames
+from rayfarm.store.users import User
+from rayfarm.worker_files import sha256_of
+
+MAX_UPLOAD = 64 * 1024**3
+UPLOAD_LIFETIME = 24 * 3600
+FrameIds = Annotated[list[m.TaskId], Field(max_length=100_000)]
+Statuses = Annotated[list[m.Int], Field(max_length=20)]
+
+
+class Recommit(m.Body):
+    taskIds: m.TaskIds
+    status: Statuses | None = None
+
+
+class FrameSelection(m.Body):
+    taskId: m.TaskId
+    selectAll: Annotated[int, Field(ge=0, le=1)] = 0
+    ids: FrameIds | None = None
+    status: Statuses | None = None
+
+
+class Thumbnail(m.Body):
+    id: m.TaskId
+    frameStatus: m.Int | None = 4
+
+
+class OutputFiles(m.Body):
+    taskId: m.TaskId | None = None
+    treePath: Annotated[str, Field(max_length=4096)] = "/"
+
+
+class FrameLog(m.Body):
+    taskId: m.TaskId
+    frameId: m.TaskId | None = None
+    frameIndex: Annotated[str, Field(max_length=64)] | None = None
+    tail: Annotated[int, Field(ge=1, le=100_000)] = 200
+
+
+class Download(m.Body):
+    path: Annotated[str, Field(min_length=1, max_length=4096)]
+    area: Annotated[str, Field(pattern="^(output|thumbnails)$")] = "output"
+
+
+class UploadInit(m.Body):
+    localPath: Annotated[str, Field(min_length=1, max_length=4096)]
+    size: Annotated[int, Field(ge=0, le=MAX_UPLOAD)]
+    sha256: Annotated[str, Field(pattern="^[0-9a-f]{64}$")]
+
+
+def recommit_tasks(farm: Farm, user: User, body: Recommit, ctx) -> dict:
+    with farm.db.write() as conn:
+        return {"count": frame_ops.recommit(conn, user, body.taskIds, body.status)}
+
+
+def recommit_frames(farm: Farm, user: User, body: FrameSelection, ctx) -> dict:
+    with farm.db.write() as conn:
+        return {"count": frame_ops.recommit(conn, user, [body.taskId], body.status or [4, 5, 11], body.ids,
+                                            body.selectAll == 1)}
+
+
+def stop_frames(farm: Farm, user: User, body: FrameSelection, ctx) -> dict:
+    with farm.db.write() as conn:
+        return {"count": frame_ops.stop_frames(conn, user, body.taskId, body.ids, body.selectAll == 1, body.status)}
+
+
+def _frame(farm: Farm, user: User, frame_id: int):
+    with farm.db.read() as conn:
+        row = conn.execute(frames.select().where(frames.c.id == frame_id)).first()
+        if row is not None:
+            queries.task_row(conn, user, row.task_id)  # 937 unless the caller owns the task
+    if row is None:
+        raise ApiError(Code.NOT_FOUND, f"Frame {frame_id} does not exist; list frames with queryTaskFrames.")
+    return row
+
+
+def thumbnails(farm: Farm, user: User, body: Thumbnail, ctx) -> list[str]:
+    frame = _frame(farm, user, body.id)
+    folder = farm.storage.user_dir(user.id, "thumbnails") / str(frame.task_id) / str(frame.id)
+    if frame.status != 4 or not folder.is_dir():
+        return []
+    return [f"/{frame.task_id}/{frame.id}/{p.name}" for p in sorted(folder.iterdir()) if p.suffix == ".jpg"]
+
+
+def _entry(path: Path, root: Path) -> dict:
+    stat = path.stat()
+    directory = path.is_dir()
+    return {"fileName": path.name, "fileSize": 0 if directory else stat.st_size,
+            "lastModify": datetime.fromtimestamp(stat.st_mtime).strftime("%Y-%m-%d %H:%M:%S"),
+            "fileType": "directory" if directory else (path.suffix.lstrip(".").lower() or "file"),
+            "filePath": "/" + str(path.relative_to(root)), "directory": directory, "isArrears": False}
+
+
+def output_files(farm: Farm, user: User, body: OutputFiles, ctx) -> list[dict]:
+    root = farm.storage.user_dir(user.id, "output")
+    if body.taskId:
+        with farm.db.read() as conn:
+            task = queries.task_row(conn, user, body.taskId)
+        from rayfarm.domain.paths import output_name
+
+        folder = root / output_name(task.id, task.scene_name or "scene")
+    else:
+        folder = inside(root, body.treePath)
+    if not folder.is_dir():
+        return []
+    return [_entry(p, root) for p in sorted(folder.iterdir()) if not p.name.startswith(".")]
+
+
+def frame_log(farm: Farm, user: User, body: FrameLog, ctx) -> dict:
+    with farm.db.read() as conn:
+        queries.task_row(conn, user, body.taskId)
+        query = frames.select().where(frames.c.task_id == body.taskId)
+        if body.frameId:
+            query = query.where(frames.c.id == body.frameId)
+        elif body.frameIndex:
+            query = query.where(frames.c.frame_index == body.frameIndex)
+        else:
+            raise ApiError(Code.MISSING_PARAMETER, "Name the frame with frameId or frameIndex (e.g. \"5-8\").")
+        row = conn.execute(query).first()
+    if row is None:
+        raise ApiError(Code.NOT_FOUND, f"Task {body.taskId} has no such frame; list frames with queryTaskFrames.")
+    path = farm.settings.logs / str(body.taskId) / f"{row.id}.log"
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines() if path.exists() else []
+    return {"frameId": row.id, "frameIndex": row.frame_index, "frameStatus": row.status,
+            "lines": lines[-body.tail:], "totalLines": len(lines)}
+
+
+def download(farm: Farm, user: User, body: Download, ctx) -> Response:
+    root = farm.storage.user_dir(user.id, body.area)
+    path = inside(root, body.path)
+    if not path.is_file():
+        raise ApiError(Code.NOT_FOUND, f"There is no file {body.path!r} in your {body.area}; list files with "
+                                       f"getOutputUserDirFile.")
+    return FileResponse(path, filename=path.name, headers={"X-Sha256": sha256_of(path)})
+
+
+def _cas(farm: Farm, user_id: int, sha256: str) -> Path:
+    return farm.storage.user_dir(user_id, "cas") / sha256
+
+
+def _place(farm: Farm, user_id: int, sha256: str, local_path: str) -> None:
+    """Link the stored content where the user's local path maps (replacing what was there)."""
+    target = farm.storage.input_path(user_id, local_path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = target.with_name(f".{target.name}.link")
+    if temp.exists():
+        temp.unlink()
+    try:
+        os.link(_cas(farm, user_id, sha256), temp)
+    except OSError:
+        shutil.copyfile(_cas(farm, user_id, sha256), temp)
+    os.replace(temp, target)
+
+
+def upload_init(farm: Farm, user: User, body: UploadInit, ctx) -> dict:
+    storage_path = to_storage_path(body.localPath)
+    farm.storage.input_path(user.id, body.localPath)  # refuses paths that leave the storage
+    blob = _cas(farm, user.id, body.sha256)
+    if blob.is_file() and blob.stat().st_size == body.size:
+        _place(farm, user.id, body.sha256, body.localPath)
+        return {"uploadId": None, "offset": body.size, "done": True, "storagePath": storage_path}
+    with farm.db.write() as conn:
+        upload_id = uploads.begin(conn, user.id, body.localPath, storage_path, body.size, body.sha256)
+    part = farm.storage.user_dir(user.id, "uploads") / upload_id
+    offset = part.stat().st_size if part.exists() else 0
+    return {"uploadId": upload_id, "offset": offset, "done": False, "storagePath": storage_path,
+            "url": f"/v1/upload/{upload_id}"}
+
+
+def _session(farm: Farm, upload_id: str):
+    with farm.db.read() as conn:
+        row = uploads.get(conn, upload_id)
+    if row is None or row.completed_at is not None or row.created_at < time.time() - UPLOAD_LIFETIME:
+        return None
+    return row
+
+
+async def upload_put(farm: Farm, request: Request) -> Response:
+    from starlette.concurrency import run_in_threadpool
+
+    row = await run_in_threadpool(_session, farm, request.path_params["upload_id"])
+    if row is None:
+        return JSONResponse({"error": "This upload is unknown, finished or expired; start it again with uploadInit."},
+                            status_code=404)
+    part = farm.storage.user_dir(row.user_id, "uploads") / row.id
+    have = part.stat().st_size if part.exists() else 0
+    try:
+        offset = int(request.query_params.get("offset", "0"))
+    except ValueError:
+        offset = -1
+    if offset != have:
+        return JSONResponse({"error": f"Send the bytes from offset {have}.", "offset": have}, status_code=409)
+    received = have
+    with open(part, "ab") as handle:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > row.size:
+                handle.truncate(have)
+                return JSONResponse({"error": "More bytes than the declared size; start again."}, status_code=400)
+            handle.write(chunk)
+    if received < row.size:
+        return JSONResponse({"offset": received, "done": False})
+    digest = await run_in_threadpool(_digest, part)
+    if digest != row.sha256:
+        part.unlink()
+        return JSONResponse({"error": "The uploaded bytes do not match the sha256 given; upload the file again.",
+                             "offset": 0}, status_code=422)
+
+    def finish():
+        os.replace(part, _cas(farm, row.user_id, row.sha256))
+        _place(farm, row.user_id, row.sha256, row.local_path)
+        with farm.db.write() as conn:
+            uploads.finish(conn, row.id)
+
+    await run_in_threadpool(finish)
+    return JSONResponse({"offset": received, "done": True, "storagePath": row.storage_path})
+
+
+async def upload_status(farm: Farm, request: Request) -> Response:
+    from starlette.concurrency import run_in_threadpool
+
+    row = await run_in_threadpool(_session, farm, request.path_params["upload_id"])
+    if row is None:
+        return JSONResponse({"error": "This upload is unknown, finished or expired."}, status_code=404)
+    part = farm.storage.user_dir(row.user_id, "uploads") / row.id
+    return JSONResponse({"offset": part.stat().st_size if part.exists() else 0, "size": row.size, "done": False})
+
+
+def _digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1024 * 1024), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+FILE_ROUTES: dict[str, Route] = {
+    "/api/render/handle/recommitTasks": Route(Recommit, recommit_tasks, wakes=True),
+    "/api/render/handle/recommitTaskFrames": Route(FrameSelection, recommit_frames, wakes=True),
+    "/api/render/handle/stopTaskFrames": Route(FrameSelection, stop_frames),
+    "/api/render/handle/loadingFrameThumbnail": Route(Thumbnail, thumbnails),
+    "/api/render/file/operate/getOutputUserDirFile": Route(OutputFiles, output_files),
+    "/api/rayfarm/task/log": Route(FrameLog, frame_log),
+    "/api/rayfarm/file/download": Route(Download, download),
+    "/api/rayfarm/file/uploadInit": Route(UploadInit, upload_init),
+}
+
+
+def http_routes(farm: Farm) -> list[HttpRoute]:
+    async def put(request: Request) -> Response:
+        return await upload_put(farm, request)
+
+    async def status(request: Request) -> Response:
+        return await upload_status(farm, request)
+
+    return [HttpRoute("/v1/upload/{upload_id}", put, methods=["PUT"]),
+            HttpRoute("/v1/upload/{upload_id}", status, methods=["GET"])]
+
+

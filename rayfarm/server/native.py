@@ -1,0 +1,322 @@
+"""The native worker API (docs/worker-protocol.md): register, lease, heartbeat, outputs, complete."""
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import os
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from rayfarm.domain.paths import output_name
+from rayfarm.server.farm import Farm
+from rayfarm.store import leases, workers
+from rayfarm.store.schema import tasks
+from rayfarm.store.workers import WorkerError
+from rayfarm.worker_files import make_thumbnail, safe_file_name, sha256_of
+
+log = logging.getLogger("rayfarm.native")
+MAX_LOG_LINES = 2000
+MAX_OUTPUT_BYTES = 8 * 1024**3
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class Register(Body):
+    name: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._@-]+$")]
+    hostname: Annotated[str, Field(max_length=255)] = ""
+    slots: Annotated[int, Field(ge=1, le=256)] = 1
+    cores: Annotated[int, Field(ge=1, le=4096)] = 1
+    memory: Annotated[int, Field(ge=0)] = 0
+    gpu: Annotated[str, Field(max_length=255)] = ""
+    software: dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=64)]] = {}
+    tags: Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=64)] = []
+    version: Annotated[str, Field(max_length=32)] = ""
+
+
+class Session(Body):
+    workerId: int
+    session: Annotated[str, Field(max_length=64)]
+
+
+class LeaseRequest(Session):
+    max: Annotated[int, Field(ge=1, le=256)] = 1
+    wait: Annotated[float, Field(ge=0, le=20)] = 0
+
+
+class Running(Body):
+    leaseId: Annotated[str, Field(max_length=64)]
+    progress: Annotated[float, Field(ge=0, le=100)] = 0
+    cpu: float | None = None
+    memory: float | None = None
+    log: Annotated[list[Annotated[str, Field(max_length=8192)]], Field(max_length=MAX_LOG_LINES)] = []
+
+
+class Heartbeat(Session):
+    cpu: float | None = None
+    memUsed: int | None = None
+    running: Annotated[list[Running], Field(max_length=256)] = []
+
+
+class Complete(Session):
+    leaseId: Annotated[str, Field(max_length=64)]
+    result: Annotated[str, Field(pattern="^(done|failed|timeout)$")]
+    error: Annotated[str, Field(max_length=20000)] | None = None
+    executeSeconds: Annotated[float, Field(ge=0)] | None = None
+    avgCpu: float | None = None
+    avgMemory: float | None = None
+    outputs: Annotated[list[Annotated[str, Field(max_length=255)]], Field(max_length=10000)] = []
+    log: Annotated[list[Annotated[str, Field(max_length=8192)]], Field(max_length=MAX_LOG_LINES)] = []
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+class Native:
+    def __init__(self, farm: Farm):
+        self.farm = farm
+        self._token: str | None = None
+
+    # ------------------------------------------------------------ plumbing
+
+    def token(self) -> str:
+        if self._token is None:
+            with self.farm.db.write() as conn:
+                self._token = workers.worker_token(conn, self.farm.keys)
+        return self._token
+
+    async def _authorized(self, request: Request) -> None:
+        header = request.headers.get("authorization", "")
+        given = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+        expected = await run_in_threadpool(self.token)
+        if not given or not hmac.compare_digest(given.encode(), expected.encode()):
+            raise WorkerError(401, "The worker token is missing or wrong; start the worker with --token "
+                                   "(printed by `rayfarm worker-token` on the server).")
+
+    async def _body(self, request: Request, model: type[Body]) -> Body:
+        raw = await request.body()
+        if len(raw) > 16 * 1024 * 1024:
+            raise WorkerError(413, "The request body is too large.")
+        try:
+            return model.model_validate_json(raw or b"{}")
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in first["loc"]) or "body"
+            raise WorkerError(422, f"Invalid field {where!r}: {first['msg']}.") from None
+
+    def route(self, handler, model: type[Body] | None = None):
+        async def endpoint(request: Request) -> Response:
+            try:
+                await self._authorized(request)
+                body = await self._body(request, model) if model else None
+                return await handler(request, body)
+            except WorkerError as exc:
+                return _error(exc.status, exc.message)
+            except Exception:
+                log.exception("worker call %s failed", request.url.path)
+                return _error(500, "The server hit an internal error; it was logged. Retry later.")
+        return endpoint
+
+    def _session(self, conn, worker_id: int, session: str):
+        return workers.check_session(conn, worker_id, session)
+
+    def append_log(self, task_id: int, frame_id: int, lines: list[str]) -> None:
+        folder = self.farm.settings.logs / str(task_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / f"{frame_id}.log", "a", encoding="utf-8", errors="replace") as handle:
+            for line in lines:
+                handle.write(line.rstrip("\n") + "\n")
+
+    # ------------------------------------------------------------ calls
+
+    async def register(self, request: Request, body: Register) -> Response:
+        def run():
+            with self.farm.db.write() as conn:
+                return workers.register(conn, body.model_dump(), time.time())
+
+        worker_id, session, released = await run_in_threadpool(run)
+        if released:
+            self.farm.wakeup.notify()
+        s = self.farm.settings
+        return JSONResponse({"workerId": worker_id, "session": session, "leaseSeconds": s.lease_seconds,
+                             "heartbeatSeconds": s.heartbeat_seconds, "busyHeartbeatSeconds": s.busy_heartbeat_seconds})
+
+    def _claim(self, body: LeaseRequest) -> list[dict]:
+        s = self.farm.settings
+        with self.farm.db.write() as conn:
+            worker = self._session(conn, body.workerId, body.session)
+            if worker.disabled or worker.draining:
+                return []
+            software = list((worker.software or {}).keys())
+            claimed = leases.claim(conn, worker, software, body.max, time.time(), s.lease_seconds,
+                                   not self.farm.db.is_sqlite)
+        answer = []
+        for item in claimed:
+            frame, task = item.frame, item.task
+            self.append_log(task.id, frame.id, [f"=== attempt {frame.attempts + 1} on node {worker.name} at "
+                                                f"{datetime.now().isoformat(timespec='seconds')} ==="])
+            answer.append(self._lease_json(frame, task))
+        return answer
+
+    def _lease_json(self, frame, task) -> dict:
+        render = dict(task.render or {})
+        scene = {"url": f"/v1/worker/scene/{frame.id}", "path": None, "sha256": None, "size": None}
+        location = self._scene_file(task)
+        if location is not None and location.is_file():
+            scene.update(sha256=sha256_of(location), size=location.stat().st_size)
+            if render.get("scene_root") == "shared":
+                scene["path"] = str(location)
+        return {"leaseId": frame.lease_id, "frameId": frame.id, "taskId": task.id, "userId": task.user_id,
+                "frameIndex": frame.frame_index, "start": frame.start_frame, "end": frame.end_frame,
+                "step": frame.step, "attempt": frame.attempts + 1, "jobStopTime": task.job_stop_time,
+                "leaseExpires": frame.lease_expires, "render": render, "scene": scene,
+                "outputName": output_name(task.id, task.scene_name or "scene")}
+
+    def _scene_file(self, task) -> Path | None:
+        render = task.render or {}
+        if render.get("scene_root") == "input":
+            return self.farm.storage.input_path(task.user_id, render["scene"])
+        if render.get("scene_root") == "shared":
+            return Path(render["scene"])
+        return None
+
+    async def lease(self, request: Request, body: LeaseRequest) -> Response:
+        deadline = time.monotonic() + body.wait
+        while True:
+            found = await run_in_threadpool(self._claim, body)
+            remaining = deadline - time.monotonic()
+            if found or remaining <= 0 or await request.is_disconnected():
+                return JSONResponse({"leases": found})
+            await self.farm.wakeup.wait(min(remaining, 2.0))
+
+    async def heartbeat(self, request: Request, body: Heartbeat) -> Response:
+        def run():
+            s = self.farm.settings
+            with self.farm.db.write() as conn:
+                worker = self._session(conn, body.workerId, body.session)
+                stop, logs = workers.heartbeat(conn, worker, [r.model_dump() for r in body.running], body.cpu,
+                                               body.memUsed, time.time(), s.lease_seconds)
+            for task_id, frame_id, lines in logs:
+                self.append_log(task_id, frame_id, lines)
+            return stop, worker
+
+        stop, worker = await run_in_threadpool(run)
+        return JSONResponse({"stop": stop, "leaseExpires": time.time() + self.farm.settings.lease_seconds,
+                             "disabled": bool(worker.disabled), "draining": bool(worker.draining)})
+
+    def _lease_target(self, worker_id: int, session: str, lease_id: str, name: str) -> Path | None:
+        with self.farm.db.read() as conn:
+            self._session(conn, worker_id, session)
+            frame = leases.lease_frame(conn, worker_id, lease_id)
+            if frame is None:
+                return None
+            task = conn.execute(tasks.select().where(tasks.c.id == frame.task_id)).first()
+        folder = self.farm.storage.output_dir(task.user_id, output_name(task.id, task.scene_name or "scene"))
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / name
+
+    async def output(self, request: Request, body: None) -> Response:
+        lease_id = request.path_params["lease_id"]
+        name = safe_file_name(request.path_params["file_name"])
+        if name is None:
+            raise WorkerError(422, "The output file name must be a plain file name (no '/', no '..').")
+        worker_id, session = self._identity(request)
+        target = await run_in_threadpool(self._lease_target, worker_id, session, lease_id, name)
+        if target is None:
+            return JSONResponse({"accepted": False})
+        fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+        digest, size = hashlib.sha256(), 0
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > MAX_OUTPUT_BYTES:
+                        raise WorkerError(413, "The output file is larger than the farm accepts (8 GiB).")
+                    digest.update(chunk)
+                    await asyncio.to_thread(handle.write, chunk)
+            os.replace(temp, target)
+        except OSError as exc:
+            raise WorkerError(507, f"The farm could not store the output ({exc.strerror}); the chunk will be "
+                                   f"retried. Tell the administrator to check the output storage.") from None
+        finally:
+            if os.path.exists(temp):
+                os.unlink(temp)
+        return JSONResponse({"accepted": True, "size": size, "sha256": digest.hexdigest()})
+
+    def _identity(self, request: Request) -> tuple[int, str]:
+        try:
+            return int(request.headers.get("x-worker-id", "")), request.headers.get("x-worker-session", "")
+        except ValueError:
+            raise WorkerError(422, "The X-Worker-Id header is missing; send the id from register.") from None
+
+    async def complete(self, request: Request, body: Complete) -> Response:
+        def run():
+            with self.farm.db.write() as conn:
+                self._session(conn, body.workerId, body.session)
+                frame = leases.complete(conn, body.workerId, body.leaseId, body.result, error=body.error,
+                                        seconds=body.executeSeconds, avg_cpu=body.avgCpu, avg_memory=body.avgMemory,
+                                        now=time.time())
+                task = conn.execute(tasks.select().where(tasks.c.id == frame.task_id)).first() if frame else None
+            if frame is None:
+                return False
+            lines = list(body.log)
+            if body.result != "done" and body.error:
+                lines.append(f"=== {body.result}: {body.error}")
+            if lines:
+                self.append_log(frame.task_id, frame.id, lines)
+            if body.result == "done":
+                self._thumbnails(task, frame, body.outputs)
+            return True
+
+        accepted = await run_in_threadpool(run)
+        if accepted:
+            self.farm.wakeup.notify()
+        return JSONResponse({"accepted": accepted})
+
+    def _thumbnails(self, task, frame, names: list[str]) -> None:
+        folder = self.farm.storage.output_dir(task.user_id, output_name(task.id, task.scene_name or "scene"))
+        target = self.farm.storage.user_dir(task.user_id, "thumbnails") / str(task.id) / str(frame.id)
+        for name in names:
+            clean = safe_file_name(name)
+            if clean and (folder / clean).is_file():
+                make_thumbnail(folder / clean, target / f"{clean}.jpg")
+
+    async def scene(self, request: Request, body: None) -> Response:
+        frame_id = int(request.path_params["frame_id"])
+        worker_id, session = self._identity(request)
+
+        def run():
+            with self.farm.db.read() as conn:
+                self._session(conn, worker_id, session)
+                frame = conn.execute(leases.frames.select().where(leases.frames.c.id == frame_id)).first()
+                if frame is None or frame.node_id != worker_id or frame.status != 2:
+                    return None
+                task = conn.execute(tasks.select().where(tasks.c.id == frame.task_id)).first()
+            return self._scene_file(task)
+
+        path = await run_in_threadpool(run)
+        if path is None or not path.is_file():
+            raise WorkerError(404, "No scene for that frame under a lease of this worker.")
+        return FileResponse(path, headers={"X-Sha256": await run_in_threadpool(sha256_of, path)})
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/v1/worker/register", self.route(self.register, Register), methods=["POST"]),
+            Route("/v1/worker/lease", self.route(self.lease, LeaseRequest), methods=["POST"]),
+            Route("/v1/worker/heartbeat", self.route(self.heartbeat, Heartbeat), methods=["POST"]),
+            Route("/v1/worker/complete", self.route(self.complete, Complete), methods=["POST"]),
+            Route("/v1/worker/output/{lease_id}/{file_name}", self.route(self.output), methods=["PUT"]),
+            Route("/v1/worker/scene/{frame_id:int}", self.route(self.scene), methods=["GET"]),
+        ]

@@ -1,0 +1,190 @@
+"""Dispatch and results: claim chunks for a node, accept results, enforce timeouts.
+
+A chunk is claimed with one conditional UPDATE (``... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED)
+AND status = 1``), so two nodes — served by any number of server processes — can never hold
+the same chunk. A result counts only while the frame row still carries the node's lease id.
+"""
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, case, distinct, func, select, update
+
+from rayfarm.domain.states import FrameStatus as F
+from rayfarm.domain.states import TaskStatus
+from rayfarm.scheduler.order import Candidate, rank
+from rayfarm.store import tasks as task_store
+from rayfarm.store.schema import blocklist, frames, tasks
+from rayfarm.store.workers import new_lease_id
+
+RUNNABLE = (int(TaskStatus.WAITING), int(TaskStatus.RENDERING))
+
+
+@dataclass
+class Claimed:
+    frame: object  # frames row
+    task: object  # tasks row
+
+
+def _candidates(conn: Connection, worker_id: int) -> tuple[list[Candidate], dict[int, int]]:
+    running = (select(frames.c.task_id, func.count().label("chunks"), func.count(distinct(frames.c.node_id)).label("nodes"),
+                      func.max(case((frames.c.node_id == worker_id, 1), else_=0)).label("mine"))
+               .where(frames.c.status == int(F.RENDERING)).group_by(frames.c.task_id).subquery())
+    query = (select(tasks.c.id, tasks.c.user_id, tasks.c.task_user_level, tasks.c.submitted_at, tasks.c.software,
+                    tasks.c.task_limit, running.c.chunks, running.c.nodes, running.c.mine)
+             .select_from(tasks.outerjoin(running, running.c.task_id == tasks.c.id))
+             .where(tasks.c.status.in_(RUNNABLE), tasks.c.is_deleted.is_(False)))
+    candidates, user_running = [], {}
+    for row in conn.execute(query):
+        user_running[row.user_id] = user_running.get(row.user_id, 0) + (row.chunks or 0)
+        candidates.append(Candidate(row.id, row.user_id, row.task_user_level, row.submitted_at or 0.0,
+                                    row.software or "", row.task_limit, row.nodes or 0, bool(row.mine)))
+    return candidates, user_running
+
+
+def _claim_one(conn: Connection, task_id: int, worker_id: int, now: float, lease_seconds: float,
+               skip_locked: bool) -> object | None:
+    pick = (select(frames.c.id).where(frames.c.task_id == task_id, frames.c.status == int(F.WAITING))
+            .order_by(frames.c.seq).limit(1))
+    if skip_locked:
+        pick = pick.with_for_update(skip_locked=True)
+    statement = (update(frames).where(frames.c.id == pick.scalar_subquery(), frames.c.status == int(F.WAITING))
+                 .values(status=int(F.RENDERING), node_id=worker_id, lease_id=new_lease_id(),
+                         lease_expires=now + lease_seconds, started_at=now, ended_at=None, progress=0.0,
+                         execute_seconds=None, error=None, stop_reason=None)
+                 .returning(*frames.c))
+    return conn.execute(statement).first()
+
+
+def claim(conn: Connection, worker, software: list[str], count: int, now: float, lease_seconds: float,
+          is_postgres: bool) -> list[Claimed]:
+    """Lease up to ``count`` chunks to ``worker`` in the scheduler's order."""
+    candidates, user_running = _candidates(conn, worker.id)
+    blocked = dict(conn.execute(select(blocklist.c.task_id, blocklist.c.failures)
+                                .where(blocklist.c.worker_id == worker.id)).all())
+    claimed: list[Claimed] = []
+    touched: set[int] = set()
+    for candidate in rank(candidates, software=software, blocked=blocked, user_running=user_running):
+        if len(claimed) >= count:
+            break
+        task = conn.execute(select(tasks).where(tasks.c.id == candidate.task_id).with_for_update()).first()
+        if task is None or task.status not in RUNNABLE or task.is_deleted:
+            continue
+        if task.task_limit and not candidate.on_this_node:
+            # recount under the task row lock: another process may have just added a node
+            nodes = conn.scalar(select(func.count(distinct(frames.c.node_id))).where(
+                frames.c.task_id == task.id, frames.c.status == int(F.RENDERING)))
+            if nodes >= task.task_limit:
+                continue
+        while len(claimed) < count:
+            frame = _claim_one(conn, task.id, worker.id, now, lease_seconds, is_postgres)
+            if frame is None:
+                break
+            claimed.append(Claimed(frame, task))
+            touched.add(task.id)
+            user_running[task.user_id] = user_running.get(task.user_id, 0) + 1
+            if task.task_limit:
+                break  # one chunk per task per call keeps the limit simple to honour
+    for task_id in touched:
+        task_store.settle(conn, task_id)
+    return claimed
+
+
+def _current(conn: Connection, worker_id: int, lease_id: str):
+    return conn.execute(select(frames).where(frames.c.lease_id == lease_id, frames.c.node_id == worker_id,
+                                             frames.c.status == int(F.RENDERING)).with_for_update()).first()
+
+
+def lease_frame(conn: Connection, worker_id: int, lease_id: str):
+    """The frame row for a valid lease of this node, else None."""
+    return conn.execute(select(frames).where(frames.c.lease_id == lease_id, frames.c.node_id == worker_id,
+                                             frames.c.status == int(F.RENDERING))).first()
+
+
+def complete(conn: Connection, worker_id: int, lease_id: str, result: str, *, error: str | None, seconds: float | None,
+             avg_cpu: float | None, avg_memory: float | None, now: float) -> object | None:
+    """Record a chunk's result; None when the lease is no longer valid (the result is dropped)."""
+    frame = _current(conn, worker_id, lease_id)
+    if frame is None:
+        return None
+    values = dict(lease_id=None, lease_expires=None, ended_at=now, avg_cpu=avg_cpu, avg_memory=avg_memory,
+                  execute_seconds=seconds if seconds is not None else max(0.0, now - (frame.started_at or now)))
+    if result == "done":
+        values.update(status=int(F.DONE), progress=100.0, error=None)
+    else:
+        values.update(_failure(conn, frame, worker_id, timed_out=result == "timeout"), error=(error or "")[:4000])
+    conn.execute(update(frames).where(frames.c.id == frame.id).values(**values))
+    task_store.settle(conn, frame.task_id)
+    return frame
+
+
+def _failure(conn: Connection, frame, worker_id: int | None, *, timed_out: bool) -> dict:
+    """A failed attempt: wait again until the task's attempt limit, then failed (5) or timed out (11)."""
+    max_attempts = conn.scalar(select(tasks.c.max_attempts).where(tasks.c.id == frame.task_id)) or 1
+    attempts = frame.attempts + 1
+    if worker_id is not None:
+        _block(conn, frame.task_id, worker_id)
+    final = F.TIMED_OUT if timed_out else F.FAILED
+    return dict(attempts=attempts, status=int(final if attempts >= max_attempts else F.WAITING), progress=0.0,
+                stop_reason="timeout" if timed_out else "error")
+
+
+def _block(conn: Connection, task_id: int, worker_id: int) -> None:
+    where = (blocklist.c.task_id == task_id) & (blocklist.c.worker_id == worker_id)
+    if conn.execute(update(blocklist).where(where).values(failures=blocklist.c.failures + 1)).rowcount == 0:
+        conn.execute(blocklist.insert().values(task_id=task_id, worker_id=worker_id, failures=1))
+
+
+def requeue_expired(conn: Connection, now: float) -> list[int]:
+    """Leases not renewed in time (node died or lost its network) go back to waiting; task ids."""
+    rows = conn.execute(select(frames.c.id, frames.c.task_id).where(
+        frames.c.status == int(F.RENDERING), frames.c.lease_expires < now)).all()
+    if rows:
+        conn.execute(update(frames).where(frames.c.id.in_([r.id for r in rows]), frames.c.status == int(F.RENDERING),
+                                          frames.c.lease_expires < now)
+                     .values(status=int(F.WAITING), lease_id=None, lease_expires=None, progress=0.0,
+                             stop_reason="lease expired"))
+    return sorted({r.task_id for r in rows})
+
+
+def enforce_time_limits(conn: Connection, now: float) -> list[int]:
+    """Per-chunk timeout (job_stop_time) and the task's over-time stop; returns task ids touched."""
+    touched: set[int] = set()
+    stopped: set[int] = set()
+    query = (select(frames, tasks.c.job_stop_time, tasks.c.over_time_stop)
+             .select_from(frames.join(tasks, tasks.c.id == frames.c.task_id))
+             .where(frames.c.status == int(F.RENDERING)))
+    for row in conn.execute(query).all():
+        elapsed = now - (row.started_at or now)
+        if row.task_id in stopped:
+            continue
+        if row.over_time_stop and elapsed > row.over_time_stop:
+            _over_time_stop(conn, row, now)
+            stopped.add(row.task_id)
+            touched.add(row.task_id)
+        elif row.job_stop_time and elapsed > row.job_stop_time:
+            values = _failure(conn, row, row.node_id, timed_out=True)
+            conn.execute(update(frames).where(frames.c.id == row.id, frames.c.status == int(F.RENDERING)).values(
+                lease_id=None, lease_expires=None, ended_at=now, execute_seconds=elapsed,
+                error=f"The chunk ran longer than its {row.job_stop_time} s limit (job_stop_time) and was killed.",
+                **values))
+            touched.add(row.task_id)
+    for task_id in touched:
+        task_store.settle(conn, task_id)
+    return sorted(touched)
+
+
+def _over_time_stop(conn: Connection, frame, now: float) -> None:
+    task = conn.execute(select(tasks).where(tasks.c.id == frame.task_id).with_for_update()).first()
+    if task.status not in RUNNABLE:
+        return
+    conn.execute(update(frames).where(frames.c.id == frame.id).values(
+        status=int(F.TIMED_OUT), lease_id=None, lease_expires=None, ended_at=now,
+        execute_seconds=now - (frame.started_at or now), stop_reason="overtime",
+        error=f"The frame rendered longer than the task's over-time stop of {task.over_time_stop} s; "
+              f"the task was stopped."))
+    conn.execute(update(frames).where(frames.c.task_id == task.id,
+                                      frames.c.status.in_([int(F.WAITING), int(F.RENDERING)]))
+                 .values(status=int(F.STOPPED), lease_id=None, lease_expires=None, progress=0.0,
+                         stop_reason="overtime"))
+    conn.execute(update(tasks).where(tasks.c.id == task.id).values(
+        status=int(TaskStatus.TIMEOUT_STOPPED), pre_status=int(task.status), stop_type="overtime"))

@@ -1,0 +1,113 @@
+"""Render nodes: registration, heartbeats, flags, and the farm worker token."""
+
+import secrets
+import uuid
+
+from sqlalchemy import Connection, insert, select, update
+
+from rayfarm.domain.states import FrameStatus as F
+from rayfarm.store.schema import frames, settings, workers
+from rayfarm.store.users import KeyBox
+
+
+class WorkerError(Exception):
+    """A refused worker call: HTTP status and an English sentence."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def worker_token(conn: Connection, box: KeyBox) -> str:
+    """The farm's worker token, made on first use (stored encrypted like access keys)."""
+    sealed = conn.scalar(select(settings.c.value).where(settings.c.key == "worker_token"))
+    if sealed:
+        return box.open(sealed)
+    token = "wt_" + secrets.token_urlsafe(32)
+    conn.execute(insert(settings).values(key="worker_token", value=box.seal(token)))
+    return token
+
+
+def register(conn: Connection, info: dict, now: float) -> tuple[int, str, list[int]]:
+    """Register (or re-register) a node by name; returns id, new session, tasks whose leases were released."""
+    session = uuid.uuid4().hex
+    values = dict(hostname=info["hostname"], slots=info["slots"], cores=info["cores"], memory=info["memory"],
+                  gpu=info["gpu"], software=info["software"], tags=info["tags"], version=info["version"],
+                  session=session, last_seen=now, state="idle")
+    row = conn.execute(select(workers.c.id).where(workers.c.name == info["name"]).with_for_update()).first()
+    released: list[int] = []
+    if row is None:
+        worker_id = conn.execute(insert(workers).values(name=info["name"], registered_at=now, disabled=False,
+                                                        draining=False, **values)).inserted_primary_key[0]
+    else:
+        worker_id = row.id
+        conn.execute(update(workers).where(workers.c.id == worker_id).values(registered_at=now, **values))
+        released = release_leases(conn, [worker_id], "node restarted")
+    return worker_id, session, released
+
+
+def release_leases(conn: Connection, worker_ids: list[int], reason: str) -> list[int]:
+    """Chunks leased by these nodes go back to waiting, not counted as failures; their task ids."""
+    query = select(frames.c.id, frames.c.task_id).where(frames.c.node_id.in_(worker_ids),
+                                                        frames.c.status == int(F.RENDERING))
+    rows = conn.execute(query).all()
+    if rows:
+        conn.execute(update(frames).where(frames.c.id.in_([r.id for r in rows]), frames.c.status == int(F.RENDERING))
+                     .values(status=int(F.WAITING), lease_id=None, lease_expires=None, progress=0.0,
+                             stop_reason=reason[:32]))
+    return sorted({r.task_id for r in rows})
+
+
+def check_session(conn: Connection, worker_id: int, session: str):
+    row = conn.execute(select(workers).where(workers.c.id == worker_id)).first()
+    if row is None:
+        raise WorkerError(404, f"Worker {worker_id} is not registered; register first.")
+    if row.session != session:
+        raise WorkerError(409, "This worker session is no longer current (the node registered again); register again.")
+    return row
+
+
+def heartbeat(conn: Connection, worker, running: list[dict], cpu: float | None, mem_used: int | None, now: float,
+              lease_seconds: float) -> tuple[list[str], list[tuple[int, int, list[str]]]]:
+    """Extend valid leases, store progress; returns (leases to stop, [(task, frame, log lines)] to append)."""
+    by_lease = {item["leaseId"]: item for item in running}
+    valid = {}
+    if by_lease:
+        query = select(frames.c.id, frames.c.task_id, frames.c.lease_id).where(
+            frames.c.lease_id.in_(list(by_lease)), frames.c.status == int(F.RENDERING), frames.c.node_id == worker.id)
+        valid = {row.lease_id: row for row in conn.execute(query)}
+    logs = []
+    for lease_id, row in valid.items():
+        item = by_lease[lease_id]
+        conn.execute(update(frames).where(frames.c.id == row.id, frames.c.lease_id == lease_id).values(
+            lease_expires=now + lease_seconds, progress=max(0.0, min(100.0, float(item.get("progress") or 0.0))),
+            avg_cpu=item.get("cpu"), avg_memory=item.get("memory")))
+        if item.get("log"):
+            logs.append((row.task_id, row.id, item["log"]))
+    state = "busy" if valid else "idle"
+    conn.execute(update(workers).where(workers.c.id == worker.id).values(last_seen=now, cpu=cpu, mem_used=mem_used,
+                                                                         state=state))
+    return [lease for lease in by_lease if lease not in valid], logs
+
+
+def mark_lost(conn: Connection, now: float, lease_seconds: float) -> list[int]:
+    """Nodes silent past their lease are lost; their chunks wait again. Returns affected task ids."""
+    lost = conn.scalars(select(workers.c.id).where(workers.c.last_seen < now - lease_seconds,
+                                                   workers.c.state.in_(["idle", "busy"]))).all()
+    if not lost:
+        return []
+    conn.execute(update(workers).where(workers.c.id.in_(lost)).values(state="lost"))
+    return release_leases(conn, list(lost), "node lost")
+
+
+def list_all(conn: Connection) -> list:
+    return conn.execute(select(workers).order_by(workers.c.name)).all()
+
+
+def set_flags(conn: Connection, name: str, **values) -> bool:
+    return conn.execute(update(workers).where(workers.c.name == name).values(**values)).rowcount > 0
+
+
+def new_lease_id() -> str:
+    return uuid.uuid4().hex
