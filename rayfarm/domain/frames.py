@@ -12,7 +12,8 @@ MAX_FRAMES = 1_000_000  # frames in one task
 MAX_FRAME_NUMBER = 10_000_000
 MAX_ITEMS = 10_000  # comma-separated items in one range string
 
-_ITEM = re.compile(r"^(\d{1,9})(?:-(\d{1,9}))?(?:\[(\d{1,9})\])?$")
+_ITEM = re.compile(r"([0-9]{1,9})(?:-([0-9]{1,9}))?(?:\[([0-9]{1,9})\])?")  # ASCII digits only
+_SPACE = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -50,26 +51,30 @@ class Chunk:
         return range(self.start, self.end + 1, self.step)
 
 
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _bad(text: str, why: str) -> ApiError:
     return ApiError(Code.INVALID_PARAMETER,
-                    f"Invalid frame range {text!r}: {why}. Write it like \"1-250[1]\" (start-end[step]) "
-                    f"or a comma-separated list such as \"1,5-9,20-30[2]\".")
+                    f"Invalid frame range {_short(text)!r}: {_short(why, 120)}. Write it like \"1-250[1]\" "
+                    f"(start-end[step]) or a comma-separated list such as \"1,5-9,20-30[2]\".")
 
 
 def parse_range(text: object) -> list[Run]:
     """Parse a frame range string into runs, refusing absurd sizes before expanding anything."""
     if not isinstance(text, str):
         raise _bad(str(text), "it must be a string")
-    cleaned = text.replace(" ", "")
+    cleaned = _SPACE.sub("", text)
     if not cleaned:
         raise _bad(text, "it is empty")
     items = cleaned.split(",")
     if len(items) > MAX_ITEMS:
-        raise _bad(text[:40] + "...", f"it has more than {MAX_ITEMS} items")
+        raise _bad(text, f"it has more than {MAX_ITEMS} items")
     runs: list[Run] = []
     total = 0
     for item in items:
-        match = _ITEM.match(item)
+        match = _ITEM.fullmatch(item)
         if not match:
             raise _bad(text, f"{item!r} is not a frame number or a start-end[step] range")
         start = int(match.group(1))
@@ -85,7 +90,7 @@ def parse_range(text: object) -> list[Run]:
         total += len(run)
         if total > MAX_FRAMES:
             raise ApiError(Code.TOO_MANY_FRAMES,
-                           f"The frame range {text[:60]!r} has more than {MAX_FRAMES} frames; "
+                           f"The frame range {_short(text)!r} has more than {MAX_FRAMES} frames; "
                            f"split the render into several tasks.")
         runs.append(run)
     if len(runs) > 1:

@@ -46,5 +46,5 @@ def scene_name(local_path: str) -> str:
 def output_name(task_id: int, scene: str) -> str:
     """``<taskId>_<scene name without extension>``, made safe as a single directory name."""
     stem = scene.rsplit(".", 1)[0] if "." in scene else scene
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "scene"
-    return f"{task_id}_{safe[:100]}"
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._")[:100].rstrip("._") or "scene"
+    return f"{task_id}_{safe}"

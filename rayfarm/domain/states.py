@@ -45,7 +45,8 @@ class FrameType(IntEnum):
 # The eleven codes the public API ever reports (the download tool rejects any other).
 PUBLIC_TASK_CODES = frozenset({0, 5, 8, 10, 20, 23, 25, 30, 35, 40, 45})
 FINISHED = frozenset({TaskStatus.DONE, TaskStatus.DONE_WITH_FAILURES, TaskStatus.FAILED})
-UNFINISHED_FRAMES = frozenset({FrameStatus.WAITING, FrameStatus.RENDERING, FrameStatus.HELD})
+UNFINISHED_FRAMES = frozenset({FrameStatus.WAITING, FrameStatus.RENDERING, FrameStatus.HELD,
+                               FrameStatus.WAITING_PREPROCESS})
 FAILED_FRAMES = frozenset({FrameStatus.FAILED, FrameStatus.TIMED_OUT})
 
 
@@ -87,7 +88,8 @@ S = TaskStatus
 # op -> (states where the op does something, states where it is already done: a no-op success)
 RULES: dict[str, tuple[frozenset, frozenset]] = {
     Op.SUBMIT: (frozenset({S.CREATED}), frozenset(set(S) - {S.CREATED})),
-    Op.STOP: (frozenset({S.WAITING, S.RENDERING, S.TEST_DONE}), frozenset({S.STOPPED, S.TIMEOUT_STOPPED})),
+    Op.STOP: (frozenset({S.WAITING, S.RENDERING, S.TEST_DONE}),
+              frozenset({S.STOPPED, S.TIMEOUT_STOPPED, S.ARREARS_STOPPED})),
     Op.START: (frozenset({S.STOPPED, S.TIMEOUT_STOPPED, S.ARREARS_STOPPED}), frozenset({S.WAITING, S.RENDERING})),
     Op.ABORT: (
         frozenset(set(S) - {S.CREATED, S.DONE, S.DONE_WITH_FAILURES, S.ABANDONED}),
@@ -121,6 +123,8 @@ def _advice(op: str, status: TaskStatus) -> str:
         return "re-render its failed frames with recommitTasks instead"
     if op == Op.DELETE:
         return "stop the task first, then delete it"
+    if op == Op.ABORT and status in FINISHED:
+        return "it has already finished, so there is nothing left to abort"
     if op == Op.UPLOAD_CONFIG:
         return "configuration files can only change before submit; create a new task (or clone this one)"
     if op == Op.FULL_SPEED:
@@ -141,7 +145,8 @@ def check(op: str, status: int, task_id: int, deleted: bool = False) -> bool:
     status = TaskStatus(status)
     if deleted and op != Op.DELETE:
         raise ApiError(Code.TASK_CANNOT_OPERATE,
-                       f"Task {task_id} is deleted (in the recycle bin): it cannot {op.split()[0]} any more.")
+                       f"Cannot {op} task {task_id}: it is deleted (in the recycle bin) "
+                       f"and cannot be changed any more.")
     if deleted:
         return False
     active, repeat = RULES[op]
@@ -161,7 +166,8 @@ HELD_STATES = frozenset({S.CREATED, S.STOPPED, S.ARREARS_STOPPED, S.TIMEOUT_STOP
                          S.TEST_DONE})
 
 
-def settle(status: int, counts: Mapping[int, int], *, priority_pending: int, pause_after_test: bool) -> tuple[int, bool]:
+def settle(status: int, counts: Mapping[int, int], *, priority_pending: int,
+           pause_after_test: bool) -> tuple[int, bool]:
     """The task status once its frames are as ``counts`` says (frame status -> number).
 
     Returns (new status, release_held): release_held is True when frames held behind the
@@ -172,8 +178,9 @@ def settle(status: int, counts: Mapping[int, int], *, priority_pending: int, pau
     if status in HELD_STATES:
         return int(status), False
     held = counts.get(FrameStatus.HELD, 0)
+    waiting = counts.get(FrameStatus.WAITING, 0) + counts.get(FrameStatus.WAITING_PREPROCESS, 0)
     if held and priority_pending == 0:
-        if pause_after_test and not counts.get(FrameStatus.RENDERING, 0) and not counts.get(FrameStatus.WAITING, 0):
+        if pause_after_test and not counts.get(FrameStatus.RENDERING, 0) and not waiting:
             return int(S.TEST_DONE), False
         if not pause_after_test:
             return settle(status, {**counts, FrameStatus.WAITING: counts.get(FrameStatus.WAITING, 0) + held,
@@ -181,7 +188,7 @@ def settle(status: int, counts: Mapping[int, int], *, priority_pending: int, pau
                           priority_pending=0, pause_after_test=False)[0], True
     if counts.get(FrameStatus.RENDERING, 0):
         return int(S.RENDERING), False
-    if counts.get(FrameStatus.WAITING, 0) or held:
+    if waiting or held:
         return int(S.WAITING), False
     if counts.get(FrameStatus.STOPPED, 0):
         return int(S.STOPPED), False

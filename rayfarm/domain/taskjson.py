@@ -1,6 +1,7 @@
 """Parse and validate task.json into a :class:`TaskSpec` (what a farm needs to render it)."""
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +58,11 @@ def load(content: str | bytes | None) -> dict:
     if content is None or (isinstance(content, (str, bytes)) and not content.strip()):
         raise ApiError(Code.TASK_JSON_EMPTY,
                        "task.json is empty or was never uploaded; upload it with taskJsonFile before submitting.")
+    if not isinstance(content, (str, bytes)):
+        raise ApiError(Code.TASK_JSON_UNREADABLE,
+                       "task.json cannot be read: upload the file's JSON text as a string.")
+    if isinstance(content, str):
+        content = content.lstrip("\ufeff")  # a byte-order mark written by some Windows editors
     if len(content) > MAX_TASK_JSON_BYTES:
         raise ApiError(Code.TASK_JSON_UNREADABLE,
                        f"task.json is larger than {MAX_TASK_JSON_BYTES // (1024 * 1024)} MiB; remove unneeded content.")
@@ -64,9 +70,11 @@ def load(content: str | bytes | None) -> dict:
         data = json.loads(content)
     except (ValueError, RecursionError) as exc:
         raise ApiError(Code.TASK_JSON_UNREADABLE,
-                       f"task.json cannot be read: it is not valid JSON ({str(exc)[:120]}). Fix the file and upload it again.") from None
+                       f"task.json cannot be read: it is not valid JSON ({str(exc)[:120]}). "
+                       f"Fix the file and upload it again.") from None
     if not isinstance(data, dict):
-        raise ApiError(Code.TASK_JSON_UNREADABLE, "task.json cannot be read: it must be a JSON object at the top level.")
+        raise ApiError(Code.TASK_JSON_UNREADABLE,
+                       "task.json cannot be read: it must be a JSON object at the top level.")
     if not data:
         raise ApiError(Code.TASK_JSON_EMPTY, "task.json is an empty object; fill in task_info and software_config.")
     return data
@@ -98,11 +106,13 @@ def _int(section: dict, key: str, where: str, default: int, low: int, high: int)
         return default
     if isinstance(value, bool):
         raise _invalid(f"{where}.{key} must be a whole number written as a string, e.g. \"{default}\".")
-    try:
-        number = int(str(value).strip())
-    except ValueError:
+    text = str(value).strip()
+    if isinstance(value, float) and value.is_integer():
+        text = str(int(value))
+    if not re.fullmatch(r"[0-9]{1,12}", text):
         raise _invalid(f"{where}.{key} must be a whole number written as a string, e.g. \"{default}\"; "
-                       f"got {str(value)[:40]!r}.") from None
+                       f"got {str(value)[:40]!r}.")
+    number = int(text)
     if not low <= number <= high:
         raise _invalid(f"{where}.{key} must be between {low} and {high}; got {number}.")
     return number
@@ -141,7 +151,8 @@ def _command(data: dict) -> list[str]:
         raise _invalid("additional_info.command must be a non-empty list of strings (the program and its "
                        "arguments), e.g. [\"povray\", \"+I{scene}\", \"+O{output}/f_{frame}.png\"].")
     if len(command) > MAX_COMMAND_ARGS or any(len(arg) > 4096 or "\x00" in arg for arg in command):
-        raise _invalid(f"additional_info.command is too long (at most {MAX_COMMAND_ARGS} arguments of 4096 characters).")
+        raise _invalid(f"additional_info.command is too long or contains a NUL byte "
+                       f"(at most {MAX_COMMAND_ARGS} arguments of 4096 characters).")
     return command
 
 

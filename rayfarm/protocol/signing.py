@@ -8,7 +8,8 @@ base64(HMAC-SHA256(access_key, string)).
 import base64
 import hashlib
 import hmac
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 SIGNED_HEADERS = ("accessId", "channel", "platform", "UTCTimestamp", "nonce", "version")
 
@@ -45,11 +46,18 @@ def string_to_sign(host: str, path: str, headers: Mapping[str, Any], body: Mappi
     combined.update(body)
     merged = flatten(combined)
     joined = "&".join(f"{key}={merged[key]}" for key in sorted(merged))
-    return f"[POST]{host}:{path}&{joined}"
+    message = f"[POST]{host}:{path}&{joined}"
+    try:
+        message.encode("utf-8")
+    except UnicodeEncodeError:
+        # e.g. a lone surrogate from a "\ud800" escape: no client can have signed this text
+        raise CanonicalError("the request contains text that is not valid Unicode") from None
+    return message
 
 
 def sign(access_key: str, message: str) -> str:
-    digest = hmac.new(access_key.encode("utf-8"), message.encode("utf-8"), hashlib.sha256).digest()
+    digest = hmac.new(access_key.encode("utf-8", "surrogatepass"), message.encode("utf-8", "surrogatepass"),
+                      hashlib.sha256).digest()
     return base64.b64encode(digest).decode("ascii")
 
 
