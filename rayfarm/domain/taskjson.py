@@ -109,7 +109,7 @@ def _int(section: dict, key: str, where: str, default: int, low: int, high: int)
     text = str(value).strip()
     if isinstance(value, float) and value.is_integer():
         text = str(int(value))
-    if not re.fullmatch(r"[0-9]{1,12}", text):
+    if not re.fullmatch(r"-?[0-9]{1,12}", text):
         raise _invalid(f"{where}.{key} must be a whole number written as a string, e.g. \"{default}\"; "
                        f"got {str(value)[:40]!r}.")
     number = int(text)
