@@ -43,6 +43,13 @@ class FarmServer:
     process: subprocess.Popen | None = None
     log_path: Path | None = None
 
+    def __post_init__(self) -> None:
+        from tests.dbs import fresh_database_url
+
+        url = self.env.get("RAYFARM_DATABASE_URL") or fresh_database_url()
+        if url:
+            self.env["RAYFARM_DATABASE_URL"] = url
+
     @property
     def domain(self) -> str:
         return f"127.0.0.1:{self.port}"

@@ -12,10 +12,21 @@ from rayfarm.store import users as users_store
 from rayfarm.store.db import sqlite_url
 
 
+OPEN: list[Farm] = []
+
+
+def close_all() -> None:
+    while OPEN:
+        OPEN.pop().db.dispose()
+
+
 def make_farm(tmp_path: Path) -> Farm:
-    settings = Settings(data_dir=tmp_path, database_url=sqlite_url(tmp_path))
+    from tests.dbs import fresh_database_url
+
+    settings = Settings(data_dir=tmp_path, database_url=fresh_database_url() or sqlite_url(tmp_path))
     farm = Farm(settings)
     farm.db.migrate()
+    OPEN.append(farm)
     return farm
 
 
@@ -56,7 +67,8 @@ def register(farm: Farm, name: str, software=("command", "blender")):
 
 def claim(farm: Farm, worker, count: int = 1, now: float | None = None):
     with farm.db.write() as conn:
-        return leases.claim(conn, worker, list(worker.software), count, now or time.time(), 10.0, False)
+        return leases.claim(conn, worker, list(worker.software), count, now or time.time(), 10.0,
+                            not farm.db.is_sqlite)
 
 
 def complete(farm: Farm, worker, claimed, result: str = "done", now: float | None = None):

@@ -6,12 +6,15 @@ from typing import Annotated
 
 import typer
 
-from rayfarm.cli import admin
+from rayfarm.cli import admin, client
 from rayfarm.config import DEFAULT_PORT
 
 app = typer.Typer(help="rayfarm: a render farm that speaks the Renderbus task API.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 app.add_typer(admin.user_app, name="user")
+app.add_typer(client.task_app, name="task")
+app.command()(client.upload)
+app.command()(client.download)
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Farm data folder (default $RAYFARM_DATA_DIR or ~/.rayfarm).")]
 DatabaseUrl = Annotated[str | None, typer.Option("--database-url", help="SQLAlchemy URL (default SQLite in the data dir; "

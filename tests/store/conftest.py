@@ -1,0 +1,9 @@
+import pytest
+
+from tests.storefarm import close_all
+
+
+@pytest.fixture(autouse=True)
+def _close_farms():
+    yield
+    close_all()
