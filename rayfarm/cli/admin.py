@@ -8,7 +8,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rayfarm.config import Settings, data_dir as resolve_data_dir
+from rayfarm.config import Settings
+from rayfarm.config import data_dir as resolve_data_dir
 from rayfarm.protocol.codes import ApiError
 from rayfarm.store import users as users_store
 from rayfarm.store.db import database_url

@@ -15,10 +15,9 @@ from starlette.routing import Route as HttpRoute
 
 from rayfarm.protocol.codes import ApiError, Code
 from rayfarm.protocol.envelope import envelope, success
-from rayfarm.server import models
+from rayfarm.server import files, models
 from rayfarm.server.auth import authenticate
 from rayfarm.server.farm import Farm
-from rayfarm.server import files
 from rayfarm.server.native import Native
 from rayfarm.server.renderbus import ROUTES
 from rayfarm.store import leases, nonces, workers

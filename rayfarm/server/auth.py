@@ -10,6 +10,15 @@ from rayfarm.store import nonces
 from rayfarm.store.users import User
 
 
+def host_forms(host: str) -> list[str]:
+    """The Host header and its other spelling: HTTP clients drop a default port the SDK may have signed."""
+    if host.endswith((":80", ":443")):
+        return [host, host.rsplit(":", 1)[0]]
+    if ":" not in host.rsplit("]", 1)[-1]:
+        return [host, f"{host}:80", f"{host}:443"]
+    return [host]
+
+
 def authenticate(farm: Farm, headers: Mapping[str, str], host: str, path: str, body: dict) -> User:
     """Check access id, timestamp, signature and nonce, in that order; the caller's user."""
     access_id = headers.get("accessid")
@@ -43,10 +52,10 @@ def authenticate(farm: Farm, headers: Mapping[str, str], host: str, path: str, b
         raise ApiError(Code.ILLEGAL_REQUEST, "The nonce header is longer than 64 characters; send a short random nonce.")
     signed = {name: headers[name.lower()] for name in signing.SIGNED_HEADERS if name.lower() in headers}
     try:
-        message = signing.string_to_sign(host, path, signed, body)
+        messages = [signing.string_to_sign(h, path, signed, body) for h in host_forms(host)]
     except signing.CanonicalError as exc:
         raise ApiError(Code.INVALID_PARAMETER, f"The request body cannot be signed: {exc}.") from None
-    if not signing.verify(key, message, signature):
+    if not any(signing.verify(key, message, signature) for message in messages):
         raise ApiError(Code.SIGNATURE_INVALID,
                        "The signature does not match; check the access key and that the domain you use is the one "
                        "the request is sent to.")

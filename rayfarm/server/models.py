@@ -20,6 +20,8 @@ Name = Annotated[str, Field(min_length=1, max_length=128)]
 PageNum = Annotated[int, BeforeValidator(_no_bool), Field(ge=1, le=10**7)]
 PageSize = Annotated[int, BeforeValidator(_no_bool), Field(ge=1, le=1000)]
 Level = Annotated[int, BeforeValidator(_no_bool), Field(ge=0, le=100)]
+# a task or frame status code (the database stores 64-bit integers: bound what reaches a query)
+StatusCode = Annotated[int, BeforeValidator(_no_bool), Field(ge=0, le=1000)]
 
 
 class Body(BaseModel):
@@ -83,7 +85,7 @@ class DeleteLabel(Body):
 class TaskList(Body):
     pageNum: PageNum = 1
     pageSize: PageSize = 100
-    statusList: Annotated[list[Int], Field(max_length=20)] | None = None
+    statusList: Annotated[list[StatusCode], Field(max_length=20)] | None = None
     searchKeyword: Annotated[str, Field(max_length=255)] | None = None
     startTime: Annotated[str, Field(max_length=32)] | None = None
     endTime: Annotated[str, Field(max_length=32)] | None = None
@@ -117,15 +119,38 @@ def _where(loc: tuple) -> str:
     return text or "body"
 
 
+def _nul_at(body: dict) -> tuple | None:
+    """Where the first NUL character sits in the body's keys or strings (no database stores it), or None."""
+    stack: list[tuple[tuple, object]] = [((), body)]
+    while stack:
+        loc, value = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return loc
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if "\x00" in str(key):
+                    return loc + (str(key).replace("\x00", "?"),)
+                stack.append((loc + (key,), item))
+        elif isinstance(value, list):
+            stack.extend((loc + (index,), item) for index, item in enumerate(value))
+    return None
+
+
 def parse(model: type[Body], body: dict) -> Body:
     """Validate a body; 601 for a missing parameter, 600 for a wrong one, with the field named."""
+    nul = _nul_at(body)
+    if nul is not None:
+        raise ApiError(Code.INVALID_PARAMETER, f"The parameter {_where(nul)!r} contains a NUL character (\\u0000); "
+                                               f"remove it and send the request again.")
     try:
         return model.model_validate(body)
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
         where = _where(error["loc"])
         if error["type"] == "missing":
-            raise ApiError(Code.MISSING_PARAMETER, f"The parameter {where!r} is missing; add it to the request.") from None
+            raise ApiError(Code.MISSING_PARAMETER,
+                           f"The parameter {where!r} is missing; add it to the request.") from None
         message = error["msg"].removeprefix("Value error, ")
         raise ApiError(Code.INVALID_PARAMETER, f"The parameter {where!r} is not valid: {message}. "
                                                f"Correct it and send the request again.") from None

@@ -6,10 +6,11 @@ from collections import defaultdict
 from sqlalchemy import Connection, String, and_, case, cast, func, or_, select
 
 from rayfarm.domain import states
-from rayfarm.domain.states import FrameStatus as F
 from rayfarm.domain.paths import output_name
+from rayfarm.domain.states import FrameStatus as F
 from rayfarm.protocol.codes import ApiError, Code
 from rayfarm.store.schema import frames, labels, tasks, users, workers
+from rayfarm.store.tasks import unknown
 from rayfarm.store.users import User
 
 MAX_PAGE_SIZE = 1000
@@ -159,8 +160,7 @@ def task_info(conn: Connection, user: User, ids: list[int]) -> dict:
     rows = {r.id: r for r in conn.execute(select(tasks).where(tasks.c.id.in_(wanted), tasks.c.user_id == user.id))}
     missing = [i for i in wanted if i not in rows]
     if missing:
-        listed = ", ".join(str(i) for i in missing[:20])
-        raise ApiError(Code.TASK_NOT_FOUND, f"Task {listed} does not exist (or is not yours); check the id with getTaskList.")
+        raise unknown(missing)
     items = _items(conn, [rows[i] for i in wanted])
     return page(items, len(items), 1, max(len(items), 1))
 
@@ -191,14 +191,15 @@ def task_frames(conn: Connection, user: User, task_id: int, *, page_num: int, pa
                 keyword: str | None, statuses: list[int] | None = None) -> dict:
     owner = conn.scalar(select(tasks.c.user_id).where(tasks.c.id == task_id))
     if owner != user.id:
-        raise ApiError(Code.TASK_NOT_FOUND, f"Task {task_id} does not exist (or is not yours); check the id with getTaskList.")
+        raise unknown([task_id])
     where = [frames.c.task_id == task_id]
     if keyword:
         where.append(frames.c.frame_index.like(f"%{keyword.replace('%', '')}%"))
     if statuses:
         where.append(frames.c.status.in_(statuses))
     total = conn.scalar(select(func.count()).select_from(frames).where(*where))
-    query = (select(frames, workers.c.name.label("node_name")).select_from(frames.outerjoin(workers, workers.c.id == frames.c.node_id))
+    joined = frames.outerjoin(workers, workers.c.id == frames.c.node_id)
+    query = (select(frames, workers.c.name.label("node_name")).select_from(joined)
              .where(*where).order_by(frames.c.seq).limit(page_size).offset((page_num - 1) * page_size))
     items = [frame_item(row, row.node_name) for row in conn.execute(query)]
     return page(items, total, page_num, page_size)
@@ -223,7 +224,7 @@ def frame_stats(conn: Connection, user: User) -> dict:
 def task_row(conn: Connection, user: User, task_id: int):
     row = conn.execute(select(tasks).where(tasks.c.id == task_id, tasks.c.user_id == user.id)).first()
     if row is None:
-        raise ApiError(Code.TASK_NOT_FOUND, f"Task {task_id} does not exist (or is not yours); check the id with getTaskList.")
+        raise unknown([task_id])
     return row
 
 

@@ -25,7 +25,8 @@ CONFIG_FILES = ("task.json", "upload.json", "asset.json", "tips.json")
 INSERT_BATCH = 5000
 
 
-def _unknown(ids: Iterable[int]) -> ApiError:
+def unknown(ids: Iterable[int]) -> ApiError:
+    """937 for ids that do not exist or belong to someone else: the two answer alike."""
     listed = ", ".join(str(i) for i in sorted(ids)[:20])
     return ApiError(Code.TASK_NOT_FOUND,
                     f"Task {listed} does not exist (or is not yours); check the id with getTaskList.")
@@ -44,7 +45,7 @@ def owned(conn: Connection, user: User, ids: Iterable[int], *, lock: bool = True
     rows = {row.id: row for row in conn.execute(query)}
     missing = [i for i in wanted if i not in rows]
     if missing:
-        raise _unknown(missing)
+        raise unknown(missing)
     return {i: rows[i] for i in wanted}
 
 

@@ -1,0 +1,128 @@
+"""Queries, with the same names, signatures and requests as the official SDK's QueryOperator."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from rayfarm.sdk.connect import Connect
+
+
+class QueryOperator:
+    """API query operation."""
+
+    def __init__(self, connect: Connect) -> None:
+        """Initialize instance.
+
+        Args:
+            connect: The connection every call goes through.
+        """
+        self._connect = connect
+
+    def platforms(self) -> list[dict]:
+        """Get platforms.
+
+        Returns:
+            Platforms info, e.g. ``[{"platform": 2, "name": "rayfarm", ...}]``.
+        """
+        zone = 1 if "renderbus" in self._connect.domain.lower() else 2
+        return self._connect.post(self._connect.url.queryPlatforms, {"zone": zone})
+
+    def get_task_list(self, page_num: int = 1, page_size: int = 100, status_list: list[int] | None = None,
+                      search_keyword: str | None = None, start_time: str | None = None,
+                      end_time: str | None = None, recycle_flag: int | None = None) -> dict:
+        """Get task list, newest first.
+
+        Args:
+            page_num: Current page (from 1).
+            page_size: Numbers displayed per page (1..1000).
+            status_list: Only tasks whose status is in this list.
+            search_keyword: Scene name or task id.
+            start_time: Submitted at or after, ``yyyy-MM-dd HH:mm:ss``.
+            end_time: Submitted at or before, ``yyyy-MM-dd HH:mm:ss``.
+            recycle_flag: 1 to list deleted tasks (the recycle bin) instead.
+
+        Returns:
+            ``{"pageCount", "pageNum", "total", "size", "items": [...]}``; a page past the end has no items.
+        """
+        data: dict[str, Any] = {
+            "pageNum": page_num,
+            "pageSize": page_size,
+        }
+        if status_list:
+            data["statusList"] = status_list
+        if search_keyword:
+            data["searchKeyword"] = search_keyword
+        if start_time:
+            data["startTime"] = start_time
+        if end_time:
+            data["endTime"] = end_time
+        if recycle_flag:
+            data["recycleFlag"] = recycle_flag
+        return self._connect.post(self._connect.url.getTaskList, data)
+
+    def iter_tasks(self, page_size: int = 100, status_list: list[int] | None = None,
+                   search_keyword: str | None = None, start_time: str | None = None,
+                   end_time: str | None = None, recycle_flag: int | None = None) -> Iterator[dict]:
+        """Yield every task matching the filters, page after page, until an empty page.
+
+        Args: as :meth:`get_task_list`, without ``page_num``.
+
+        Yields:
+            Task items, as in ``get_task_list(...)["items"]``.
+        """
+        page_num = 1
+        while True:
+            answer = self.get_task_list(page_num=page_num, page_size=page_size, status_list=status_list,
+                                        search_keyword=search_keyword, start_time=start_time, end_time=end_time,
+                                        recycle_flag=recycle_flag)
+            items = (answer or {}).get("items") or []
+            if not items:
+                return
+            yield from items
+            page_num += 1
+
+    def task_info(self, task_ids_list: list[int]) -> dict:
+        """Get task details.
+
+        Args:
+            task_ids_list: Task ID list.
+
+        Returns:
+            A page whose ``items`` describe the tasks, in the order asked.
+        """
+        data = {
+            "taskIds": task_ids_list,
+        }
+        return self._connect.post(self._connect.url.queryTaskInfo, data)
+
+    def task_frames(self, task_id: int, page_num: int = 1, page_size: int = 100,
+                    search_keyword: str | None = None) -> dict:
+        """Get task rendering frame details.
+
+        Args:
+            task_id: The task ID number.
+            page_num: Current page number.
+            page_size: Displayed data size per page.
+            search_keyword: Part of a frame index (e.g. ``"5-8"``) to look for.
+
+        Returns:
+            A page of frame items (``id``, ``frameIndex``, ``frameStatus``, ...).
+        """
+        data: dict[str, Any] = {
+            "taskId": task_id,
+            "pageNum": page_num,
+            "pageSize": page_size,
+        }
+        if search_keyword:
+            data["searchKeyword"] = search_keyword
+        return self._connect.post(self._connect.url.queryTaskFrames, data)
+
+    def all_frame_status(self) -> dict:
+        """Get the overview of task rendering frame.
+
+        Returns:
+            ``{"executingFramesTotal", "doneFramesTotal", "failedFramesTotal", "waitingFramesTotal",
+            "abandonFramesTotal", "totalFrames"}`` over the caller's tasks.
+        """
+        return self._connect.post(self._connect.url.queryAllFrameStats)

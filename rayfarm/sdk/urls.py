@@ -1,0 +1,33 @@
+"""The Renderbus API paths the rayfarm SDK calls (the same as the official ``rayvision_api``)."""
+
+from __future__ import annotations
+
+
+class ApiUrl:
+    """Paths of the Renderbus-compatible API, named like the official SDK's ``ApiUrl`` members."""
+
+    queryPlatforms = "/api/render/common/queryPlatforms"
+    queryUserProfile = "/api/render/setUp/queryUserProfile"
+    queryUserSetting = "/api/render/setUp/queryUserSetting"
+    getBid = "/api/render/transfer/getBid"
+    createTask = "/api/render/submit/createTask"
+    task = "/api/render/submit/task"
+    taskJsonFile = "/api/render/submit/taskJsonFile"
+    getTaskList = "/api/render/handle/getTaskList/v2"
+    stopTask = "/api/rendering/task/renderingTask/stopTask"
+    startTask = "/api/rendering/task/renderingTask/startTask"
+    abandonTask = "/api/render/handle/abandonTask"
+    deleteTask = "/api/render/handle/deleteTask"
+    queryTaskFrames = "/api/render/handle/queryTaskFrames"
+    queryAllFrameStats = "/api/render/handle/queryAllFrameStats"
+    queryTaskInfo = "/api/render/handle/queryTaskInfo/v2"
+    updateTaskUserLevel = "/api/rendering/task/renderingTask/updateTaskUserLevel"
+    setTaskOverTimeStop = "/api/render/handle/setTaskOverTimeStop"
+    fullSpeedRendering = "/api/render/handle/fullSpeedRendering"
+    updateTaskLimit = "/api/render/handle/updateTaskLimit"
+    addTaskLabel = "/api/render/handle/addTaskLabel"
+    deleteTaskLabel = "/api/render/handle/deleteTaskLabel"
+
+
+# Calls whose effect is NOT the same when repeated: never sent twice once they may have reached the farm.
+NOT_IDEMPOTENT = frozenset({ApiUrl.createTask})
