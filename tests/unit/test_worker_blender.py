@@ -27,6 +27,7 @@ def test_command_line_order_and_frames():
     assert argv[:5] == ["blender", "-b", "--factory-startup", "--disable-autoexec", "/cache/abc/shot_010.blend"]
     assert argv[argv.index("-o") + 1] == "/work/out/shot_010_####"
     assert argv[argv.index("-F") + 1] == "PNG"
+    assert argv[argv.index("-x") + 1] == "1"
     assert argv[argv.index("-s") + 1] == "3"
     assert argv[argv.index("-e") + 1] == "7"
     assert argv[argv.index("-j") + 1] == "2"
@@ -146,14 +147,20 @@ def test_real_blender_renders_two_frames_and_progress_reaches_100(tmp_path, cube
 
 @needs_blender
 def test_real_blender_missing_camera_fails_with_message(tmp_path, cube_scene):
-    scene = cube_scene
-    out = tmp_path / "out"
-    out.mkdir()
-    _, argv = command_for(lease(start=1, end=1, step=1, camera="NoSuchCam"), scene=scene, out=out)
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
-    assert result.returncode != 0
-    assert "no camera object named 'NoSuchCam'" in result.stdout + result.stderr
-    assert list(out.iterdir()) == []
+    import httpx
+
+    from rayfarm.worker.client import FarmClient
+    from rayfarm.worker.job import Job
+    from rayfarm.worker.scenes import SceneCache
+
+    item = {**lease(start=1, end=1, step=1, camera="NoSuchCam"), "scene": {"path": str(cube_scene)}}
+    client = FarmClient("http://farm.invalid", "t", transport=httpx.MockTransport(lambda r: httpx.Response(404)))
+    job = Job(item, tmp_path / "work", SceneCache(tmp_path / "cache", client))
+    outcome = job.render()
+    assert outcome.result == "failed"
+    assert "blender exited with code 1" in outcome.error
+    assert "no camera object named 'NoSuchCam'" in outcome.error, outcome.error
+    assert list(job.output_dir.iterdir()) == []
 
 
 def test_detect_version(monkeypatch):

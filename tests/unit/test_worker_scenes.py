@@ -26,7 +26,8 @@ def server():
 
 
 def lease(url="/v1/worker/scene/7", sha=SHA, path=None):
-    return {"leaseId": "L", "render": {"scene": "/D/proj/shot.blend"}, "scene": {"url": url, "sha256": sha, "path": path}}
+    return {"leaseId": "L", "render": {"scene": "/D/proj/shot.blend"},
+            "scene": {"url": url, "sha256": sha, "path": path}}
 
 
 def test_download_is_verified_and_cached(tmp_path, server):

@@ -1,0 +1,34 @@
+"""The rayfarm render node (worker): `run_worker` connects to a farm server and renders its chunks."""
+
+import logging
+import signal
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from rayfarm.worker.agent import Agent, WorkerError
+
+log = logging.getLogger(__name__)
+
+
+def run_worker(server: str, token: str, name: str | None = None, slots: int = 1, tags: Sequence[str] = (),
+               work_dir: str | Path | None = None) -> None:
+    """Run a render node until SIGTERM/SIGINT (then running renders are killed). Raises WorkerError
+    when the server refuses the node (bad token, bad registration)."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request is too chatty for a node
+    agent = Agent(server, token, name=name, slots=slots, tags=tags, work_dir=work_dir)
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        def on_signal(signum: int, frame: object) -> None:
+            log.info("received %s; stopping", signal.Signals(signum).name)
+            agent.stop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, on_signal)
+    try:
+        agent.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+__all__ = ["Agent", "WorkerError", "run_worker"]

@@ -1,0 +1,117 @@
+"""HTTP calls to the farm's worker API, with retries (tenacity) while the server is unreachable."""
+
+import hashlib
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+API = "/v1/worker"
+
+
+class FarmError(Exception):
+    """The server answered with an error status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+        self.message = message
+
+
+class StaleSession(FarmError):
+    """409: the session is no longer the node's current one; register again."""
+
+
+def transient(exc: BaseException) -> bool:
+    """Errors worth retrying: the server is down, restarting or overloaded."""
+    if isinstance(exc, httpx.TransportError):
+        return True
+    return isinstance(exc, FarmError) and (exc.status >= 500 or exc.status == 429)
+
+
+def _check(response: httpx.Response) -> dict[str, Any]:
+    if response.status_code < 400:
+        if not response.content:
+            return {}
+        data = response.json()
+        return data if isinstance(data, dict) else {"data": data}
+    try:
+        message = str(response.json().get("error") or response.text)
+    except (ValueError, AttributeError):
+        message = response.text[:300] or response.reason_phrase
+    cls = StaleSession if response.status_code == 409 else FarmError
+    raise cls(response.status_code, message)
+
+
+class FarmClient:
+    def __init__(self, server_url: str, token: str, stop: threading.Event | None = None, timeout: float = 30.0,
+                 max_backoff: float = 30.0, transport: httpx.BaseTransport | None = None) -> None:
+        self.stop = stop or threading.Event()
+        self.max_backoff = max_backoff
+        self.http = httpx.Client(base_url=server_url.rstrip("/"), timeout=timeout, transport=transport,
+                                 headers={"Authorization": f"Bearer {token}"})
+
+    def close(self) -> None:
+        self.http.close()
+
+    def identify(self, worker_id: int, session: str) -> None:
+        """Send the node's id and session with the calls that carry no JSON body (outputs, scenes)."""
+        self.http.headers["X-Worker-Id"] = str(worker_id)
+        self.http.headers["X-Worker-Session"] = str(session)
+
+    def _stopped(self, state: RetryCallState) -> bool:
+        return self.stop.is_set()
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0
+        log.warning("farm server call failed (%s); retry %d in %.1f s", exc, state.attempt_number, wait)
+
+    def retrying(self, call: Callable[[], T], attempts: int | None = None) -> T:
+        """Run `call`, retrying transient errors with exponential backoff until it works or the node stops."""
+        stop = self._stopped if attempts is None else (stop_after_attempt(attempts) | self._stopped)
+        retryer = Retrying(retry=retry_if_exception(transient), stop=stop, reraise=True,
+                           wait=wait_exponential_jitter(multiplier=0.5, jitter=0.5, max=self.max_backoff),
+                           sleep=self.stop.wait, before_sleep=self._log_retry)
+        return retryer(call)
+
+    def post(self, name: str, body: dict[str, Any], *, retry: bool = True, timeout: float | None = None,
+             attempts: int | None = None) -> dict[str, Any]:
+        def call() -> dict[str, Any]:
+            extra = {"timeout": timeout} if timeout is not None else {}
+            return _check(self.http.post(f"{API}/{name}", json=body, **extra))
+        return self.retrying(call, attempts) if retry else call()
+
+    def upload(self, lease_id: str, path: Path) -> dict[str, Any]:
+        """PUT one output file (raw bytes), retried until it gets through."""
+        url = f"{API}/output/{quote(lease_id, safe='')}/{quote(path.name, safe='')}"
+
+        def call() -> dict[str, Any]:
+            with open(path, "rb") as stream:
+                return _check(self.http.put(url, content=stream, timeout=None,
+                                            headers={"Content-Type": "application/octet-stream",
+                                                     "Content-Length": str(path.stat().st_size)}))
+        return self.retrying(call)
+
+    def download(self, url: str, dest: Path, attempts: int = 6) -> str:
+        """GET `url` into the file `dest` (overwritten); returns the sha256 of the bytes."""
+        def call() -> str:
+            digest = hashlib.sha256()
+            with self.http.stream("GET", url, timeout=httpx.Timeout(60.0, read=300.0)) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    _check(response)
+                with open(dest, "wb") as out:
+                    for block in response.iter_bytes(1 << 20):
+                        digest.update(block)
+                        out.write(block)
+            return digest.hexdigest()
+        return self.retrying(call, attempts)

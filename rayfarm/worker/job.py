@@ -1,0 +1,238 @@
+"""One lease on this node: fetch the scene, run the renderer's commands, keep log, progress and usage."""
+
+import logging
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from rayfarm.worker import process
+from rayfarm.worker.client import FarmError
+from rayfarm.worker.renderers import Renderer, RenderError, chunk_progress, renderer_for
+from rayfarm.worker.scenes import SceneCache
+
+log = logging.getLogger(__name__)
+
+MAX_PENDING_LINES = 2000
+MAX_LINE = 1000
+TAIL_LINES = 4
+ERROR_LINE = re.compile(r"\b(\w*Error|\w*Exception|Traceback|FATAL|Fatal)\b")
+KILL_GRACE = 1.0
+
+
+@dataclass
+class Outcome:
+    result: str  # "done", "failed" or "timeout"
+    error: str = ""
+    outputs: list[Path] = field(default_factory=list)
+    execute_seconds: float = 0.0
+    avg_cpu: float = 0.0  # percent of the whole machine (all cores = 100)
+    avg_memory: float = 0.0  # bytes of resident memory
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:80] or "lease"
+
+
+class Job:
+    def __init__(self, lease: dict[str, Any], work_dir: Path, scenes: SceneCache) -> None:
+        self.lease = lease
+        self.lease_id = str(lease["leaseId"])
+        self.dir = work_dir / "leases" / _safe(self.lease_id)
+        self.output_dir = self.dir / "out"
+        self.scenes = scenes
+        self.timeout = float(lease.get("jobStopTime") or 0)
+        self.progress = 0.0
+        self.cpu = 0.0
+        self.memory = 0
+        self.cancelled: str | None = None  # why the render was killed: "stop", "shutdown", "stale", "timeout"
+        self.rendered = threading.Event()  # set when the render part is over (reporting may follow)
+        self._lock = threading.RLock()
+        self._proc: subprocess.Popen | None = None
+        self._sampler: process.TreeSampler | None = None
+        self._pending: deque[str] = deque()
+        self._skipped = 0
+        self._tail: deque[str] = deque(maxlen=TAIL_LINES)
+        self._errors: deque[str] = deque(maxlen=3)
+        self._cpu_samples: list[float] = []
+        self._mem_samples: list[int] = []
+        self._cpu_seconds = 0.0  # from the kernel's accounting of finished runs
+        self._peak_memory = 0
+
+    # ---- log lines -------------------------------------------------------------------------------------
+    def add_line(self, line: str) -> None:
+        line = line.rstrip("\r\n")[:MAX_LINE]
+        with self._lock:
+            if line.strip():
+                self._tail.append(line)
+                if ERROR_LINE.search(line) and line not in self._errors:
+                    self._errors.append(line)
+            self._pending.append(line)
+            if len(self._pending) > MAX_PENDING_LINES:
+                self._pending.popleft()
+                self._skipped += 1
+
+    def take_log(self) -> list[str]:
+        """Lines not yet sent (sent lines are forgotten; give them back with `return_log` if the call failed)."""
+        with self._lock:
+            lines = list(self._pending)
+            if self._skipped:
+                lines.insert(0, f"[rayfarm worker: {self._skipped} earlier lines were not sent]")
+                self._skipped = 0
+            self._pending.clear()
+            return lines
+
+    def return_log(self, lines: list[str]) -> None:
+        with self._lock:
+            room = MAX_PENDING_LINES - len(self._pending)
+            keep = lines[-room:] if room > 0 else []
+            self._skipped += len(lines) - len(keep)
+            self._pending.extendleft(reversed(keep))
+
+    def tail(self) -> str:
+        """The error lines and last lines of the output, for a failure message."""
+        with self._lock:
+            errors = [line for line in self._errors if line not in self._tail]
+            text = " | ".join(line.strip()[:200] for line in self._tail) or "(no output)"
+        if errors:
+            return " | ".join(line.strip()[:200] for line in errors) + " ... " + text
+        return text
+
+    # ---- resources ------------------------------------------------------------------------------------
+    def sample(self) -> None:
+        """Record CPU and memory of the running process tree (called on the agent's monitor tick)."""
+        with self._lock:
+            sampler = self._sampler
+        if sampler is None:
+            return
+        usage = sampler.sample()
+        if usage is None:
+            return
+        cpu, memory = usage
+        with self._lock:
+            if self._sampler is sampler:
+                self.cpu, self.memory = cpu, memory
+                self._cpu_samples.append(cpu)
+                self._mem_samples.append(memory)
+
+    # ---- killing --------------------------------------------------------------------------------------
+    def cancel(self, reason: str) -> None:
+        """Kill the render's process group now: SIGTERM, then SIGKILL after 1 s. Further runs are skipped."""
+        with self._lock:
+            if self.cancelled is None:
+                self.cancelled = reason
+            proc = self._proc
+            if proc is None or proc.returncode is not None:
+                return
+            log.info("lease %s: killing render process group %d (%s)", self.lease_id, proc.pid, reason)
+            process.signal_group(proc.pid, signal.SIGTERM)
+        timer = threading.Timer(KILL_GRACE, self._kill_hard, args=(proc,))
+        timer.daemon = True
+        timer.start()
+
+    def _kill_hard(self, proc: subprocess.Popen) -> None:
+        with self._lock:
+            if self._proc is proc and proc.returncode is None:
+                process.signal_group(proc.pid, signal.SIGKILL)
+
+    # ---- rendering ------------------------------------------------------------------------------------
+    def render(self) -> Outcome:
+        """Render the chunk; the caller reports the outcome unless `cancelled` is stop/shutdown/stale."""
+        watchdog = None
+        if self.timeout > 0:
+            watchdog = threading.Timer(self.timeout, self.cancel, args=("timeout",))
+            watchdog.daemon = True
+            watchdog.start()
+        try:
+            return self._render()
+        finally:
+            if watchdog:
+                watchdog.cancel()
+            self.rendered.set()
+
+    def _render(self) -> Outcome:
+        if self.dir.exists():
+            shutil.rmtree(self.dir, ignore_errors=True)
+        self.output_dir.mkdir(parents=True)
+        try:
+            renderer = renderer_for(self.lease.get("render") or {})
+            scene = self.scenes.scene_for(self.lease, self.dir)
+            commands = renderer.commands(self.lease, scene, self.output_dir)
+        except RenderError as exc:
+            return self._failed(str(exc))
+        except (FarmError, httpx.HTTPError, OSError) as exc:
+            return self._failed(f"the scene could not be fetched: {exc}")
+        seconds = 0.0
+        for index, argv in enumerate(commands):
+            began = time.monotonic()
+            try:
+                code = self._run(argv, renderer, index, len(commands))
+            except OSError as exc:
+                return self._failed(f"{argv[0]!r} could not be started on this node: {exc.strerror or exc}.")
+            seconds += time.monotonic() - began
+            if self.cancelled:
+                return self._stopped(seconds)
+            if code != 0:
+                how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+                return self._failed(f"{Path(argv[0]).name} {how}. Last log lines: {self.tail()}", seconds)
+        outputs = sorted(p for p in self.output_dir.iterdir() if p.is_file() and not p.name.startswith("."))
+        if renderer.needs_output and not outputs:
+            return self._failed(f"{renderer.software} finished but wrote no output file. "
+                                f"Last log lines: {self.tail()}", seconds)
+        self.progress = 100.0
+        return self._outcome("done", "", outputs, seconds)
+
+    def _run(self, argv: list[str], renderer: Renderer, index: int, runs: int) -> int:
+        with self._lock:
+            if self.cancelled:
+                return -signal.SIGTERM
+            log.info("lease %s: run %d/%d: %s", self.lease_id, index + 1, runs, argv[0])
+            proc = process.start(argv, self.output_dir)
+            self._proc, self._sampler = proc, process.TreeSampler(proc.pid)
+        self.progress = max(self.progress, chunk_progress(index, runs, 0))
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            self.add_line(line)
+            percent = renderer.parse_progress(line)
+            if percent is not None:
+                self.progress = max(self.progress, chunk_progress(index, runs, percent))
+        process.wait_exited(proc.pid)
+        process.kill_leftovers(proc.pid)
+        with self._lock:
+            code, cpu_seconds, peak = process.reap(proc)
+            self._proc, self._sampler = None, None
+            self._cpu_seconds += cpu_seconds
+            self._peak_memory = max(self._peak_memory, peak)
+        self.progress = max(self.progress, chunk_progress(index + 1, runs, 0))
+        return code
+
+    def _outcome(self, result: str, error: str, outputs: list[Path], seconds: float) -> Outcome:
+        with self._lock:
+            if seconds > 0 and self._cpu_seconds > 0:
+                cpu = self._cpu_seconds * 100.0 / seconds / process.CPUS
+            else:
+                cpu = sum(self._cpu_samples) / len(self._cpu_samples) if self._cpu_samples else 0.0
+            memory = sum(self._mem_samples) / len(self._mem_samples) if self._mem_samples else self._peak_memory
+        return Outcome(result, error, outputs, round(seconds, 3), round(cpu, 2), round(memory))
+
+    def _failed(self, error: str, seconds: float = 0.0) -> Outcome:
+        log.warning("lease %s failed: %s", self.lease_id, error)
+        return self._outcome("failed", error[:2000], [], seconds)
+
+    def _stopped(self, seconds: float) -> Outcome:
+        if self.cancelled == "timeout":
+            error = f"the chunk ran longer than its time limit of {self.timeout:g} s (jobStopTime) and was stopped."
+            log.warning("lease %s: %s", self.lease_id, error)
+            return self._outcome("timeout", error, [], seconds)
+        return self._outcome("failed", f"the render was stopped ({self.cancelled}).", [], seconds)
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)

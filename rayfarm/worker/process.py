@@ -1,0 +1,87 @@
+"""Render subprocesses in their own process group: start, signal the whole group, sample CPU/memory."""
+
+import logging
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import psutil
+
+log = logging.getLogger(__name__)
+CPUS = os.cpu_count() or 1
+
+
+def start(argv: list[str], cwd: Path) -> subprocess.Popen:
+    """Start `argv` (no shell) as the leader of a new session/process group, stdout+stderr as text lines."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True, text=True, encoding="utf-8",
+                            errors="replace", bufsize=1, shell=False)
+
+
+def signal_group(pgid: int, sig: int) -> bool:
+    """Send `sig` to every process of the group; False when the group is already gone."""
+    try:
+        os.killpg(pgid, sig)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError as exc:
+        log.warning("cannot signal process group %d: %s", pgid, exc)
+        return False
+
+
+def wait_exited(pid: int) -> None:
+    """Block until the child `pid` has exited, without reaping it (its pid and group stay reserved)."""
+    try:
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+    except ChildProcessError:
+        pass
+
+
+def reap(proc: subprocess.Popen) -> tuple[int, float, int]:
+    """Wait for the exited `proc`: (return code, CPU seconds of it and its waited-for children, peak RSS bytes)."""
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    except ChildProcessError:  # already reaped elsewhere
+        return proc.wait(), 0.0, 0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024
+
+
+def kill_leftovers(pgid: int) -> None:
+    """SIGKILL whatever the finished leader left behind in its group."""
+    signal_group(pgid, signal.SIGKILL)
+
+
+class TreeSampler:
+    """CPU (percent of the whole machine) and resident memory (bytes) of a process and its descendants."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.known: dict[int, psutil.Process] = {}
+        self.sample()  # first cpu_percent() call only sets the baseline
+
+    def sample(self) -> tuple[float, int] | None:
+        """(cpu, memory) now, or None when the process is gone."""
+        try:
+            root = self.known.get(self.pid) or psutil.Process(self.pid)
+            tree = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return None
+        cpu, memory, alive = 0.0, 0, {}
+        for proc in tree:
+            proc = self.known.get(proc.pid, proc)
+            try:
+                if proc.status() == psutil.STATUS_ZOMBIE:
+                    continue
+                cpu += proc.cpu_percent(None)
+                memory += proc.memory_info().rss
+                alive[proc.pid] = proc
+            except psutil.Error:
+                continue
+        self.known = alive
+        if not alive:
+            return None
+        return round(cpu / CPUS, 2), memory

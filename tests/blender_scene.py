@@ -1,0 +1,51 @@
+"""Build a tiny Blender scene (cube, camera, light; Cycles CPU, no denoiser) for tests."""
+
+import subprocess
+from pathlib import Path
+
+SCRIPT = """
+import bpy
+bpy.ops.wm.read_factory_settings(use_empty=True)
+scene = bpy.context.scene
+bpy.ops.mesh.primitive_cube_add(size=2, location=(0, 0, 0))
+bpy.ops.object.camera_add(location=(6, -6, 4.5), rotation=(1.1, 0, 0.785))
+camera = bpy.context.active_object
+camera.name = {camera!r}
+scene.camera = camera
+bpy.ops.object.camera_add(location=(0, -8, 0), rotation=(1.5708, 0, 0))
+bpy.context.active_object.name = "SideCamera"
+bpy.ops.object.light_add(type="SUN", location=(4, -4, 8))
+bpy.context.active_object.data.energy = 3.0
+cube = bpy.data.objects["Cube"]
+cube.rotation_euler = (0, 0, 0)
+cube.keyframe_insert("rotation_euler", frame=1)
+cube.rotation_euler = (0, 0, 1.5)
+cube.keyframe_insert("rotation_euler", frame={frames})
+scene.frame_start = 1
+scene.frame_end = {frames}
+scene.render.engine = "CYCLES"
+scene.cycles.device = "CPU"
+scene.cycles.samples = {samples}
+scene.cycles.use_adaptive_sampling = False
+scene.cycles.use_denoising = False
+scene.cycles.use_preview_denoising = False
+scene.render.resolution_x = {width}
+scene.render.resolution_y = {height}
+scene.render.resolution_percentage = 100
+scene.render.image_settings.file_format = "PNG"
+bpy.ops.wm.save_as_mainfile(filepath={path!r})
+"""
+
+
+def make_scene(path: str | Path, frames: int = 6, width: int = 160, height: int = 90, samples: int = 8,
+               camera: str = "Camera", blender: str = "blender", timeout: float = 60) -> Path:
+    """Write a .blend at `path` with frames 1..`frames`, cameras `camera` and "SideCamera"; returns the path."""
+    path = Path(path).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    script = SCRIPT.format(camera=camera, frames=frames, samples=samples, width=width, height=height, path=str(path))
+    result = subprocess.run([blender, "-b", "--factory-startup", "--python-expr", script],
+                            capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0 or not path.exists():
+        raise RuntimeError(f"blender could not build the test scene (exit {result.returncode}): "
+                           f"{(result.stdout + result.stderr)[-2000:]}")
+    return path

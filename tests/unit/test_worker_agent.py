@@ -1,0 +1,250 @@
+"""The render node against a tiny fake farm on loopback (tests/worker_fake_server.py)."""
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+import psutil
+import pytest
+
+import rayfarm
+from rayfarm.worker import Agent, WorkerError
+from rayfarm.worker.client import FarmClient
+from tests.worker_fake_server import TOKEN, FakeServer
+
+PY = sys.executable
+LONG_RUN = (  # a render that spawns a child ignoring SIGTERM, writes both pids, then sleeps
+    "import os, subprocess, sys, time\n"
+    "ready = sys.argv[1] + '.child'\n"
+    "child = subprocess.Popen([sys.executable, '-c', 'import os, signal, sys, time; "
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN); open(sys.argv[1], \"w\").write(str(os.getpid())); "
+    "time.sleep(60)', ready])\n"
+    "while not os.path.exists(ready) or not open(ready).read(): time.sleep(0.02)\n"
+    "open(sys.argv[1], 'w').write(f'{os.getpid()} {child.pid}')\n"
+    "print('started', flush=True)\n"
+    "time.sleep(60)\n"
+)
+
+
+def wait_until(check: Callable[[], object], timeout: float = 15.0, what: str = "condition") -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+@pytest.fixture
+def fake():
+    server = FakeServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def node(fake, tmp_path):
+    agents = []
+
+    def start(token: str = TOKEN, slots: int = 1) -> Agent:
+        client = FarmClient(fake.url, token, max_backoff=0.3)
+        agent = Agent(fake.url, token, name="node-a", slots=slots, tags=("gpu-less", "test"),
+                      work_dir=tmp_path / "work", lease_wait=0.3, client=client)
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                agent.run()
+            except BaseException as exc:  # noqa: BLE001 - handed to the test
+                errors.append(exc)
+        agent.thread = threading.Thread(target=run, daemon=True)
+        agent.errors = errors
+        agent.thread.start()
+        agents.append(agent)
+        return agent
+    yield start
+    for agent in agents:
+        agent.stop()
+        agent.thread.join(10)
+
+
+def long_command(tmp_path, name="pids"):
+    pids = tmp_path / name
+    return pids, {"software": "command", "command": [PY, "-c", LONG_RUN, str(pids)]}
+
+
+def read_pids(path) -> list[int]:
+    text = wait_until(lambda: path.exists() and path.read_text().strip(), what="render start")
+    return [int(x) for x in text.split()]
+
+
+def test_register_lease_upload_complete(fake, node, tmp_path):
+    farm = fake.farm
+    scene = farm.add_scene("f1", b"scene-bytes")
+    script = "import shutil, sys; shutil.copy(sys.argv[1], sys.argv[2]); print('frame', sys.argv[3])"
+    farm.add_lease("L1", {"software": "command", "command": [PY, "-c", script, "{scene}", "{output}/out_{frame}.txt",
+                                                             "{frame}"]}, start=1, end=3, scene=scene)
+    agent = node()
+    wait_until(lambda: farm.completes, what="complete")
+    register = farm.registers[0]
+    assert register["name"] == "node-a" and register["slots"] == 1 and register["tags"] == ["gpu-less", "test"]
+    assert register["cores"] >= 1 and register["memory"] > 0 and register["gpu"] == ""
+    assert register["software"]["command"] == "" and register["version"] == rayfarm.__version__
+    done = farm.completes[0]
+    assert done["leaseId"] == "L1" and done["result"] == "done" and done["error"] == ""
+    assert done["workerId"] == 1 and done["session"] == "s1"
+    assert done["outputs"] == ["out_1.txt", "out_2.txt", "out_3.txt"]
+    assert farm.uploads["L1"] == {f"out_{f}.txt": b"scene-bytes" for f in (1, 2, 3)}
+    assert done["executeSeconds"] > 0
+    sent = [line for beat in farm.heartbeats for item in beat["running"] for line in item["log"]] + done["log"]
+    assert sent == ["frame 1", "frame 2", "frame 3"]
+    wait_until(lambda: not agent.jobs, what="slot freed")
+    assert not (tmp_path / "work" / "leases" / "L1").exists()
+
+
+def test_heartbeat_stop_kills_the_process_group_within_2s(fake, node, tmp_path):
+    farm = fake.farm
+    pids_file, render = long_command(tmp_path)
+    farm.add_lease("L2", render)
+    agent = node()
+    pids = read_pids(pids_file)
+    wait_until(lambda: any("L2" in ids for ids in farm.running_ids()), what="heartbeat with the lease")
+    beat = next(b for b in farm.heartbeats if b["running"])
+    assert {"cpu", "memUsed"} <= beat.keys() and 0 <= beat["running"][0]["progress"] <= 100
+    began = time.monotonic()
+    farm.stop.add("L2")
+    wait_until(lambda: not any(alive(pid) for pid in pids), timeout=2.5, what="process group killed")
+    assert time.monotonic() - began < 2.0 + farm.busy_heartbeat_seconds
+    wait_until(lambda: not agent.jobs, what="slot freed")
+    assert farm.completes == [] and "L2" not in farm.uploads
+
+
+def test_local_timeout_reports_timeout(fake, node, tmp_path):
+    farm = fake.farm
+    pids_file, render = long_command(tmp_path)
+    farm.add_lease("L3", render, job_stop_time=1)
+    node()
+    pids = read_pids(pids_file)
+    done = wait_until(lambda: farm.completes, timeout=6, what="complete")[0]
+    assert done["result"] == "timeout" and "jobStopTime" in done["error"]
+    wait_until(lambda: not any(alive(pid) for pid in pids), timeout=1, what="render processes gone")
+
+
+def test_failed_render_reports_error(fake, node):
+    farm = fake.farm
+    farm.add_lease("L4", {"software": "command", "command": [PY, "-c", "print('oops'); raise SystemExit(2)"]})
+    node()
+    done = wait_until(lambda: farm.completes, what="complete")[0]
+    assert done["result"] == "failed" and "exited with code 2" in done["error"] and "oops" in done["error"]
+
+
+def test_conflict_reregisters_and_drops_running_chunks(fake, node, tmp_path):
+    farm = fake.farm
+    pids_file, render = long_command(tmp_path)
+    farm.add_lease("L5", render)
+    node()
+    pids = read_pids(pids_file)
+    farm.conflicts = 1
+    wait_until(lambda: len(farm.registers) == 2, what="second register")
+    wait_until(lambda: not any(alive(pid) for pid in pids), timeout=3, what="render killed")
+    farm.add_lease("L6", {"software": "command", "command": [PY, "-c", "open('x.txt', 'w')"]})
+    done = wait_until(lambda: farm.completes, what="complete of the next lease")
+    assert [c["leaseId"] for c in done] == ["L6"] and done[0]["session"] == "s2"
+
+
+def test_rejected_upload_drops_the_result(fake, node):
+    farm = fake.farm
+    farm.reject.add("L7")  # the server answers the upload with accepted: false
+    farm.add_lease("L7", {"software": "command", "command": [PY, "-c", "open('x.txt', 'w').write('x')"]})
+    agent = node()
+    wait_until(lambda: farm.refused, what="upload refused")
+    wait_until(lambda: not agent.jobs, what="job finished")
+    assert farm.refused == [("L7", "x.txt")]
+    assert farm.completes == [] and "L7" in farm.valid  # never completed
+
+
+def test_server_down_then_back_gets_the_result(fake, node):
+    farm = fake.farm
+    script = "import time; time.sleep(1.0); open('late.txt', 'w').write('x')"
+    farm.add_lease("L8", {"software": "command", "command": [PY, "-c", script]})
+    agent = node()
+    wait_until(lambda: agent.jobs, what="lease taken")
+    fake.stop()
+    time.sleep(1.5)  # the render finishes while the server is away; complete is retried
+    assert agent.jobs
+    fake.start()
+    done = wait_until(lambda: farm.completes, what="complete after the server is back")[0]
+    assert done["result"] == "done" and farm.uploads["L8"] == {"late.txt": b"x"}
+
+
+def test_stop_kills_running_renders_and_returns(fake, node, tmp_path):
+    farm = fake.farm
+    pids_file, render = long_command(tmp_path)
+    farm.add_lease("L9", render)
+    agent = node()
+    pids = read_pids(pids_file)
+    began = time.monotonic()
+    agent.stop()
+    agent.thread.join(5)
+    assert not agent.thread.is_alive() and time.monotonic() - began < 3
+    wait_until(lambda: not any(alive(pid) for pid in pids), timeout=1, what="render processes gone")
+    assert farm.completes == [] and agent.errors == []
+
+
+def test_bad_token_is_fatal(fake, node):
+    agent = node(token="wrong")
+    agent.thread.join(5)
+    assert not agent.thread.is_alive()
+    assert isinstance(agent.errors[0], WorkerError) and "401" in str(agent.errors[0])
+
+
+def test_run_worker_stops_on_sigterm(fake, tmp_path):
+    import os
+    import signal
+    import subprocess
+
+    farm = fake.farm
+    pids_file, render = long_command(tmp_path)
+    farm.add_lease("L10", render)
+    code = ("import logging, sys; logging.basicConfig(level='INFO'); from rayfarm.worker import run_worker; "
+            "run_worker(sys.argv[1], sys.argv[2], name='sig-node', work_dir=sys.argv[3])")
+    proc = subprocess.Popen([PY, "-c", code, fake.url, TOKEN, str(tmp_path / "work")],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        pids = read_pids(pids_file)
+        os.kill(proc.pid, signal.SIGTERM)
+        output, _ = proc.communicate(timeout=5)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, output
+    assert "received SIGTERM" in output
+    wait_until(lambda: not any(alive(pid) for pid in pids), timeout=1, what="render processes gone")
+    assert farm.completes == []
+
+
+@pytest.mark.skipif(__import__("shutil").which("blender") is None, reason="blender is not installed")
+def test_blender_chunk_end_to_end(fake, node, tmp_path):
+    from tests.blender_scene import make_scene
+
+    farm = fake.farm
+    scene = farm.add_scene("fb", make_scene(tmp_path / "cube.blend", frames=4).read_bytes())
+    render = {"software": "blender", "scene": "/D/proj/cube.blend", "scene_root": "/D/proj", "camera": "Camera",
+              "width": 64, "height": 36, "format": "PNG", "command": None, "cg_version": "3.4"}
+    farm.add_lease("LB", render, start=3, end=4, scene=scene)
+    node()
+    done = wait_until(lambda: farm.completes, timeout=30, what="blender complete")[0]
+    assert done["result"] == "done", done["error"]
+    assert done["outputs"] == ["cube_0003.png", "cube_0004.png"]
+    assert all(data.startswith(b"\x89PNG") for data in farm.uploads["LB"].values())
+    assert farm.registers[0]["software"]["blender"].startswith("3.")
+    assert any(line.startswith("Saved: ") for line in done["log"] + [
+        line for beat in farm.heartbeats for item in beat["running"] for line in item["log"]])
