@@ -11,7 +11,6 @@ from rayfarm.store import tasks as task_store
 from rayfarm.store import users as users_store
 from rayfarm.store.db import sqlite_url
 
-
 OPEN: list[Farm] = []
 
 
