@@ -31,7 +31,10 @@ class Database:
 
     def _make_engine(self, url: str) -> Engine:
         if not self.is_sqlite:
-            return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+            # No server-side prepared statements: PostgreSQL's generic plan for "task_id = $1 AND status = $2"
+            # ignores how skewed frame statuses are and scans a million-row table; custom plans use the index.
+            return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True,
+                                 connect_args={"prepare_threshold": None})
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60},

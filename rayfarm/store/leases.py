@@ -7,7 +7,7 @@ the same chunk. A result counts only while the frame row still carries the node'
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, case, distinct, func, select, update
+from sqlalchemy import Connection, bindparam, case, distinct, func, select, update
 
 from rayfarm.domain.states import FrameStatus as F
 from rayfarm.domain.states import TaskStatus
@@ -25,16 +25,41 @@ class Claimed:
     task: object  # tasks row
 
 
+# Hot-path statements are built once: building SQLAlchemy expressions per call costs more than the SQL.
+_RUNNING = (select(frames.c.task_id, func.count().label("chunks"), func.count(distinct(frames.c.node_id)).label("nodes"),
+                   func.max(case((frames.c.node_id == bindparam("worker_id"), 1), else_=0)).label("mine"))
+            .where(frames.c.status == int(F.RENDERING)).group_by(frames.c.task_id).subquery())
+CANDIDATES = (select(tasks.c.id, tasks.c.user_id, tasks.c.task_user_level, tasks.c.submitted_at, tasks.c.software,
+                     tasks.c.task_limit, _RUNNING.c.chunks, _RUNNING.c.nodes, _RUNNING.c.mine)
+              .select_from(tasks.outerjoin(_RUNNING, _RUNNING.c.task_id == tasks.c.id))
+              .where(tasks.c.status.in_(RUNNABLE), tasks.c.is_deleted.is_(False)))
+BLOCKED = select(blocklist.c.task_id, blocklist.c.failures).where(blocklist.c.worker_id == bindparam("worker_id"))
+LOCK_TASK = select(tasks).where(tasks.c.id == bindparam("task_id")).with_for_update()
+NODES_ON_TASK = select(func.count(distinct(frames.c.node_id))).where(
+    frames.c.task_id == bindparam("task_id"), frames.c.status == int(F.RENDERING))
+_LEASE_VALUES = dict(status=int(F.RENDERING), node_id=bindparam("p_worker"), lease_id=bindparam("p_lease"),
+                     lease_expires=bindparam("p_expires"), started_at=bindparam("p_now"), ended_at=None, progress=0.0,
+                     execute_seconds=None, error=None, stop_reason=None)
+
+
+def _claim_statement(skip_locked: bool):
+    pick = (select(frames.c.id).where(frames.c.task_id == bindparam("p_task"), frames.c.status == int(F.WAITING))
+            .order_by(frames.c.seq).limit(1))
+    if skip_locked:
+        pick = pick.with_for_update(skip_locked=True)
+    return (update(frames).where(frames.c.id == pick.scalar_subquery(), frames.c.status == int(F.WAITING))
+            .values(**_LEASE_VALUES).returning(*frames.c))
+
+
+CLAIM = {False: _claim_statement(False), True: _claim_statement(True)}
+CURRENT = select(frames).where(frames.c.lease_id == bindparam("lease_id"), frames.c.node_id == bindparam("worker_id"),
+                               frames.c.status == int(F.RENDERING))
+CURRENT_LOCKED = CURRENT.with_for_update()
+
+
 def _candidates(conn: Connection, worker_id: int) -> tuple[list[Candidate], dict[int, int]]:
-    running = (select(frames.c.task_id, func.count().label("chunks"), func.count(distinct(frames.c.node_id)).label("nodes"),
-                      func.max(case((frames.c.node_id == worker_id, 1), else_=0)).label("mine"))
-               .where(frames.c.status == int(F.RENDERING)).group_by(frames.c.task_id).subquery())
-    query = (select(tasks.c.id, tasks.c.user_id, tasks.c.task_user_level, tasks.c.submitted_at, tasks.c.software,
-                    tasks.c.task_limit, running.c.chunks, running.c.nodes, running.c.mine)
-             .select_from(tasks.outerjoin(running, running.c.task_id == tasks.c.id))
-             .where(tasks.c.status.in_(RUNNABLE), tasks.c.is_deleted.is_(False)))
     candidates, user_running = [], {}
-    for row in conn.execute(query):
+    for row in conn.execute(CANDIDATES, {"worker_id": worker_id}):
         user_running[row.user_id] = user_running.get(row.user_id, 0) + (row.chunks or 0)
         candidates.append(Candidate(row.id, row.user_id, row.task_user_level, row.submitted_at or 0.0,
                                     row.software or "", row.task_limit, row.nodes or 0, bool(row.mine)))
@@ -43,36 +68,27 @@ def _candidates(conn: Connection, worker_id: int) -> tuple[list[Candidate], dict
 
 def _claim_one(conn: Connection, task_id: int, worker_id: int, now: float, lease_seconds: float,
                skip_locked: bool) -> object | None:
-    pick = (select(frames.c.id).where(frames.c.task_id == task_id, frames.c.status == int(F.WAITING))
-            .order_by(frames.c.seq).limit(1))
-    if skip_locked:
-        pick = pick.with_for_update(skip_locked=True)
-    statement = (update(frames).where(frames.c.id == pick.scalar_subquery(), frames.c.status == int(F.WAITING))
-                 .values(status=int(F.RENDERING), node_id=worker_id, lease_id=new_lease_id(),
-                         lease_expires=now + lease_seconds, started_at=now, ended_at=None, progress=0.0,
-                         execute_seconds=None, error=None, stop_reason=None)
-                 .returning(*frames.c))
-    return conn.execute(statement).first()
+    params = {"p_task": task_id, "p_worker": worker_id, "p_lease": new_lease_id(), "p_expires": now + lease_seconds,
+              "p_now": now}
+    return conn.execute(CLAIM[skip_locked], params).first()
 
 
 def claim(conn: Connection, worker, software: list[str], count: int, now: float, lease_seconds: float,
           is_postgres: bool) -> list[Claimed]:
     """Lease up to ``count`` chunks to ``worker`` in the scheduler's order."""
     candidates, user_running = _candidates(conn, worker.id)
-    blocked = dict(conn.execute(select(blocklist.c.task_id, blocklist.c.failures)
-                                .where(blocklist.c.worker_id == worker.id)).all())
+    blocked = dict(conn.execute(BLOCKED, {"worker_id": worker.id}).all())
     claimed: list[Claimed] = []
     touched: set[int] = set()
     for candidate in rank(candidates, software=software, blocked=blocked, user_running=user_running):
         if len(claimed) >= count:
             break
-        task = conn.execute(select(tasks).where(tasks.c.id == candidate.task_id).with_for_update()).first()
+        task = conn.execute(LOCK_TASK, {"task_id": candidate.task_id}).first()
         if task is None or task.status not in RUNNABLE or task.is_deleted:
             continue
         if task.task_limit and not candidate.on_this_node:
             # recount under the task row lock: another process may have just added a node
-            nodes = conn.scalar(select(func.count(distinct(frames.c.node_id))).where(
-                frames.c.task_id == task.id, frames.c.status == int(F.RENDERING)))
+            nodes = conn.scalar(NODES_ON_TASK, {"task_id": task.id})
             if nodes >= task.task_limit:
                 continue
         while len(claimed) < count:
@@ -80,7 +96,8 @@ def claim(conn: Connection, worker, software: list[str], count: int, now: float,
             if frame is None:
                 break
             claimed.append(Claimed(frame, task))
-            touched.add(task.id)
+            if task.status != TaskStatus.RENDERING:
+                touched.add(task.id)
             user_running[task.user_id] = user_running.get(task.user_id, 0) + 1
             if task.task_limit:
                 break  # one chunk per task per call keeps the limit simple to honour
@@ -90,14 +107,12 @@ def claim(conn: Connection, worker, software: list[str], count: int, now: float,
 
 
 def _current(conn: Connection, worker_id: int, lease_id: str):
-    return conn.execute(select(frames).where(frames.c.lease_id == lease_id, frames.c.node_id == worker_id,
-                                             frames.c.status == int(F.RENDERING)).with_for_update()).first()
+    return conn.execute(CURRENT_LOCKED, {"lease_id": lease_id, "worker_id": worker_id}).first()
 
 
 def lease_frame(conn: Connection, worker_id: int, lease_id: str):
     """The frame row for a valid lease of this node, else None."""
-    return conn.execute(select(frames).where(frames.c.lease_id == lease_id, frames.c.node_id == worker_id,
-                                             frames.c.status == int(F.RENDERING))).first()
+    return conn.execute(CURRENT, {"lease_id": lease_id, "worker_id": worker_id}).first()
 
 
 def complete(conn: Connection, worker_id: int, lease_id: str, result: str, *, error: str | None, seconds: float | None,

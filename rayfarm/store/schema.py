@@ -124,6 +124,7 @@ frames = Table(
     Column("stop_reason", String(32)),
     Index("ix_frames_task_status_seq", "task_id", "status", "seq"),
     Index("ix_frames_status_lease", "status", "lease_expires"),
+    Index("ix_frames_lease_id", "lease_id"),
     sqlite_autoincrement=True,
 )
 

@@ -8,7 +8,7 @@ import hashlib
 import time
 from collections.abc import Callable, Iterable
 
-from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, exists, insert, select, update
 
 from rayfarm.domain import frames as fr
 from rayfarm.domain import states
@@ -17,12 +17,12 @@ from rayfarm.domain.states import FrameStatus as F
 from rayfarm.domain.states import FrameType, Op, TaskStatus
 from rayfarm.domain.taskjson import TaskSpec, describe, parse
 from rayfarm.protocol.codes import ApiError, Code
+from rayfarm.store import bulk
 from rayfarm.store.schema import frames, labels, task_files, tasks
 from rayfarm.store.users import User
 
 MAX_IDS = 1000
 CONFIG_FILES = ("task.json", "upload.json", "asset.json", "tips.json")
-INSERT_BATCH = 5000
 
 
 def unknown(ids: Iterable[int]) -> ApiError:
@@ -118,13 +118,10 @@ def submit(conn: Connection, user: User, task_id: int, producer: str | None,
     located = check_spec(user, spec)
     chunks = fr.chunk(spec.runs, spec.per_chunk, spec.priority)
     held = bool(spec.priority)
-    rows = [dict(task_id=task_id, seq=seq, frame_index=c.index, start_frame=c.start, end_frame=c.end, step=c.step,
-                 frame_type=int(FrameType.PRIORITY if c.priority else FrameType.MAIN),
-                 status=int(F.WAITING if (c.priority or not held) else F.HELD), attempts=0, recommit_flag=0,
-                 progress=0.0)
-            for seq, c in enumerate(chunks)]
-    for start in range(0, len(rows), INSERT_BATCH):
-        conn.execute(insert(frames), rows[start:start + INSERT_BATCH])
+    priority, main = int(FrameType.PRIORITY), int(FrameType.MAIN)
+    waiting, main_status = int(F.WAITING), int(F.HELD if held else F.WAITING)
+    bulk.insert_frames(conn, [(task_id, seq, c.index, c.start, c.end, c.step, priority if c.priority else main,
+                               waiting if c.priority else main_status) for seq, c in enumerate(chunks)])
     conn.execute(update(tasks).where(tasks.c.id == task_id).values(
         status=int(TaskStatus.WAITING), submitted_at=time.time(), scene_name=spec.scene_name[:255],
         project_name=spec.project_name, cg_id=spec.cg_id, software=spec.software, frames_range=spec.frames_text[:2000],
@@ -231,21 +228,33 @@ def delete_labels(conn: Connection, user: User, ids: list[int], names: list[str]
 
 # ---------------------------------------------------------------- settling after frame changes
 
-def frame_counts(conn: Connection, task_id: int) -> dict[int, int]:
-    """Number of chunks per frame status."""
-    query = select(frames.c.status, func.count()).where(frames.c.task_id == task_id).group_by(frames.c.status)
-    return {status: n for status, n in conn.execute(query)}
+PRESENCE = (F.RENDERING, F.WAITING, F.HELD, F.WAITING_PREPROCESS, F.STOPPED, F.DONE, F.FAILED, F.TIMED_OUT)
+
+
+PRESENCE_QUERY = select(*[exists().where(frames.c.task_id == bindparam("task_id"), frames.c.status == int(s))
+                           .label(f"s{int(s)}") for s in PRESENCE])
+SETTLE_TASK = select(tasks.c.status, tasks.c.pause_after_test, tasks.c.started_at, tasks.c.completed_at).where(
+    tasks.c.id == bindparam("task_id"))
+
+
+def frame_presence(conn: Connection, task_id: int) -> dict[int, int]:
+    """Which frame statuses the task has (1 or 0 each): index probes, cheap however many frames it has."""
+    row = conn.execute(PRESENCE_QUERY, {"task_id": task_id}).one()
+    return {int(s): int(bool(value)) for s, value in zip(PRESENCE, row, strict=True)}
 
 
 def settle(conn: Connection, task_id: int) -> int:
     """Bring the task's status in line with its frames (call after frames changed); returns it."""
-    row = conn.execute(select(tasks.c.status, tasks.c.pause_after_test, tasks.c.started_at, tasks.c.completed_at)
-                       .where(tasks.c.id == task_id)).one()
-    counts = frame_counts(conn, task_id)
-    pending = conn.scalar(select(func.count()).select_from(frames).where(
-        frames.c.task_id == task_id, frames.c.frame_type == int(FrameType.PRIORITY),
-        frames.c.status.in_([int(F.WAITING), int(F.RENDERING)])))
-    new, release = states.settle(row.status, counts, priority_pending=pending, pause_after_test=row.pause_after_test)
+    row = conn.execute(SETTLE_TASK, {"task_id": task_id}).one()
+    if row.status in states.HELD_STATES:
+        return row.status
+    present = frame_presence(conn, task_id)
+    pending = 0
+    if present[F.HELD]:  # main frames wait behind the priority frames: are any of those still unfinished?
+        pending = int(conn.scalar(select(exists().where(
+            frames.c.task_id == task_id, frames.c.frame_type == int(FrameType.PRIORITY),
+            frames.c.status.in_([int(F.WAITING), int(F.RENDERING)])))))
+    new, release = states.settle(row.status, present, priority_pending=pending, pause_after_test=row.pause_after_test)
     if release:
         conn.execute(update(frames).where(frames.c.task_id == task_id, frames.c.status == int(F.HELD))
                      .values(status=int(F.WAITING)))
