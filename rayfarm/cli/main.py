@@ -27,11 +27,12 @@ def server(data_dir: DataDir = None, database_url: DatabaseUrl = None,
            host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
            port: Annotated[int, typer.Option(help="Port to listen on.")] = DEFAULT_PORT,
            shared_root: SharedRoot = None,
+           processes: Annotated[int, typer.Option(help="API processes sharing the port (use with PostgreSQL).")] = 1,
            log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info") -> None:
     """Run the farm server in the foreground."""
     from rayfarm.server.run import serve
 
-    serve(admin.settings(data_dir, database_url, shared_root), host, port, log_level)
+    serve(admin.settings(data_dir, database_url, shared_root), host, port, log_level, processes)
 
 
 @app.command()

@@ -107,6 +107,8 @@ def make_app(farm: Farm) -> Starlette:
         """Requeue chunks of lost nodes and expired leases; enforce per-chunk and over-time limits."""
         now = time.time()
         with farm.db.write() as conn:
+            if not leases.sweep_turn(conn):
+                return  # another server process is sweeping right now
             touched = set(workers.mark_lost(conn, now, farm.settings.lease_seconds))
             touched.update(leases.requeue_expired(conn, now))
             for task_id in touched:

@@ -1,6 +1,8 @@
-"""Start the server process: migrate the database, then serve with uvicorn."""
+"""Start the server: migrate the database once, then serve with uvicorn (one or several processes)."""
 
 import logging
+import os
+from pathlib import Path
 
 import uvicorn
 
@@ -8,15 +10,33 @@ from rayfarm.config import Settings
 from rayfarm.server.app import make_app
 from rayfarm.server.farm import Farm
 
+ENV_SHARED_ROOTS = "RAYFARM_SHARED_ROOTS"
 
-def build(settings: Settings):
+
+def build(settings: Settings, migrate: bool = True):
     farm = Farm(settings)
-    farm.db.migrate()
+    if migrate:
+        farm.db.migrate()
     return make_app(farm)
 
 
-def serve(settings: Settings, host: str, port: int, log_level: str = "info") -> None:
+def app_from_env():
+    """App factory for uvicorn's worker processes: settings come from the environment the parent set."""
+    roots = [Path(p) for p in os.environ.get(ENV_SHARED_ROOTS, "").split(os.pathsep) if p]
+    settings = Settings(data_dir=Path(os.environ["RAYFARM_DATA_DIR"]),
+                        database_url=os.environ["RAYFARM_DATABASE_URL"], shared_roots=roots)
+    return build(settings, migrate=False)
+
+
+def serve(settings: Settings, host: str, port: int, log_level: str = "info", processes: int = 1) -> None:
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = build(settings)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level == "debug",
-                timeout_graceful_shutdown=5)
+    options = dict(host=host, port=port, log_level=log_level, access_log=log_level == "debug",
+                   timeout_graceful_shutdown=5)
+    if processes <= 1:
+        uvicorn.run(build(settings), **options)
+        return
+    Farm(settings).db.migrate()  # once, before the processes start
+    os.environ["RAYFARM_DATA_DIR"] = str(settings.data_dir)
+    os.environ["RAYFARM_DATABASE_URL"] = settings.database_url
+    os.environ[ENV_SHARED_ROOTS] = os.pathsep.join(str(r) for r in settings.shared_roots)
+    uvicorn.run("rayfarm.server.run:app_from_env", factory=True, workers=processes, **options)

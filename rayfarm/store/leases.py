@@ -149,6 +149,13 @@ def _block(conn: Connection, task_id: int, worker_id: int) -> None:
         conn.execute(blocklist.insert().values(task_id=task_id, worker_id=worker_id, failures=1))
 
 
+def sweep_turn(conn: Connection) -> bool:
+    """Whether this process may sweep now: on PostgreSQL one server process at a time (transaction lock)."""
+    if conn.dialect.name != "postgresql":
+        return True
+    return bool(conn.exec_driver_sql("SELECT pg_try_advisory_xact_lock(7302)").scalar())
+
+
 def requeue_expired(conn: Connection, now: float) -> list[int]:
     """Leases not renewed in time (node died or lost its network) go back to waiting; task ids."""
     rows = conn.execute(select(frames.c.id, frames.c.task_id).where(
