@@ -62,10 +62,19 @@ def answer(payload: dict) -> JSONResponse:
 
 def make_app(farm: Farm) -> Starlette:
     table = {**ROUTES, **files.FILE_ROUTES}
+    metrics = farm.metrics
 
     async def renderbus(request: Request) -> Response:
-        request_id = uuid.uuid4().hex
+        started = time.perf_counter()
         path = request.url.path
+        response, code = await dispatch(request, path)
+        route = path if path in table else "unknown"
+        metrics.requests.labels(route, str(code)).inc()
+        metrics.latency.labels(route).observe(time.perf_counter() - started)
+        return response
+
+    async def dispatch(request: Request, path: str) -> tuple[Response, int]:
+        request_id = uuid.uuid4().hex
         try:
             route = table.get(path)
             if route is None:
@@ -86,18 +95,22 @@ def make_app(farm: Farm) -> Starlette:
             if route.wakes:
                 farm.wakeup.notify()
             if isinstance(data, Response):
-                return data
-            return answer(success(data, request_id))
+                return data, 200
+            return answer(success(data, request_id)), 200
         except ApiError as exc:
-            return answer(envelope(exc.code, exc.message, None, request_id))
+            return answer(envelope(exc.code, exc.message, None, request_id)), exc.code
         except Exception:
             log.exception("request %s to %s failed", request_id, path)
             return answer(envelope(Code.INTERNAL, f"The farm hit an internal error (request {request_id}); it was "
                                                   f"logged. Try again, and tell the farm's administrator if it lasts.",
-                                   None, request_id))
+                                   None, request_id)), 500
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok", "time": time.time()})
+
+    async def metrics_page(request: Request) -> Response:
+        body, content_type = await run_in_threadpool(metrics.render)
+        return Response(body, media_type=content_type)
 
     def forget_nonces() -> None:
         with farm.db.write() as conn:
@@ -141,6 +154,7 @@ def make_app(farm: Farm) -> Starlette:
         *Native(farm).routes(),
         *files.http_routes(farm),
         HttpRoute("/healthz", healthz, methods=["GET"]),
+        HttpRoute("/metrics", metrics_page, methods=["GET"]),
         HttpRoute("/api/{rest:path}", renderbus, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

@@ -4,6 +4,7 @@ import threading
 import time
 
 from rayfarm.config import Settings, farm_secret
+from rayfarm.server.metrics import Metrics
 from rayfarm.server.wakeup import Wakeup
 from rayfarm.storage import Storage
 from rayfarm.store import users as users_store
@@ -20,6 +21,7 @@ class Farm:
         self.keys = KeyBox(farm_secret(settings.data_dir))
         self.storage = Storage(settings.storage, settings.shared_roots)
         self.wakeup = Wakeup()
+        self.metrics = Metrics(self)
         self._users: dict[str, tuple[float, User, str]] = {}
         self._lock = threading.Lock()
 
