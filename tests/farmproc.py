@@ -7,18 +7,53 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
 PYTHON = sys.executable
+T = TypeVar("T")
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def wait_for(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.1,
+             details: Callable[[], str] | None = None) -> T:
+    """Poll ``condition`` until it returns something truthy (returned) or ``timeout`` seconds pass (AssertionError)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            extra = f"\n{details()}" if details else ""
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}{extra}")
+        time.sleep(interval)
+
+
+def stop_process(process: subprocess.Popen | None, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
+    """Signal the process group of a process started in its own session; SIGKILL it if it lingers."""
+    if process is None or process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        pass
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait()
 
 
 def rayfarm(*args: str, env: dict | None = None, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -42,6 +77,8 @@ class FarmServer:
     env: dict = field(default_factory=dict)
     process: subprocess.Popen | None = None
     log_path: Path | None = None
+    workers: list["FarmWorker"] = field(default_factory=list)
+    _token: str | None = None
 
     def __post_init__(self) -> None:
         from tests.dbs import fresh_database_url
@@ -81,13 +118,22 @@ class FarmServer:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, sig)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        """Stop the render nodes started with :meth:`start_worker`, then the server."""
+        for worker in self.workers:
+            worker.stop()
+        stop_process(self.process, sig)
+
+    def worker_token(self) -> str:
+        if self._token is None:
+            self._token = rayfarm("worker-token", "--data-dir", str(self.data_dir), env=self.env).stdout.strip()
+        return self._token
+
+    def start_worker(self, name: str, *extra_args: str, wait: bool = True) -> "FarmWorker":
+        """Start a real `rayfarm worker` process; with ``wait``, return once it has registered."""
+        worker = FarmWorker(self, name, list(extra_args))
+        self.workers.append(worker)
+        worker.start(wait=wait)
+        return worker
 
     def create_user(self, name: str, *flags: str) -> Credentials:
         out = rayfarm("user", "create", name, "--data-dir", str(self.data_dir), "--json", *flags, env=self.env)
@@ -102,3 +148,63 @@ class FarmServer:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content)
         return target
+
+
+@dataclass
+class FarmWorker:
+    """A `python -m rayfarm worker` process in its own session, with its own --work-dir and log file."""
+
+    server: FarmServer
+    name: str
+    extra_args: list[str] = field(default_factory=list)
+    process: subprocess.Popen | None = None
+    _log_start: int = 0  # where this run's lines begin in the log file (a restart appends)
+
+    @property
+    def work_dir(self) -> Path:
+        return self.server.data_dir / "nodes" / self.name
+
+    @property
+    def log_path(self) -> Path:
+        return self.server.data_dir / f"worker-{self.name}.log"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self, wait: bool = True, timeout: float = 30) -> "FarmWorker":
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self._log_start = log.tell()
+        self.process = subprocess.Popen(
+            [PYTHON, "-m", "rayfarm", "worker", "--server", self.server.url, "--token", self.server.worker_token(),
+             "--name", self.name, "--work-dir", str(self.work_dir), *self.extra_args],
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.server.env}, start_new_session=True)
+        log.close()
+        if wait:
+            self.wait_registered(timeout)
+        return self
+
+    def registered(self) -> bool:
+        """This run of the node has registered with the server."""
+        with open(self.log_path, "rb") as handle:
+            handle.seek(self._log_start)
+            return b"registered as" in handle.read()
+
+    def wait_registered(self, timeout: float = 30) -> None:
+        def ready() -> bool:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker {self.name} exited early ({self.process.returncode}):\n{self.log()}")
+            return self.registered()
+
+        wait_for(ready, timeout, f"worker {self.name} to register", details=self.log)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
+        stop_process(self.process, sig, timeout)

@@ -106,4 +106,4 @@ def task_log(task_id: int, frame: Annotated[str, typer.Argument(help="Frame inde
     except RayfarmError as exc:
         fail(exc)
     for line in log["lines"]:
-        console.print(line, markup=False, highlight=False)
+        typer.echo(line)  # as logged: no markup, never wrapped at the terminal's width (logs are grepped)

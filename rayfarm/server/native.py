@@ -172,8 +172,10 @@ class Native:
 
     def _lease_json(self, frame, task) -> dict:
         render = dict(task.render or {})
-        scene = {"url": f"/v1/worker/scene/{frame.id}", "path": None, "sha256": None, "size": None}
         location = self._scene_file(task)
+        # a task without a scene (a command that names none) has nothing to download
+        url = f"/v1/worker/scene/{frame.id}" if location is not None else None
+        scene = {"url": url, "path": None, "sha256": None, "size": None}
         if location is not None and location.is_file():
             scene.update(sha256=sha256_of(location), size=location.stat().st_size)
             if render.get("scene_root") == "shared":

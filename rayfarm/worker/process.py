@@ -1,23 +1,62 @@
 """Render subprocesses in their own process group: start, signal the whole group, sample CPU/memory."""
 
+import ctypes
 import logging
 import os
 import signal
 import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 
 log = logging.getLogger(__name__)
 CPUS = os.cpu_count() or 1
+PR_SET_PDEATHSIG = 1
+
+
+def _prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _prctl()
+
+
+def _die_with_node() -> Callable[[], None] | None:
+    """A preexec hook that makes the render die (SIGKILL) when the node's process dies.
+
+    The render runs in its own session so that a stop can kill its whole group; without this a
+    node killed with SIGKILL (or crashing) would leave it rendering on, unseen: the farm gives the
+    chunk to another node, and the orphan keeps burning the machine. Linux only (prctl); the
+    signal comes when the thread that started the render ends, and that thread waits for it.
+    """
+    if _PRCTL is None:
+        return None
+    prctl, parent = _PRCTL, os.getpid()
+
+    def hook() -> None:  # runs in the child between fork and exec: no imports, no locks
+        prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != parent:  # the node died before the hook ran
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return hook
 
 
 def start(argv: list[str], cwd: Path) -> subprocess.Popen:
-    """Start `argv` (no shell) as the leader of a new session/process group, stdout+stderr as text lines."""
+    """Start `argv` (no shell) as the leader of a new session/process group, stdout+stderr as text lines.
+
+    On Linux the process is killed when the node process dies (see `_die_with_node`).
+    """
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True, text=True, encoding="utf-8",
-                            errors="replace", bufsize=1, shell=False)
+                            errors="replace", bufsize=1, shell=False, preexec_fn=_die_with_node())
 
 
 def signal_group(pgid: int, sig: int) -> bool:

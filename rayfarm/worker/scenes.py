@@ -33,6 +33,9 @@ class SceneCache:
     def scene_for(self, lease: dict[str, Any], work_dir: Path) -> Path | None:
         """The local scene file of a lease (None when the task has no scene)."""
         scene = lease.get("scene") or {}
+        render = lease.get("render") or {}
+        if "scene" in render and not render["scene"]:
+            return None  # the task names no scene file (a command task): nothing to fetch
         shared = scene.get("path")
         if shared and Path(shared).is_file():
             return Path(shared)

@@ -9,13 +9,16 @@ RAYFARM_USER2_ID / RAYFARM_USER2_KEY (a second user), RAYFARM_TASK_JSON (task.js
 scene is on the farm). Prints one JSON object with what each step answered; the test asserts it.
 
 Scenarios: "main" (the whole task life cycle, clone, count, settings, delete, paging, refusals
-and a second user), "count" (create_task with count > 1 only).
+and a second user), "count" (create_task with count > 1 only), "render" (submit a task with priority
+frames and `stop_after_test` "1", wait for status 40, full speed, wait for the end, list the outputs;
+needs render nodes; RAYFARM_DEADLINE bounds each wait, in seconds).
 """
 
 import json
 import logging
 import os
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from rayvision_api import RayvisionAPI
@@ -163,7 +166,36 @@ def count_flow():
     return {"create": created, "info": api.query.task_info(created["taskIdList"])}
 
 
-SCENARIOS = {"main": main_flow, "count": count_flow}
+def wait_status(api, task_id, wanted, seen):
+    """Poll queryTaskInfo until the task's status is in `wanted`; `seen` collects the statuses in order."""
+    deadline = time.monotonic() + float(os.environ.get("RAYFARM_DEADLINE", "120"))
+    while True:
+        item = info(api, task_id)
+        if not seen or seen[-1] != item["taskStatus"]:
+            seen.append(item["taskStatus"])
+        if item["taskStatus"] in wanted or time.monotonic() > deadline:
+            return item
+        time.sleep(0.2)
+
+
+def render_flow():
+    api = client("USER1")
+    out = {"statuses": []}
+    task_id = api.task.task_id
+    out["task_id"] = task_id
+    out["upload"] = api.transmit.upload_json_content(task_id, TASK_JSON)
+    out["submit"] = api.task.submit_task(task_id)
+    finished = {25, 30, 35, 45}
+    out["at_test_done"] = wait_status(api, task_id, {40} | finished, out["statuses"])
+    out["frames_at_test_done"] = api.query.task_frames(task_id, page_num=1, page_size=100)["items"]
+    out["full_speed"] = api.task.full_speed([task_id])
+    out["at_end"] = wait_status(api, task_id, finished, out["statuses"])
+    out["frames"] = api.query.task_frames(task_id, page_num=1, page_size=100)["items"]
+    out["outputs"] = api.transmit.get_output_files(task_id=task_id)
+    return out
+
+
+SCENARIOS = {"main": main_flow, "count": count_flow, "render": render_flow}
 
 if __name__ == "__main__":
     result = SCENARIOS[sys.argv[1]]()

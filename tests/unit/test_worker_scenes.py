@@ -78,3 +78,12 @@ def test_server_error_is_raised(tmp_path, server):
     with pytest.raises(FarmError) as info:
         SceneCache(tmp_path / "cache", client).scene_for(lease(url="/v1/worker/scene/8"), tmp_path)
     assert info.value.status == 404 and info.value.message == "No such frame."
+
+
+def test_a_task_without_a_scene_fetches_nothing(tmp_path, server):
+    client, calls = server
+    cache = SceneCache(tmp_path / "cache", client)
+    command_lease = {"leaseId": "L", "render": {"software": "command", "scene": ""},
+                     "scene": {"url": "/v1/worker/scene/8", "sha256": None, "path": None}}
+    assert cache.scene_for(command_lease, tmp_path / "job") is None
+    assert calls == []

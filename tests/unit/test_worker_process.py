@@ -1,0 +1,62 @@
+"""Render processes: their own process group, and they die with the node that started them."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from rayfarm.worker import process
+
+# A stand-in node: starts a long render from a worker thread (as the agent does), prints its pid, waits.
+NODE = """
+import sys, threading, time
+from pathlib import Path
+from rayfarm.worker import process
+
+def lease():
+    proc = process.start([sys.executable, "-c", "import time; time.sleep(30)"], Path("."))
+    print(proc.pid, flush=True)
+    proc.wait()
+
+threading.Thread(target=lease, daemon=True).start()
+time.sleep(60)
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_PDEATHSIG) is Linux only")
+def test_render_dies_when_its_node_is_killed(tmp_path):
+    node = subprocess.Popen([sys.executable, "-c", NODE], stdout=subprocess.PIPE, text=True, cwd=tmp_path,
+                            start_new_session=True)
+    render = None
+    try:
+        render = int(node.stdout.readline())
+        assert os.getpgid(render) == render  # its own group: a stop kills the whole render
+        assert not _gone(render)
+        node.send_signal(signal.SIGKILL)
+        node.wait(5)
+        deadline = time.monotonic() + 2
+        while not _gone(render) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _gone(render), "the render outlived its node"
+    finally:
+        node.kill()
+        node.wait()
+        if render is not None and not _gone(render):
+            os.killpg(render, signal.SIGKILL)  # do not leave it behind when the test fails
+
+
+def test_signal_group_of_a_finished_group_is_false():
+    proc = process.start([sys.executable, "-c", "pass"], os.getcwd())
+    proc.wait()
+    assert process.signal_group(proc.pid, signal.SIGTERM) is False
