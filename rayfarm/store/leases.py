@@ -11,9 +11,9 @@ from sqlalchemy import Connection, bindparam, case, distinct, func, select, upda
 
 from rayfarm.domain.states import FrameStatus as F
 from rayfarm.domain.states import TaskStatus
-from rayfarm.scheduler.order import Candidate, rank
+from rayfarm.scheduler.order import BLOCK_AFTER, Candidate, rank
 from rayfarm.store import tasks as task_store
-from rayfarm.store.schema import blocklist, frames, tasks
+from rayfarm.store.schema import blocklist, frames, tasks, workers
 from rayfarm.store.workers import new_lease_id
 
 RUNNABLE = (int(TaskStatus.WAITING), int(TaskStatus.RENDERING))
@@ -34,6 +34,12 @@ CANDIDATES = (select(tasks.c.id, tasks.c.user_id, tasks.c.task_user_level, tasks
               .select_from(tasks.outerjoin(_RUNNING, _RUNNING.c.task_id == tasks.c.id))
               .where(tasks.c.status.in_(RUNNABLE), tasks.c.is_deleted.is_(False)))
 BLOCKED = select(blocklist.c.task_id, blocklist.c.failures).where(blocklist.c.worker_id == bindparam("worker_id"))
+# live, enabled nodes other than the asking one that are not blocked for the task either
+OTHER_NODES = select(func.count()).select_from(workers).where(
+    workers.c.id != bindparam("worker_id"), workers.c.state.in_(["idle", "busy"]), workers.c.disabled.is_(False),
+    workers.c.draining.is_(False),
+    workers.c.id.not_in(select(blocklist.c.worker_id).where(blocklist.c.task_id == bindparam("task_id"),
+                                                             blocklist.c.failures >= BLOCK_AFTER)))
 LOCK_TASK = select(tasks).where(tasks.c.id == bindparam("task_id")).with_for_update()
 NODES_ON_TASK = select(func.count(distinct(frames.c.node_id))).where(
     frames.c.task_id == bindparam("task_id"), frames.c.status == int(F.RENDERING))
@@ -73,11 +79,20 @@ def _claim_one(conn: Connection, task_id: int, worker_id: int, now: float, lease
     return conn.execute(CLAIM[skip_locked], params).first()
 
 
+def _blocked(conn: Connection, worker_id: int) -> dict[int, int]:
+    """Failures per task on this node; a block is lifted when no other node could take the task."""
+    blocked = dict(conn.execute(BLOCKED, {"worker_id": worker_id}).all())
+    for task_id, failures in list(blocked.items()):
+        if failures >= BLOCK_AFTER and not conn.scalar(OTHER_NODES, {"worker_id": worker_id, "task_id": task_id}):
+            del blocked[task_id]
+    return blocked
+
+
 def claim(conn: Connection, worker, software: list[str], count: int, now: float, lease_seconds: float,
           is_postgres: bool) -> list[Claimed]:
     """Lease up to ``count`` chunks to ``worker`` in the scheduler's order."""
     candidates, user_running = _candidates(conn, worker.id)
-    blocked = dict(conn.execute(BLOCKED, {"worker_id": worker.id}).all())
+    blocked = _blocked(conn, worker.id)
     claimed: list[Claimed] = []
     touched: set[int] = set()
     for candidate in rank(candidates, software=software, blocked=blocked, user_running=user_running):

@@ -238,3 +238,16 @@ def test_no_double_booking_under_concurrent_claims(tmp_path):
         thread.join()
     assert len(seen) == 200 and len(set(seen)) == 200
     assert status(farm, task_id) == T.DONE
+
+
+def test_block_is_lifted_when_no_other_node_could_take_the_task(tmp_path):
+    farm = make_farm(tmp_path)
+    user = make_user(farm)
+    task_id = submit(farm, user, frames="1", max_attempts="3")
+    node = register(farm, "only")
+    for _ in range(3):
+        got = claim(farm, node)
+        assert got, "a one-node farm must still hand out the last attempts"
+        complete(farm, node, got[0], "failed")
+    assert frame_statuses(farm, task_id) == [F.FAILED]
+    assert status(farm, task_id) == T.FAILED
