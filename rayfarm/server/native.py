@@ -196,8 +196,13 @@ class Native:
 
     async def lease(self, request: Request, body: LeaseRequest) -> Response:
         deadline = time.monotonic() + body.wait
+        metrics = self.farm.metrics
         while True:
+            started = time.perf_counter()
             found = await run_in_threadpool(self._claim, body)
+            if found:
+                metrics.dispatch.observe(time.perf_counter() - started)
+                metrics.leases.inc(len(found))
             remaining = deadline - time.monotonic()
             if found or remaining <= 0 or await request.is_disconnected():
                 return JSONResponse({"leases": found})
@@ -283,6 +288,7 @@ class Native:
             return True
 
         accepted = await run_in_threadpool(run)
+        self.farm.metrics.results.labels(body.result, "yes" if accepted else "no").inc()
         if accepted:
             self.farm.wakeup.notify()
         return JSONResponse({"accepted": accepted})
