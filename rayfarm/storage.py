@@ -55,3 +55,13 @@ class Storage:
         raise ApiError(Code.INVALID_PARAMETER,
                        f"The scene file {local_path!r} is not on the farm: upload it first (it maps to {mapped} in "
                        f"your input storage) or keep it under a shared root the farm mounts.")
+
+    def locate_inputs(self, user_id: int, storage_paths: list[str]) -> list[str]:
+        """Check that every listed asset was uploaded; 600 naming the missing ones."""
+        root = self.user_dir(user_id, "input")
+        missing = [p for p in storage_paths if not inside(root, p).is_file()]
+        if missing:
+            raise ApiError(Code.INVALID_PARAMETER,
+                           f"upload.json lists files that are not on the farm: {', '.join(missing[:5])}"
+                           f"{' and more' if len(missing) > 5 else ''}; upload them first (rayfarm upload --upload-json).")
+        return storage_paths

@@ -49,3 +49,53 @@ def make_scene(path: str | Path, frames: int = 6, width: int = 160, height: int 
         raise RuntimeError(f"blender could not build the test scene (exit {result.returncode}): "
                            f"{(result.stdout + result.stderr)[-2000:]}")
     return path
+
+
+TEXTURED = """
+import bpy
+bpy.ops.wm.read_factory_settings(use_empty=True)
+scene = bpy.context.scene
+bpy.ops.mesh.primitive_plane_add(size=4, location=(0, 0, 0))
+plane = bpy.context.active_object
+material = bpy.data.materials.new("Textured")
+material.use_nodes = True
+nodes = material.node_tree.nodes
+texture = nodes.new("ShaderNodeTexImage")
+image = bpy.data.images.load({texture!r})
+image.filepath = {relative!r}
+texture.image = image
+emission = nodes.new("ShaderNodeEmission")
+output = nodes["Material Output"]
+material.node_tree.links.new(texture.outputs["Color"], emission.inputs["Color"])
+material.node_tree.links.new(emission.outputs["Emission"], output.inputs["Surface"])
+plane.data.materials.append(material)
+bpy.ops.object.camera_add(location=(0, 0, 5), rotation=(0, 0, 0))
+scene.camera = bpy.context.active_object
+scene.frame_start = 1
+scene.frame_end = 1
+scene.render.engine = "CYCLES"
+scene.cycles.device = "CPU"
+scene.cycles.samples = 4
+scene.cycles.use_denoising = False
+scene.render.resolution_x = 64
+scene.render.resolution_y = 64
+scene.render.resolution_percentage = 100
+bpy.ops.wm.save_as_mainfile(filepath={path!r}, relative_remap=False)
+"""
+
+
+def make_textured_scene(path: str | Path, color: tuple[int, int, int] = (0, 200, 0), blender: str = "blender",
+                        timeout: float = 60) -> tuple[Path, Path]:
+    """A .blend whose plane shows `tex/flat.png` (next to it, referenced as //tex/flat.png) unlit; returns both paths."""
+    from PIL import Image
+
+    path = Path(path).resolve()
+    texture = path.parent / "tex" / "flat.png"
+    texture.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (16, 16), color).save(texture)
+    script = TEXTURED.format(texture=str(texture), relative="//tex/flat.png", path=str(path))
+    result = subprocess.run([blender, "-b", "--factory-startup", "--python-expr", script],
+                            capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0 or not path.exists():
+        raise RuntimeError(f"blender could not build the textured scene: {(result.stdout + result.stderr)[-2000:]}")
+    return path, texture

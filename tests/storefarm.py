@@ -52,7 +52,7 @@ def submit(farm: Farm, user, level: int = 50, **kwargs) -> int:
         (task_id, _), = task_store.create(conn, user, count=1, level=level, platform="2", out_user_id=None,
                                           task_labels=[], clone_id=None, artist=None)
         task_store.put_file(conn, user, task_id, "task.json", task_json(**kwargs))
-        task_store.submit(conn, user, task_id, None, lambda u, s: {"scene_root": None})
+        task_store.submit(conn, user, task_id, None, lambda *args: {"scene_root": None})
     return task_id
 
 

@@ -180,10 +180,16 @@ class Native:
             scene.update(sha256=sha256_of(location), size=location.stat().st_size)
             if render.get("scene_root") == "shared":
                 scene["path"] = str(location)
+        inputs = []
+        for index, path in enumerate(render.get("inputs") or []):
+            stored = self.farm.storage.input_path(task.user_id, path)
+            if stored.is_file():
+                inputs.append({"path": path, "url": f"/v1/worker/input/{frame.id}/{index}",
+                               "sha256": sha256_of(stored), "size": stored.stat().st_size})
         return {"leaseId": frame.lease_id, "frameId": frame.id, "taskId": task.id, "userId": task.user_id,
                 "frameIndex": frame.frame_index, "start": frame.start_frame, "end": frame.end_frame,
                 "step": frame.step, "attempt": frame.attempts + 1, "jobStopTime": task.job_stop_time,
-                "leaseExpires": frame.lease_expires, "render": render, "scene": scene,
+                "leaseExpires": frame.lease_expires, "render": render, "scene": scene, "inputs": inputs,
                 "outputName": output_name(task.id, task.scene_name or "scene")}
 
     def _scene_file(self, task) -> Path | None:
@@ -301,23 +307,32 @@ class Native:
             if clean and (folder / clean).is_file():
                 make_thumbnail(folder / clean, target / f"{clean}.jpg")
 
-    async def scene(self, request: Request, body: None) -> Response:
+    def _leased_task(self, request: Request):
+        """The task of the frame in the URL, if this worker holds a valid lease on that frame."""
         frame_id = int(request.path_params["frame_id"])
         worker_id, session = self._identity(request)
+        with self.farm.db.read() as conn:
+            self._session(conn, worker_id, session)
+            frame = conn.execute(leases.frames.select().where(leases.frames.c.id == frame_id)).first()
+            if frame is None or frame.node_id != worker_id or frame.status != 2:
+                return None
+            return conn.execute(tasks.select().where(tasks.c.id == frame.task_id)).first()
 
-        def run():
-            with self.farm.db.read() as conn:
-                self._session(conn, worker_id, session)
-                frame = conn.execute(leases.frames.select().where(leases.frames.c.id == frame_id)).first()
-                if frame is None or frame.node_id != worker_id or frame.status != 2:
-                    return None
-                task = conn.execute(tasks.select().where(tasks.c.id == frame.task_id)).first()
-            return self._scene_file(task)
-
-        path = await run_in_threadpool(run)
+    async def _send(self, path: Path | None, what: str) -> Response:
         if path is None or not path.is_file():
-            raise WorkerError(404, "No scene for that frame under a lease of this worker.")
+            raise WorkerError(404, f"No {what} for that frame under a lease of this worker.")
         return FileResponse(path, headers={"X-Sha256": await run_in_threadpool(sha256_of, path)})
+
+    async def scene(self, request: Request, body: None) -> Response:
+        task = await run_in_threadpool(self._leased_task, request)
+        return await self._send(self._scene_file(task) if task else None, "scene")
+
+    async def input(self, request: Request, body: None) -> Response:
+        task = await run_in_threadpool(self._leased_task, request)
+        listed = ((task.render or {}).get("inputs") or []) if task else []
+        index = int(request.path_params["index"])
+        path = self.farm.storage.input_path(task.user_id, listed[index]) if index < len(listed) else None
+        return await self._send(path, "input file")
 
     def routes(self) -> list[Route]:
         return [
@@ -327,4 +342,5 @@ class Native:
             Route("/v1/worker/complete", self.route(self.complete, Complete), methods=["POST"]),
             Route("/v1/worker/output/{lease_id}/{file_name}", self.route(self.output), methods=["PUT"]),
             Route("/v1/worker/scene/{frame_id:int}", self.route(self.scene), methods=["GET"]),
+            Route("/v1/worker/input/{frame_id:int}/{index:int}", self.route(self.input), methods=["GET"]),
         ]

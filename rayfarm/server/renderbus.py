@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from rayfarm.domain.taskjson import TaskSpec
+from rayfarm.domain.uploadjson import asset_paths
 from rayfarm.protocol.codes import ApiError, Code
 from rayfarm.server import models as m
 from rayfarm.server.farm import Farm
@@ -22,14 +23,18 @@ class Route:
     wakes: bool = False  # may make chunks waiting: wake long-polling nodes
 
 
-def _check_spec(farm: Farm) -> Callable[[User, TaskSpec], dict]:
-    def check(user: User, spec: TaskSpec) -> dict:
+def _check_spec(farm: Farm) -> Callable[[User, TaskSpec, str | None], dict]:
+    def check(user: User, spec: TaskSpec, upload_json: str | None) -> dict:
         if spec.software == "command" and not user.allow_commands:
             raise ApiError(Code.FORBIDDEN, "Your account may not run commands on this farm; ask an administrator to "
                                            "allow it (rayfarm user create --allow-commands).")
         if not spec.scene_path:
             return {"scene_root": None}
-        return farm.storage.locate_scene(user.id, spec.scene_path)
+        located = farm.storage.locate_scene(user.id, spec.scene_path)
+        if located["scene_root"] == "input":
+            assets = [p for p in asset_paths(upload_json) if p != located["scene"]]
+            located["inputs"] = farm.storage.locate_inputs(user.id, assets)
+        return located
 
     return check
 

@@ -108,14 +108,14 @@ def get_file(conn: Connection, task_id: int, name: str) -> str | None:
 
 
 def submit(conn: Connection, user: User, task_id: int, producer: str | None,
-           check_spec: Callable[[User, TaskSpec], dict]) -> bool:
+           check_spec: Callable[[User, TaskSpec, str | None], dict]) -> bool:
     """Submit a task: parse task.json, expand frames, queue. Returns False for a repeat (no-op)."""
     row = owned(conn, user, [task_id])[task_id]
     content = get_file(conn, task_id, "task.json")
     if not states.check(Op.SUBMIT, row.status, task_id, bool(row.is_deleted)):
         return False
     spec = parse(content)
-    located = check_spec(user, spec)
+    located = check_spec(user, spec, get_file(conn, task_id, "upload.json"))
     chunks = fr.chunk(spec.runs, spec.per_chunk, spec.priority)
     held = bool(spec.priority)
     priority, main = int(FrameType.PRIORITY), int(FrameType.MAIN)

@@ -2,6 +2,7 @@
 
 import logging
 import os
+import shutil
 import threading
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -48,18 +49,48 @@ class SceneCache:
         if shared:
             log.info("shared scene %s is not mounted here; downloading it", shared)
         name = _safe_name(str((lease.get("render") or {}).get("scene") or shared or "scene"))
-        expected = str(scene.get("sha256") or "").lower()
+        cached = self._cached(url, str(scene.get("sha256") or "").lower(), name, work_dir)
+        inputs = lease.get("inputs") or []
+        if not inputs:
+            return cached
+        # The scene refers to its assets by relative paths (//tex/wood.png): rebuild the user's folders
+        # for this lease, with links into the cache, and render the scene from there.
+        mirror = work_dir / "inputs"
+        placed = self._place(mirror, str(render.get("scene") or name), cached)
+        for item in inputs:
+            source = self._cached(item["url"], str(item.get("sha256") or "").lower(),
+                                  _safe_name(item["path"]), work_dir)
+            self._place(mirror, item["path"], source)
+        return placed
+
+    def _cached(self, url: str, expected: str, name: str, work_dir: Path) -> Path:
+        """The file behind ``url`` in the cache (downloaded once per sha256)."""
         if not expected:
+            work_dir.mkdir(parents=True, exist_ok=True)
             return self._fetch(url, work_dir / name, None)
         folder = self.root / expected
         target = folder / name
         with self._lock(expected):
             if target.is_file():
-                log.debug("scene %s found in cache", target)
+                log.debug("file %s found in cache", target)
                 os.utime(target)
                 return target
             folder.mkdir(parents=True, exist_ok=True)
             return self._fetch(url, target, expected)
+
+    @staticmethod
+    def _place(mirror: Path, storage_path: str, source: Path) -> Path:
+        """Link ``source`` at ``mirror/<storage path>`` (a copy where links are not possible)."""
+        parts = [p for p in PurePosixPath(storage_path.replace("\\", "/")).parts if p not in ("/", "", ".", "..")]
+        target = mirror.joinpath(*parts) if parts else mirror / source.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            target.unlink()
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copyfile(source, target)
+        return target
 
     def _fetch(self, url: str, target: Path, expected: str | None) -> Path:
         part = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.part")

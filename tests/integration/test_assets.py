@@ -1,0 +1,38 @@
+"""A scene whose texture is a separate file: uploaded with upload.json, fetched by the node next to the scene."""
+
+import json
+
+from PIL import Image
+
+from rayfarm.sdk import RayfarmAPI
+from tests.blender_scene import make_textured_scene
+from tests.farmproc import wait_for
+
+
+def test_texture_listed_in_upload_json_reaches_the_node(farm, tmp_path):
+    user = farm.create_user("assets")
+    scene, texture = make_textured_scene(tmp_path / "proj" / "shot.blend")
+    api = RayfarmAPI(user.access_id, user.access_key, domain=farm.domain)
+    upload_json = {"asset": [{"local": "D:/proj/shot.blend", "server": "/D/proj/shot.blend"},
+                             {"local": "D:/proj/tex/flat.png", "server": "/D/proj/tex/flat.png"}]}
+    api.files.upload(scene, "D:/proj/shot.blend")
+    task_id = api.task.task_id
+    task_json = {"software_config": {"cg_name": "Blender"},
+                 "task_info": {"input_cg_file": "D:/proj/shot.blend"},
+                 "scene_info_render": {"common": {"frames": "1", "Render_Format": "PNG"}}}
+    api.task.upload_task_json(task_id, json.dumps(task_json))
+    api.task.upload_task_json(task_id, json.dumps(upload_json), file_name="upload.json")
+    try:  # the texture is not on the farm yet: refused, naming it
+        api.task.submit_task(task_id)
+        raise AssertionError("submit must refuse a task whose assets are missing")
+    except Exception as exc:  # noqa: BLE001 - the SDK's API error
+        assert getattr(exc, "code", None) == 600 and "/D/proj/tex/flat.png" in str(exc)
+    api.files.upload(texture, "D:/proj/tex/flat.png")
+    api.task.submit_task(task_id)
+    farm.start_worker("texnode")
+    wait_for(lambda: api.query.task_info([task_id])["items"][0]["taskStatus"] in (25, 30, 45), 120, "the render")
+    assert api.query.task_info([task_id])["items"][0]["taskStatus"] == 25
+    [entry] = [e for e in api.files.output_files(task_id) if not e["directory"]]
+    image = Image.open(api.files.download_file(entry["filePath"], tmp_path / "out.png")).convert("RGB")
+    red, green, blue = image.getpixel((32, 32))
+    assert green > 120 and red < 60 and blue < 60, (red, green, blue)  # the texture, not Blender's missing pink
