@@ -40,7 +40,6 @@ OTHER_NODES = select(func.count()).select_from(workers).where(
     workers.c.draining.is_(False),
     workers.c.id.not_in(select(blocklist.c.worker_id).where(blocklist.c.task_id == bindparam("task_id"),
                                                              blocklist.c.failures >= BLOCK_AFTER)))
-LOCK_TASK = select(tasks).where(tasks.c.id == bindparam("task_id")).with_for_update()
 NODES_ON_TASK = select(func.count(distinct(frames.c.node_id))).where(
     frames.c.task_id == bindparam("task_id"), frames.c.status == int(F.RENDERING))
 _LEASE_VALUES = dict(status=int(F.RENDERING), node_id=bindparam("p_worker"), lease_id=bindparam("p_lease"),
@@ -98,7 +97,7 @@ def claim(conn: Connection, worker, software: list[str], count: int, now: float,
     for candidate in rank(candidates, software=software, blocked=blocked, user_running=user_running):
         if len(claimed) >= count:
             break
-        task = conn.execute(LOCK_TASK, {"task_id": candidate.task_id}).first()
+        task = conn.execute(task_store.LOCK_TASK, {"task_id": candidate.task_id}).first()
         if task is None or task.status not in RUNNABLE or task.is_deleted:
             continue
         if task.task_limit and not candidate.on_this_node:
@@ -133,6 +132,10 @@ def lease_frame(conn: Connection, worker_id: int, lease_id: str):
 def complete(conn: Connection, worker_id: int, lease_id: str, result: str, *, error: str | None, seconds: float | None,
              avg_cpu: float | None, avg_memory: float | None, now: float) -> object | None:
     """Record a chunk's result; None when the lease is no longer valid (the result is dropped)."""
+    seen = lease_frame(conn, worker_id, lease_id)
+    if seen is None:
+        return None
+    task_store.lock_tasks(conn, [seen.task_id])  # task before frame, like every other writer: no deadlock cycles
     frame = _current(conn, worker_id, lease_id)
     if frame is None:
         return None
@@ -176,6 +179,7 @@ def requeue_expired(conn: Connection, now: float) -> list[int]:
     rows = conn.execute(select(frames.c.id, frames.c.task_id).where(
         frames.c.status == int(F.RENDERING), frames.c.lease_expires < now)).all()
     if rows:
+        task_store.lock_tasks(conn, [r.task_id for r in rows])
         conn.execute(update(frames).where(frames.c.id.in_([r.id for r in rows]), frames.c.status == int(F.RENDERING),
                                           frames.c.lease_expires < now)
                      .values(status=int(F.WAITING), lease_id=None, lease_expires=None, progress=0.0,
@@ -199,6 +203,7 @@ def enforce_time_limits(conn: Connection, now: float) -> list[int]:
             stopped.add(row.task_id)
             touched.add(row.task_id)
         elif row.job_stop_time and elapsed > row.job_stop_time:
+            task_store.lock_tasks(conn, [row.task_id])
             values = _failure(conn, row, row.node_id, timed_out=True)
             conn.execute(update(frames).where(frames.c.id == row.id, frames.c.status == int(F.RENDERING)).values(
                 lease_id=None, lease_expires=None, ended_at=now, execute_seconds=elapsed,

@@ -233,8 +233,19 @@ PRESENCE = (F.RENDERING, F.WAITING, F.HELD, F.WAITING_PREPROCESS, F.STOPPED, F.D
 
 PRESENCE_QUERY = select(*[exists().where(frames.c.task_id == bindparam("task_id"), frames.c.status == int(s))
                            .label(f"s{int(s)}") for s in PRESENCE])
+LOCK_TASK = select(tasks).where(tasks.c.id == bindparam("task_id")).with_for_update()
+
+
+def lock_tasks(conn: Connection, task_ids) -> None:
+    """Lock task rows in id order. Writers lock a task before its frames, so concurrent changes to one
+    task queue up (settle then sees every committed frame) and never deadlock."""
+    for task_id in sorted(set(task_ids)):
+        conn.execute(LOCK_TASK, {"task_id": task_id}).first()
+
+
+# Locked: two transactions settling one task must not both judge it from before the other's frame change.
 SETTLE_TASK = select(tasks.c.status, tasks.c.pause_after_test, tasks.c.started_at, tasks.c.completed_at).where(
-    tasks.c.id == bindparam("task_id"))
+    tasks.c.id == bindparam("task_id")).with_for_update()
 
 
 def frame_presence(conn: Connection, task_id: int) -> dict[int, int]:

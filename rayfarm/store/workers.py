@@ -7,6 +7,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from rayfarm.domain.states import FrameStatus as F
 from rayfarm.store.schema import frames, settings, workers
+from rayfarm.store.tasks import lock_tasks
 from rayfarm.store.users import KeyBox
 
 
@@ -53,6 +54,7 @@ def release_leases(conn: Connection, worker_ids: list[int], reason: str) -> list
                                                         frames.c.status == int(F.RENDERING))
     rows = conn.execute(query).all()
     if rows:
+        lock_tasks(conn, [r.task_id for r in rows])
         conn.execute(update(frames).where(frames.c.id.in_([r.id for r in rows]), frames.c.status == int(F.RENDERING))
                      .values(status=int(F.WAITING), lease_id=None, lease_expires=None, progress=0.0,
                              stop_reason=reason[:32]))
