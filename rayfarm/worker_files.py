@@ -19,6 +19,15 @@ def safe_file_name(name: str) -> str | None:
     return name
 
 
+def hash_file(path: Path) -> str:
+    """sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1024 * 1024), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def sha256_of(path: Path) -> str:
     """sha256 of a file, cached by (path, size, mtime)."""
     stat = os.stat(path)
@@ -26,11 +35,7 @@ def sha256_of(path: Path) -> str:
     with _hash_lock:
         if key in _hash_cache:
             return _hash_cache[key]
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1024 * 1024), b""):
-            digest.update(block)
-    value = digest.hexdigest()
+    value = hash_file(path)
     with _hash_lock:
         if len(_hash_cache) > 10_000:
             _hash_cache.clear()

@@ -42,6 +42,17 @@ def open_farm(data_dir: Path | None, url: str | None = None):
     return farm
 
 
+def write_users(data_dir: Path | None, url: str | None, change):
+    """Run ``change(conn, farm)`` in one write transaction; a refusal is printed and exits 1."""
+    farm = open_farm(data_dir, url)
+    try:
+        with farm.db.write() as conn:
+            return change(conn, farm)
+    except ApiError as exc:
+        err.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from None
+
+
 def _credentials(user, key: str) -> dict:
     return {"userId": user.id, "userName": user.name, "accessId": user.access_id, "accessKey": key}
 
@@ -51,13 +62,8 @@ def create(name: str, data_dir: DataDir = None, database_url: DatabaseUrl = None
            allow_commands: Annotated[bool, typer.Option("--allow-commands", help="May run generic commands.")] = False,
            admin: Annotated[bool, typer.Option("--admin", help="May manage workers and see the whole farm.")] = False) -> None:
     """Create a user with a new access id and key (the key is shown once)."""
-    farm = open_farm(data_dir, database_url)
-    try:
-        with farm.db.write() as conn:
-            user, key = users_store.create(conn, farm.keys, name, allow_commands=allow_commands, is_admin=admin)
-    except ApiError as exc:
-        err.print(f"[red]{exc.message}[/red]")
-        raise typer.Exit(1) from None
+    user, key = write_users(data_dir, database_url, lambda conn, farm: users_store.create(
+        conn, farm.keys, name, allow_commands=allow_commands, is_admin=admin))
     if json_out:
         print(json.dumps(_credentials(user, key)))
     else:
@@ -83,13 +89,7 @@ def list_users(data_dir: DataDir = None, database_url: DatabaseUrl = None, json_
 
 
 def _set_disabled(name: str, data_dir: Path | None, url: str | None, disabled: bool) -> None:
-    farm = open_farm(data_dir, url)
-    try:
-        with farm.db.write() as conn:
-            users_store.set_disabled(conn, name, disabled)
-    except ApiError as exc:
-        err.print(f"[red]{exc.message}[/red]")
-        raise typer.Exit(1) from None
+    write_users(data_dir, url, lambda conn, farm: users_store.set_disabled(conn, name, disabled))
     console.print(f"User {name} is {'disabled' if disabled else 'enabled'}.")
 
 
@@ -108,13 +108,7 @@ def enable(name: str, data_dir: DataDir = None, database_url: DatabaseUrl = None
 @user_app.command("rotate-key")
 def rotate_key(name: str, data_dir: DataDir = None, database_url: DatabaseUrl = None, json_out: Json = False) -> None:
     """Give a user a new access key; the old one stops working within seconds."""
-    farm = open_farm(data_dir, database_url)
-    try:
-        with farm.db.write() as conn:
-            user, key = users_store.rotate_key(conn, farm.keys, name)
-    except ApiError as exc:
-        err.print(f"[red]{exc.message}[/red]")
-        raise typer.Exit(1) from None
+    user, key = write_users(data_dir, database_url, lambda conn, farm: users_store.rotate_key(conn, farm.keys, name))
     if json_out:
         print(json.dumps(_credentials(user, key)))
     else:

@@ -13,6 +13,7 @@ import httpx
 
 from rayfarm.sdk.connect import Connect
 from rayfarm.sdk.errors import RayfarmAPIError, RayfarmError
+from rayfarm.worker_files import hash_file
 
 UPLOAD_INIT = "/api/rayfarm/file/uploadInit"
 DOWNLOAD = "/api/rayfarm/file/download"
@@ -21,14 +22,6 @@ THUMBNAILS = "/api/render/handle/loadingFrameThumbnail"
 FRAME_LOG = "/api/rayfarm/task/log"
 PART = 8 * 1024 * 1024
 Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1024 * 1024), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _chunks(path: Path, offset: int, limit: int) -> Iterator[bytes]:
@@ -67,7 +60,7 @@ class FileOperator:
         if not source.is_file():
             raise RayfarmError(f"{source} is not a file; give the path of the file to upload.")
         size = source.stat().st_size
-        digest = sha256_file(source)
+        digest = hash_file(source)
         target = local_path or str(source.resolve())
         started = self._connect.post(UPLOAD_INIT, {"localPath": target, "size": size, "sha256": digest})
         if started["done"]:

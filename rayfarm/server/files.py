@@ -5,7 +5,6 @@ capability for ``PUT /v1/upload/{id}`` (raw bytes at an offset); the file is che
 sha256, kept once per content in the user's ``cas`` folder and linked where the local path maps.
 """
 
-import hashlib
 import os
 import shutil
 import time
@@ -27,7 +26,7 @@ from rayfarm.storage import inside
 from rayfarm.store import frame_ops, queries, uploads
 from rayfarm.store.schema import frames
 from rayfarm.store.users import User
-from rayfarm.worker_files import sha256_of
+from rayfarm.worker_files import hash_file, sha256_of
 
 MAX_UPLOAD = 64 * 1024**3
 UPLOAD_LIFETIME = 24 * 3600
@@ -227,7 +226,7 @@ async def upload_put(farm: Farm, request: Request) -> Response:
             handle.write(chunk)
     if received < row.size:
         return JSONResponse({"offset": received, "done": False})
-    digest = await run_in_threadpool(_digest, part)
+    digest = await run_in_threadpool(hash_file, part)
     if digest != row.sha256:
         part.unlink()
         return JSONResponse({"error": "The uploaded bytes do not match the sha256 given; upload the file again.",
@@ -251,14 +250,6 @@ async def upload_status(farm: Farm, request: Request) -> Response:
         return JSONResponse({"error": "This upload is unknown, finished or expired."}, status_code=404)
     part = farm.storage.user_dir(row.user_id, "uploads") / row.id
     return JSONResponse({"offset": part.stat().st_size if part.exists() else 0, "size": row.size, "done": False})
-
-
-def _digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1024 * 1024), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 FILE_ROUTES: dict[str, Route] = {
