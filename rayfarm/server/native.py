@@ -100,7 +100,7 @@ class Native:
     async def _authorized(self, request: Request) -> None:
         header = request.headers.get("authorization", "")
         given = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
-        expected = await run_in_threadpool(self.token)
+        expected = self._token or await run_in_threadpool(self.token)
         if not given or not hmac.compare_digest(given.encode(), expected.encode()):
             raise WorkerError(401, "The worker token is missing or wrong; start the worker with --token "
                                    "(printed by `rayfarm worker-token` on the server).")
@@ -300,6 +300,8 @@ class Native:
         return JSONResponse({"accepted": accepted})
 
     def _thumbnails(self, task, frame, names: list[str]) -> None:
+        if not names:
+            return
         folder = self.farm.storage.output_dir(task.user_id, output_name(task.id, task.scene_name or "scene"))
         target = self.farm.storage.user_dir(task.user_id, "thumbnails") / str(task.id) / str(frame.id)
         for name in names:
