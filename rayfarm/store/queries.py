@@ -146,7 +146,7 @@ def task_list(conn: Connection, user: User, *, page_num: int, page_size: int, st
     if end is not None:
         where.append(tasks.c.submitted_at <= end)
     total = conn.scalar(select(func.count()).select_from(tasks).where(*where))
-    rows = conn.execute(select(tasks).where(*where).order_by(tasks.c.id.desc())
+    rows = conn.execute(select(tasks).where(*where).order_by(tasks.c.submitted_at.desc(), tasks.c.id.desc())
                         .limit(page_size).offset((page_num - 1) * page_size)).all()
     return page(_items(conn, rows), total, page_num, page_size)
 

@@ -74,6 +74,8 @@ def heartbeat(conn: Connection, worker, running: list[dict], cpu: float | None, 
               lease_seconds: float) -> tuple[list[str], list[tuple[int, int, list[str]]]]:
     """Extend valid leases, store progress; returns (leases to stop, [(task, frame, log lines)] to append)."""
     by_lease = {item["leaseId"]: item for item in running}
+    # The worker row first, then frames: the same order as the sweep (mark_lost), so the two never deadlock.
+    conn.execute(update(workers).where(workers.c.id == worker.id).values(last_seen=now, cpu=cpu, mem_used=mem_used))
     valid = {}
     if by_lease:
         query = select(frames.c.id, frames.c.task_id, frames.c.lease_id).where(
@@ -87,9 +89,7 @@ def heartbeat(conn: Connection, worker, running: list[dict], cpu: float | None, 
             avg_cpu=item.get("cpu"), avg_memory=item.get("memory")))
         if item.get("log"):
             logs.append((row.task_id, row.id, item["log"]))
-    state = "busy" if valid else "idle"
-    conn.execute(update(workers).where(workers.c.id == worker.id).values(last_seen=now, cpu=cpu, mem_used=mem_used,
-                                                                         state=state))
+    conn.execute(update(workers).where(workers.c.id == worker.id).values(state="busy" if valid else "idle"))
     return [lease for lease in by_lease if lease not in valid], logs
 
 

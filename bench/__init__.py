@@ -1,0 +1,1 @@
+"""rayfarm benchmarks: `python -m bench.<name> --help`; figures in BENCHMARKS.md."""

@@ -1,0 +1,108 @@
+"""Real renders: F Blender frames on W local workers vs W hand-started `blender -b scene -a` processes.
+
+    python -m bench.blender [--database sqlite|postgres] [--frames 24] [--workers 2] [--per-chunk 6]
+                            [--width 480] [--height 270] [--samples 10]
+
+The scene comes from tests/blender_scene.make_scene (cube, camera, sun; Cycles CPU, no denoiser);
+at 480x270 and 10 samples one frame takes about a second with two renders sharing the 2 cores.
+Farm: the scene is uploaded with the SDK (api.files.upload(path, "D:/bench/scene.blend")), W real
+`rayfarm worker` processes are registered, a Blender task of F frames in chunks of --per-chunk is
+submitted; the clock runs from submit to status 25 (queryTaskInfo polled every 100 ms), and every
+frame must be listed among the task's outputs. Baseline, same run: W `blender -b --factory-startup scene -o ... -s a
+-e b -a` processes started together, F/W frames each; wall time until the last exits.
+A one-frame render first warms the file cache for both. Goal: ratio <= 1.10.
+"""
+
+import subprocess
+import time
+
+from bench import common
+from bench.common import Bench, CpuMeter, emit, note
+
+
+def by_hand(scene, out_dir, frames: int, workers: int) -> float:
+    per = frames // workers
+    argv = [["blender", "-b", "--factory-startup", str(scene), "-o", str(out_dir / "f_####"),
+             "-s", str(1 + i * per), "-e", str((i + 1) * per if i < workers - 1 else frames), "-a"]
+            for i in range(workers)]
+    began = time.perf_counter()
+    procs = [subprocess.Popen(a, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+             for a in argv]
+    try:
+        for proc in procs:
+            if proc.wait(timeout=900) != 0:
+                raise RuntimeError(f"blender exited with {proc.returncode}")
+    finally:
+        for proc in procs:
+            common.stop_group(proc)
+    seconds = time.perf_counter() - began
+    saved = len(list(out_dir.glob("f_*.png")))
+    if saved != frames:
+        raise RuntimeError(f"blender by hand saved {saved} frames, not {frames}")
+    return seconds
+
+
+def main() -> None:
+    parser = common.base_parser(__doc__)
+    parser.add_argument("--frames", type=int, default=24)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--per-chunk", type=int, default=6)
+    parser.add_argument("--width", type=int, default=480)
+    parser.add_argument("--height", type=int, default=270)
+    parser.add_argument("--samples", type=int, default=10)
+    parser.add_argument("--poll", type=float, default=0.1, help="queryTaskInfo polling interval, s")
+    args = parser.parse_args()
+
+    from tests.blender_scene import make_scene
+
+    with common.deadline(1500, "blender"), Bench(args.database, args.keep, "blender") as bench:
+        scene = make_scene(bench.tmp / "scene" / "scene.blend", frames=args.frames, width=args.width,
+                           height=args.height, samples=args.samples, timeout=120)
+        warm = bench.tmp / "warm"
+        subprocess.run(["blender", "-b", "--factory-startup", str(scene), "-o", str(warm / "w_####"), "-f", "1"],
+                       capture_output=True, timeout=300, check=True)
+        server = bench.start_server(args.server_processes)
+        user = bench.create_user("bench")
+        workers = bench.start_workers(server, args.workers)
+        api = common.sdk(server, user, timeout=300)
+        api.files.upload(scene, "D:/bench/scene.blend")
+        task_id = api.task.task_id
+        api.task.upload_task_json(task_id, common.task_json(
+            f"1-{args.frames}", args.per_chunk, software="blender", scene="D:/bench/scene.blend",
+            Render_Format="PNG"))
+        quiet = common.wait_quiet()
+        meter = CpuMeter(server=server.pids,
+                         workers=lambda: [p for w in workers for p in common.psutil_tree(w.process.pid)])
+        meter.start()
+        began = time.perf_counter()
+        api.task.submit_task(task_id)
+        while True:
+            item = api.query.task_info([task_id])["items"][0]
+            if item["taskStatus"] == 25:
+                break
+            if item["taskStatus"] not in (0, 5):
+                raise RuntimeError(f"the task ended in status {item['taskStatus']}: {item}")
+            if time.perf_counter() - began > 900:
+                raise TimeoutError(f"not done after 900 s: {item}")
+            time.sleep(args.poll)
+        farm_s = time.perf_counter() - began
+        cpu = meter.stop()
+        outputs = [f for f in api.files.output_files(task_id) if any(str(v).endswith(".png") for v in f.values())]
+        if len(outputs) != args.frames:
+            raise RuntimeError(f"the farm lists {len(outputs)} PNG outputs, not {args.frames}")
+        api.close()
+        for worker in workers:  # free the cores for the baseline
+            worker.stop()
+        note(f"farm: {farm_s:.2f} s, {len(outputs)} outputs listed; rendering by hand")
+        hand_s = by_hand(scene, bench.tmp / "by-hand", args.frames, args.workers)
+        ratio = farm_s / hand_s
+        emit("blender", {
+            "database": args.database, "frames": args.frames, "workers": args.workers, "per_chunk": args.per_chunk,
+            "resolution": f"{args.width}x{args.height}", "samples": args.samples, "farm_s": round(farm_s, 3),
+            "by_hand_s": round(hand_s, 3), "ratio": round(ratio, 4), "outputs_listed": len(outputs),
+            "done_frames": item["doneFrames"], "cpu_s": cpu, "quiet_wait_s": quiet,
+            "goal": "ratio <= 1.10", "met": ratio <= 1.10})
+
+
+if __name__ == "__main__":
+    common.run(main)
