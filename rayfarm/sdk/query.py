@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from rayfarm.sdk.connect import Connect
+from rayfarm.sdk.urls import FarmUrl
 
 
 class QueryOperator:
@@ -126,3 +127,36 @@ class QueryOperator:
             "abandonFramesTotal", "totalFrames"}`` over the caller's tasks.
         """
         return self._connect.post(self._connect.url.queryAllFrameStats)
+
+    # ---------------------------------------------------------------- rayfarm's own
+
+    def workers(self) -> list[dict]:
+        """Get the farm's render nodes.
+
+        Returns:
+            One item per node: ``id``, ``name``, ``state`` (idle, busy, lost, offline), ``disabled``,
+            ``draining``, ``cpu``, ``memUsed``, ``lastSeen`` and its ``running`` chunks (only the
+            caller's own chunks unless the caller is an administrator).
+        """
+        return self._connect.post(FarmUrl.workerList)
+
+    def set_worker_mode(self, worker_ids: list[int], mode: str) -> dict:
+        """Enable, disable or drain render nodes (administrators only).
+
+        Args:
+            worker_ids: Node ids (from :meth:`workers`).
+            mode: ``"enable"``; ``"disable"`` (running chunks go back to waiting now); or
+                ``"drain"`` (running chunks finish, then the node takes no more).
+
+        Returns:
+            ``{"updated": n}``.
+        """
+        return self._connect.post(FarmUrl.workerSetMode, {"workerIds": list(worker_ids), "mode": mode})
+
+    def farm_summary(self) -> dict:
+        """Get farm totals: tasks and frames by status code and nodes by state.
+
+        Returns:
+            ``{"tasks": {"5": n, ...}, "frames": {"4": n, ...}, "workers": {"idle": n, ...}, "user": {...}}``.
+        """
+        return self._connect.post(FarmUrl.farmSummary)

@@ -31,3 +31,11 @@ class ApiUrl:
 
 # Calls whose effect is NOT the same when repeated: never sent twice once they may have reached the farm.
 NOT_IDEMPOTENT = frozenset({ApiUrl.createTask})
+
+
+class FarmUrl:
+    """rayfarm's own farm-level paths (signed like the Renderbus ones)."""
+
+    workerList = "/api/rayfarm/worker/list"
+    workerSetMode = "/api/rayfarm/worker/setMode"
+    farmSummary = "/api/rayfarm/farm/summary"

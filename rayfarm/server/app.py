@@ -19,7 +19,7 @@ from rayfarm.server import files, models
 from rayfarm.server.auth import authenticate
 from rayfarm.server.farm import Farm
 from rayfarm.server.native import Native
-from rayfarm.server.renderbus import ROUTES
+from rayfarm.server.table import TABLE
 from rayfarm.store import leases, nonces, workers
 from rayfarm.store import tasks as task_store
 
@@ -61,7 +61,7 @@ def answer(payload: dict) -> JSONResponse:
 
 
 def make_app(farm: Farm) -> Starlette:
-    table = {**ROUTES, **files.FILE_ROUTES}
+    table = TABLE
     metrics = farm.metrics
 
     async def renderbus(request: Request) -> Response:

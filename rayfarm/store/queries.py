@@ -228,3 +228,28 @@ def task_row(conn: Connection, user: User, task_id: int):
     return row
 
 
+
+
+def farm_summary(conn: Connection, user: User) -> dict:
+    """Tasks and frames by status (the caller's, or the whole farm's for admins) and nodes by state."""
+    owned = [tasks.c.is_deleted.is_(False), tasks.c.status != int(states.TaskStatus.CREATED)]
+    if not user.is_admin:
+        owned.append(tasks.c.user_id == user.id)
+    task_counts: dict[str, int] = defaultdict(int)
+    for status, count in conn.execute(select(tasks.c.status, func.count()).where(*owned).group_by(tasks.c.status)):
+        task_counts[str(states.public_code(status))] += count
+    frame_query = (select(frames.c.status, func.coalesce(func.sum(FRAMES_IN_CHUNK), 0))
+                   .select_from(frames.join(tasks, tasks.c.id == frames.c.task_id)).where(*owned)
+                   .group_by(frames.c.status))
+    frame_counts = {str(status): int(count) for status, count in conn.execute(frame_query)}
+    nodes = {"idle": 0, "busy": 0, "lost": 0, "offline": 0, "disabled": 0, "draining": 0}
+    for state, disabled, draining, count in conn.execute(
+            select(workers.c.state, workers.c.disabled, workers.c.draining, func.count())
+            .group_by(workers.c.state, workers.c.disabled, workers.c.draining)):
+        nodes[state] = nodes.get(state, 0) + count
+        if disabled:
+            nodes["disabled"] += count
+        elif draining:
+            nodes["draining"] += count
+    return {"tasks": dict(task_counts), "frames": frame_counts, "workers": nodes,
+            "user": {"name": user.name, "isAdmin": user.is_admin}}

@@ -6,7 +6,7 @@ import uuid
 from sqlalchemy import Connection, insert, select, update
 
 from rayfarm.domain.states import FrameStatus as F
-from rayfarm.store.schema import frames, settings, workers
+from rayfarm.store.schema import frames, settings, tasks, workers
 from rayfarm.store.tasks import lock_tasks
 from rayfarm.store.users import KeyBox
 
@@ -113,3 +113,38 @@ def set_flags(conn: Connection, name: str, **values) -> bool:
 
 def new_lease_id() -> str:
     return uuid.uuid4().hex
+
+
+MODES = {"enable": dict(disabled=False, draining=False), "disable": dict(disabled=True, draining=False),
+         "drain": dict(disabled=False, draining=True)}
+
+
+def set_mode(conn: Connection, worker_ids: list[int], mode: str) -> tuple[int, list[int]]:
+    """Enable, disable (running chunks go back to waiting now) or drain nodes; (rows updated, tasks touched)."""
+    ids = sorted(set(worker_ids))
+    if not ids:
+        return 0, []
+    # Worker rows first, then frames (release_leases locks tasks, then frames): the sweep's order.
+    updated = conn.execute(update(workers).where(workers.c.id.in_(ids)).values(**MODES[mode])).rowcount
+    touched = release_leases(conn, ids, "node disabled") if mode == "disable" else []
+    return updated, touched
+
+
+def list_detailed(conn: Connection, running_of_user: int | None) -> list[dict]:
+    """Every node with its running chunks; only ``running_of_user``'s chunks unless it is None (admin)."""
+    query = (select(frames.c.node_id, frames.c.task_id, frames.c.id, frames.c.frame_index, frames.c.progress,
+                    frames.c.started_at)
+             .select_from(frames.join(tasks, tasks.c.id == frames.c.task_id))
+             .where(frames.c.status == int(F.RENDERING), frames.c.node_id.is_not(None)))
+    if running_of_user is not None:
+        query = query.where(tasks.c.user_id == running_of_user)
+    running: dict[int, list[dict]] = {}
+    for row in conn.execute(query.order_by(frames.c.id)):
+        running.setdefault(row.node_id, []).append({
+            "taskId": row.task_id, "frameId": row.id, "frameIndex": row.frame_index,
+            "progress": row.progress, "startTime": row.started_at})
+    return [{"id": w.id, "name": w.name, "hostname": w.hostname, "state": w.state, "disabled": bool(w.disabled),
+             "draining": bool(w.draining), "slots": w.slots, "cores": w.cores, "memory": w.memory,
+             "memUsed": w.mem_used, "cpu": w.cpu, "software": dict(w.software or {}), "tags": list(w.tags or []),
+             "version": w.version, "lastSeen": w.last_seen, "registeredAt": w.registered_at,
+             "running": running.get(w.id, [])} for w in list_all(conn)]
