@@ -50,8 +50,10 @@ class Settings:
     time_window: int = 300  # accepted clock skew of signed requests, seconds
     max_body: int = 8 * 1024 * 1024  # bytes of a JSON request body
     platform: str = "2"
-    rate_limit: float = 0  # requests per second per key (0 = off)
-    lease_seconds: float = 10.0  # a node silent this long loses its chunks
+    rate_limit: float = 1000.0  # requests per second per access id / node / address (0 = off); server/ratelimit.py
+    rate_burst: int = 2000  # requests a key may send at once before the rate applies
+    # a node silent this long loses its chunks ($RAYFARM_LEASE_SECONDS, e.g. for nodes behind a flaky link)
+    lease_seconds: float = field(default_factory=lambda: _env_seconds("RAYFARM_LEASE_SECONDS", 10.0))
     heartbeat_seconds: float = 3.0  # idle node's heartbeat interval
     busy_heartbeat_seconds: float = 1.0  # heartbeat interval while rendering (stop reaches it this fast)
     sweep_seconds: float = 1.0  # how often leases and time limits are checked
@@ -63,6 +65,20 @@ class Settings:
     @property
     def storage(self) -> Path:
         return self.data_dir / "storage"
+
+
+def _env_seconds(name: str, default: float) -> float:
+    """A positive number of seconds from the environment, else ``default``."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, not {text!r}.") from None
+    if not 0 < value <= 3600:
+        raise ValueError(f"{name} must be between 0 and 3600 seconds, not {text!r}.")
+    return value
 
 
 def new_token(nbytes: int = 24) -> str:

@@ -11,8 +11,19 @@ from rayfarm.domain.paths import to_storage_path
 from rayfarm.protocol.codes import ApiError, Code
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, e.g. from a "\ud800" JSON escape
+        return False
+    return True
+
+
 def inside(root: Path, relative: str) -> Path:
-    """``root/relative`` resolved, or ApiError(600) if it would escape ``root``."""
+    """``root/relative`` resolved, or ApiError(600) if it would escape ``root`` (or is no path at all)."""
+    if "\x00" in relative or not relative.isprintable() and not _encodable(relative):
+        raise ApiError(Code.INVALID_PARAMETER, "A path contains a NUL character or text that is not valid Unicode; "
+                                               "give a plain file path.")
     root = root.resolve()
     candidate = (root / relative.lstrip("/")).resolve()
     if candidate != root and root not in candidate.parents:
@@ -25,14 +36,17 @@ class Storage:
         self.root = Path(root)
         self.shared_roots = [Path(r).resolve() for r in (shared_roots or [])]
 
-    def user_dir(self, user_id: int, kind: str) -> Path:
+    def user_dir(self, user_id: int, kind: str, create: bool = True) -> Path:
+        """``<root>/<user>/<kind>``, made owner-only (every level) unless ``create`` is False (reads)."""
         path = self.root / str(int(user_id)) / kind
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if create and not path.is_dir():
+            for folder in (self.root, path.parent, path):
+                folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         return path
 
     def input_path(self, user_id: int, local_path: str) -> Path:
-        """Where a user's local path lives in their input storage (may not exist yet)."""
-        return inside(self.user_dir(user_id, "input"), to_storage_path(local_path))
+        """Where a user's local path lives in their input storage (may not exist yet; nothing is created)."""
+        return inside(self.user_dir(user_id, "input", create=False), to_storage_path(local_path))
 
     def output_dir(self, user_id: int, name: str) -> Path:
         return inside(self.user_dir(user_id, "output"), name)
@@ -43,7 +57,7 @@ class Storage:
         Returns {"scene_root": "input"|"shared", "scene": path}; 600 naming the file otherwise.
         """
         mapped = to_storage_path(local_path)
-        stored = inside(self.user_dir(user_id, "input"), mapped)
+        stored = inside(self.user_dir(user_id, "input", create=False), mapped)
         if stored.is_file():
             return {"scene_root": "input", "scene": mapped}
         posix = local_path.replace("\\", "/")
@@ -58,7 +72,7 @@ class Storage:
 
     def locate_inputs(self, user_id: int, storage_paths: list[str]) -> list[str]:
         """Check that every listed asset was uploaded; 600 naming the missing ones."""
-        root = self.user_dir(user_id, "input")
+        root = self.user_dir(user_id, "input", create=False)
         missing = [p for p in storage_paths if not inside(root, p).is_file()]
         if missing:
             raise ApiError(Code.INVALID_PARAMETER,

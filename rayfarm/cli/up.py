@@ -56,7 +56,19 @@ def _stop(processes: list[subprocess.Popen]) -> None:
             process.wait()
 
 
-def run_farm(settings: Settings, port: int, workers: int) -> int:
+def _save_profile(name: str, url: str, creds: dict) -> str:
+    """Point profile ``name`` at this farm, so `rayfarm task list` etc. work at once; a sentence for the user."""
+    from rayfarm.cli import profiles
+
+    try:
+        path = profiles.save(profiles.Profile(name, url, creds["accessId"], creds["accessKey"]))
+        default = profiles.default_name(profiles.load(path)) == name
+    except (profiles.ProfileError, OSError) as exc:
+        return f"profile {name!r} not written ({exc})"
+    return f"profile {name!r} in {path}" + ("" if default else f" (use --profile {name})")
+
+
+def run_farm(settings: Settings, port: int, workers: int, profile: str = "local") -> int:
     with socket.socket() as probe:
         if probe.connect_ex(("127.0.0.1", port)) == 0:
             console.print(f"[red]Port {port} is in use; stop what runs there or pass --port.[/red]")
@@ -93,7 +105,7 @@ def run_farm(settings: Settings, port: int, workers: int) -> int:
                 time.sleep(0.2)
         host = socket.gethostname().split(".")[0] or "node"
         for index in range(workers):
-            processes.append(_start(["worker", "--server", url, "--token", token, "--name", f"{host}-{index + 1}",
+            processes.append(_start(["worker", "run", "--server", url, "--token", token, "--name", f"{host}-{index + 1}",
                                      "--work-dir", str(settings.data_dir / "nodes" / str(index + 1))],
                                     f"worker-{index + 1}.log", settings))
         console.print(f"[bold green]rayfarm is up[/bold green] at {url} with {workers} render node(s).")
@@ -101,6 +113,8 @@ def run_farm(settings: Settings, port: int, workers: int) -> int:
         console.print(f"  access id:  {creds['accessId']}")
         console.print(f"  access key: {creds['accessKey']}")
         console.print(f"  saved in    {settings.data_dir / 'credentials.json'}")
+        if profile:
+            console.print(f"  rayfarm commands use {_save_profile(profile, url, creds)}")
         console.print(f"  Renderbus SDK: RayvisionAPI(access_id, access_key, domain=\"127.0.0.1:{port}\", "
                       f"platform=\"{settings.platform}\", protocol=\"http\")")
         console.print("Press Ctrl-C to stop the farm.")

@@ -188,8 +188,8 @@ def settle(status: int, counts: Mapping[int, int], *, priority_pending: int,
                           priority_pending=0, pause_after_test=False)[0], True
     if counts.get(FrameStatus.RENDERING, 0):
         return int(S.RENDERING), False
-    if waiting or held:
-        return int(S.WAITING), False
+    if waiting or held:  # a task that has started keeps "rendering" between two chunks
+        return int(S.RENDERING if status == S.RENDERING else S.WAITING), False
     if counts.get(FrameStatus.STOPPED, 0):
         return int(S.STOPPED), False
     failed = sum(counts.get(s, 0) for s in FAILED_FRAMES)

@@ -16,6 +16,7 @@ MAX_TASK_JSON_BYTES = 4 * 1024 * 1024
 MAX_PER_CHUNK = 10_000
 MAX_SECONDS = 30 * 24 * 3600
 MAX_COMMAND_ARGS = 256
+DEFAULT_STALL_TIMEOUT = 3600  # a render silent for an hour (no line, no file, no progress) is stuck
 PLACEHOLDERS = ("{start}", "{end}", "{step}", "{frame}", "{scene}", "{output}")
 
 
@@ -42,6 +43,7 @@ class TaskSpec:
     output_format: str | None = None
     command: list[str] | None = None
     max_attempts: int = 3
+    stall_timeout: int = DEFAULT_STALL_TIMEOUT  # seconds without output, new files or progress: killed as stuck
     plugins: dict = field(default_factory=dict)
 
     @property
@@ -212,6 +214,7 @@ def parse(content: str | bytes | None) -> TaskSpec:
         output_format=output_format,
         command=command,
         max_attempts=_int(task_info, "max_attempts", "task_info", 3, 1, 100),
+        stall_timeout=_int(task_info, "stall_timeout", "task_info", DEFAULT_STALL_TIMEOUT, 0, MAX_SECONDS),
         plugins=plugins,
     )
 
@@ -227,4 +230,5 @@ def describe(spec: TaskSpec) -> dict[str, Any]:
         "height": spec.height,
         "format": spec.output_format,
         "command": spec.command,
+        "stall_timeout": spec.stall_timeout,
     }

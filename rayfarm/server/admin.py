@@ -14,7 +14,7 @@ from rayfarm.store.users import User
 
 
 class WorkerMode(m.Body):
-    workerIds: Annotated[list[m.Int], Field(min_length=1, max_length=1000)]
+    workerIds: Annotated[list[m.Id], Field(min_length=1, max_length=1000)]
     mode: Literal["enable", "disable", "drain"]
 
 
@@ -43,7 +43,7 @@ def farm_summary(farm: Farm, user: User, body, ctx) -> dict:
 
 
 ADMIN_ROUTES = {
-    "/api/rayfarm/worker/list": Route(m.Empty, worker_list),
+    "/api/rayfarm/worker/list": Route(m.Empty, worker_list, reads=True),
     "/api/rayfarm/worker/setMode": Route(WorkerMode, worker_mode, wakes=True),
-    "/api/rayfarm/farm/summary": Route(m.Empty, farm_summary),
+    "/api/rayfarm/farm/summary": Route(m.Empty, farm_summary, reads=True),
 }

@@ -13,14 +13,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as HttpRoute
 
+from rayfarm import web
 from rayfarm.protocol.codes import ApiError, Code
 from rayfarm.protocol.envelope import envelope, success
-from rayfarm.server import files, models
+from rayfarm.server import files, models, ratelimit
 from rayfarm.server.auth import authenticate
 from rayfarm.server.farm import Farm
 from rayfarm.server.native import Native
+from rayfarm.server.replay import FLUSH_SECONDS
 from rayfarm.server.table import TABLE
-from rayfarm.store import leases, nonces, workers
+from rayfarm.store import leases, outage, workers
 from rayfarm.store import tasks as task_store
 
 log = logging.getLogger("rayfarm.server")
@@ -82,6 +84,7 @@ def make_app(farm: Farm) -> Starlette:
                                                f"Renderbus task API).")
             if request.method != "POST":
                 raise ApiError(Code.ILLEGAL_REQUEST, f"{path} takes POST requests with a JSON body.")
+            ratelimit.check_signed(farm, request)  # before any work: 429 when this caller is over its rate
             try:
                 raw = await read_body(request, farm.settings.max_body)
             except BodyTooLarge:
@@ -89,9 +92,7 @@ def make_app(farm: Farm) -> Starlette:
                                                        f"{farm.settings.max_body // (1024 * 1024)} MiB; send less.") from None
             body = decode_json(raw)
             host = request.headers.get("host", "")
-            user = await run_in_threadpool(authenticate, farm, request.headers, host, path, body)
-            params = models.parse(route.model, body)
-            data = await run_in_threadpool(route.handler, farm, user, params, {"request_id": request_id})
+            data = await run_in_threadpool(handle, route, request.headers, host, path, body, request_id)
             if route.wakes:
                 farm.wakeup.notify()
             if isinstance(data, Response):
@@ -105,6 +106,12 @@ def make_app(farm: Farm) -> Starlette:
                                                   f"logged. Try again, and tell the farm's administrator if it lasts.",
                                    None, request_id)), 500
 
+    def handle(route, headers, host: str, path: str, body: dict, request_id: str):
+        """Authenticate, validate and run a call: one thread-pool hop per request."""
+        user = authenticate(farm, headers, host, path, body, changes_state=not route.reads)
+        params = models.parse(route.model, body)
+        return route.handler(farm, user, params, {"request_id": request_id})
+
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok", "time": time.time()})
 
@@ -113,8 +120,7 @@ def make_app(farm: Farm) -> Starlette:
         return Response(body, media_type=content_type)
 
     def forget_nonces() -> None:
-        with farm.db.write() as conn:
-            nonces.forget_older_than(conn, time.time() - 2 * farm.settings.time_window - 60)
+        farm.replay.forget_older_than(time.time() - 2 * farm.settings.time_window - 60)
 
     def sweep() -> None:
         """Requeue chunks of lost nodes and expired leases; enforce per-chunk and over-time limits."""
@@ -122,6 +128,7 @@ def make_app(farm: Farm) -> Starlette:
         with farm.db.write() as conn:
             if not leases.sweep_turn(conn):
                 return  # another server process is sweeping right now
+            outage.forgive_outage(conn, now, farm.settings.lease_seconds)  # the farm was down: not the nodes' fault
             touched = set(workers.mark_lost(conn, now, farm.settings.lease_seconds))
             touched.update(leases.requeue_expired(conn, now))
             for task_id in touched:
@@ -142,12 +149,15 @@ def make_app(farm: Farm) -> Starlette:
     async def lifespan(app):
         farm.wakeup.bind(asyncio.get_running_loop())
         jobs = [asyncio.create_task(every(HOUSEKEEPING_SECONDS, forget_nonces)),
+                asyncio.create_task(every(FLUSH_SECONDS, farm.replay.flush)),
                 asyncio.create_task(every(farm.settings.sweep_seconds, sweep))]
         try:
             yield
         finally:
             for job in jobs:
                 job.cancel()
+            with contextlib.suppress(Exception):
+                await run_in_threadpool(farm.replay.flush)
             farm.db.dispose()
 
     routes = [
@@ -155,6 +165,7 @@ def make_app(farm: Farm) -> Starlette:
         *files.http_routes(farm),
         HttpRoute("/healthz", healthz, methods=["GET"]),
         HttpRoute("/metrics", metrics_page, methods=["GET"]),
+        *web.routes(farm),  # the dashboard: /, /web/*
         HttpRoute("/api/{rest:path}", renderbus, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from rayfarm.protocol import signing
 from rayfarm.protocol.codes import ApiError, Code
 from rayfarm.server.farm import Farm
-from rayfarm.store import nonces
 from rayfarm.store.users import User
 
 
@@ -19,7 +18,8 @@ def host_forms(host: str) -> list[str]:
     return [host]
 
 
-def authenticate(farm: Farm, headers: Mapping[str, str], host: str, path: str, body: dict) -> User:
+def authenticate(farm: Farm, headers: Mapping[str, str], host: str, path: str, body: dict,
+                 changes_state: bool = True) -> User:
     """Check access id, timestamp, signature and nonce, in that order; the caller's user."""
     access_id = headers.get("accessid")
     if not access_id:
@@ -59,8 +59,7 @@ def authenticate(farm: Farm, headers: Mapping[str, str], host: str, path: str, b
         raise ApiError(Code.SIGNATURE_INVALID,
                        "The signature does not match; check the access key and that the domain you use is the one "
                        "the request is sent to.")
-    with farm.db.write() as conn:
-        if not nonces.remember(conn, access_id, nonce, now):
-            raise ApiError(Code.ILLEGAL_REQUEST,
-                           "This nonce was used already (a replayed request); send each request with a new nonce.")
+    if not farm.replay.accept(access_id, nonce, now, changes_state):
+        raise ApiError(Code.ILLEGAL_REQUEST,
+                       "This nonce was used already (a replayed request); send each request with a new nonce.")
     return user

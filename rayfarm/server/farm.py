@@ -1,10 +1,13 @@
 """What every request handler needs: settings, database, storage and the key box."""
 
+import os
 import threading
 import time
 
 from rayfarm.config import Settings, farm_secret
 from rayfarm.server.metrics import Metrics
+from rayfarm.server.ratelimit import RateLimiter
+from rayfarm.server.replay import ReplayGuard
 from rayfarm.server.wakeup import Wakeup
 from rayfarm.storage import Storage
 from rayfarm.store import users as users_store
@@ -22,8 +25,15 @@ class Farm:
         self.storage = Storage(settings.storage, settings.shared_roots)
         self.wakeup = Wakeup()
         self.metrics = Metrics(self)
+        shared = not self.db.is_sqlite or os.environ.get("RAYFARM_PROCESSES", "1") != "1"
+        self.replay = ReplayGuard(self.db, settings.time_window, shared)
+        self.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
         self._users: dict[str, tuple[float, User, str]] = {}
         self._lock = threading.Lock()
+
+    def knows_access_id(self, access_id: str) -> bool:
+        """The access id was found in the database lately (no database access: a rate-limit hint only)."""
+        return access_id in self._users
 
     def user_by_access_id(self, access_id: str) -> tuple[User, str] | None:
         """The user and clear key for an access id, cached a few seconds (disable/rotate apply quickly)."""

@@ -20,18 +20,19 @@ from starlette.routing import Route as HttpRoute
 from rayfarm.domain.paths import to_storage_path
 from rayfarm.protocol.codes import ApiError, Code
 from rayfarm.server import models as m
+from rayfarm.server import ratelimit
 from rayfarm.server.farm import Farm
 from rayfarm.server.renderbus import Route
 from rayfarm.storage import inside
 from rayfarm.store import frame_ops, queries, uploads
-from rayfarm.store.schema import frames
+from rayfarm.store.schema import frames, tasks
 from rayfarm.store.users import User
 from rayfarm.worker_files import hash_file, sha256_of
 
 MAX_UPLOAD = 64 * 1024**3
 UPLOAD_LIFETIME = 24 * 3600
 FrameIds = Annotated[list[m.TaskId], Field(max_length=100_000)]
-Statuses = Annotated[list[m.Int], Field(max_length=20)]
+Statuses = Annotated[list[m.StatusCode], Field(max_length=20)]
 
 
 class Recommit(m.Body):
@@ -48,7 +49,7 @@ class FrameSelection(m.Body):
 
 class Thumbnail(m.Body):
     id: m.TaskId
-    frameStatus: m.Int | None = 4
+    frameStatus: m.StatusCode | None = 4
 
 
 class OutputFiles(m.Body):
@@ -91,10 +92,10 @@ def stop_frames(farm: Farm, user: User, body: FrameSelection, ctx) -> dict:
 
 
 def _frame(farm: Farm, user: User, frame_id: int):
+    """The caller's frame; someone else's frame answers exactly like one that does not exist."""
     with farm.db.read() as conn:
-        row = conn.execute(frames.select().where(frames.c.id == frame_id)).first()
-        if row is not None:
-            queries.task_row(conn, user, row.task_id)  # 937 unless the caller owns the task
+        row = conn.execute(frames.select().join(tasks, tasks.c.id == frames.c.task_id)
+                           .where(frames.c.id == frame_id, tasks.c.user_id == user.id)).first()
     if row is None:
         raise ApiError(Code.NOT_FOUND, f"Frame {frame_id} does not exist; list frames with queryTaskFrames.")
     return row
@@ -102,7 +103,7 @@ def _frame(farm: Farm, user: User, frame_id: int):
 
 def thumbnails(farm: Farm, user: User, body: Thumbnail, ctx) -> list[str]:
     frame = _frame(farm, user, body.id)
-    folder = farm.storage.user_dir(user.id, "thumbnails") / str(frame.task_id) / str(frame.id)
+    folder = farm.storage.user_dir(user.id, "thumbnails", create=False) / str(frame.task_id) / str(frame.id)
     if frame.status != 4 or not folder.is_dir():
         return []
     return [f"/{frame.task_id}/{frame.id}/{p.name}" for p in sorted(folder.iterdir()) if p.suffix == ".jpg"]
@@ -118,7 +119,7 @@ def _entry(path: Path, root: Path) -> dict:
 
 
 def output_files(farm: Farm, user: User, body: OutputFiles, ctx) -> list[dict]:
-    root = farm.storage.user_dir(user.id, "output")
+    root = farm.storage.user_dir(user.id, "output", create=False)
     if body.taskId:
         with farm.db.read() as conn:
             task = queries.task_row(conn, user, body.taskId)
@@ -152,7 +153,7 @@ def frame_log(farm: Farm, user: User, body: FrameLog, ctx) -> dict:
 
 
 def download(farm: Farm, user: User, body: Download, ctx) -> Response:
-    root = farm.storage.user_dir(user.id, body.area)
+    root = farm.storage.user_dir(user.id, body.area, create=False)
     path = inside(root, body.path)
     if not path.is_file():
         raise ApiError(Code.NOT_FOUND, f"There is no file {body.path!r} in your {body.area}; list files with "
@@ -166,6 +167,7 @@ def _cas(farm: Farm, user_id: int, sha256: str) -> Path:
 
 def _place(farm: Farm, user_id: int, sha256: str, local_path: str) -> None:
     """Link the stored content where the user's local path maps (replacing what was there)."""
+    farm.storage.user_dir(user_id, "input")  # owner-only
     target = farm.storage.input_path(user_id, local_path)
     target.parent.mkdir(parents=True, exist_ok=True)
     temp = target.with_name(f".{target.name}.link")
@@ -178,9 +180,24 @@ def _place(farm: Farm, user_id: int, sha256: str, local_path: str) -> None:
     os.replace(temp, target)
 
 
+def _placeable(farm: Farm, user_id: int, local_path: str) -> None:
+    """600 unless a file can be placed where the local path maps: not onto a folder, not under a file."""
+    root = farm.storage.user_dir(user_id, "input", create=False).resolve()
+    target = farm.storage.input_path(user_id, local_path)  # refuses paths that leave the storage
+    if target.is_dir():
+        raise ApiError(Code.INVALID_PARAMETER, f"{local_path!r} is a folder in your input storage; upload the file "
+                                               f"under its own name.")
+    for parent in target.parents:
+        if parent == root or root not in parent.parents:
+            break
+        if parent.exists() and not parent.is_dir():
+            raise ApiError(Code.INVALID_PARAMETER, f"{local_path!r} would be inside {parent.name!r}, which is a file "
+                                                   f"in your input storage; choose another path.")
+
+
 def upload_init(farm: Farm, user: User, body: UploadInit, ctx) -> dict:
     storage_path = to_storage_path(body.localPath)
-    farm.storage.input_path(user.id, body.localPath)  # refuses paths that leave the storage
+    _placeable(farm, user.id, body.localPath)
     blob = _cas(farm, user.id, body.sha256)
     if blob.is_file() and blob.stat().st_size == body.size:
         _place(farm, user.id, body.sha256, body.localPath)
@@ -194,6 +211,8 @@ def upload_init(farm: Farm, user: User, body: UploadInit, ctx) -> dict:
 
 
 def _session(farm: Farm, upload_id: str):
+    if len(upload_id) > 64 or "\x00" in upload_id:  # not an id uploadInit hands out
+        return None
     with farm.db.read() as conn:
         row = uploads.get(conn, upload_id)
     if row is None or row.completed_at is not None or row.created_at < time.time() - UPLOAD_LIFETIME:
@@ -201,13 +220,24 @@ def _session(farm: Farm, upload_id: str):
     return row
 
 
+def _unknown_upload(farm: Farm, request: Request, message: str) -> Response:
+    """404 for an unknown upload id; 429 once this address has guessed too many (rate limit)."""
+    wait = ratelimit.refused_attempts_wait(farm, request)
+    if wait:
+        return JSONResponse({"error": ratelimit.too_many_message(farm.limiter, "this address with unknown upload ids",
+                                                                 wait)},
+                            status_code=429, headers={"Retry-After": ratelimit.retry_after(wait)})
+    ratelimit.count_refused_attempt(farm, request)
+    return JSONResponse({"error": message}, status_code=404)
+
+
 async def upload_put(farm: Farm, request: Request) -> Response:
     from starlette.concurrency import run_in_threadpool
 
     row = await run_in_threadpool(_session, farm, request.path_params["upload_id"])
     if row is None:
-        return JSONResponse({"error": "This upload is unknown, finished or expired; start it again with uploadInit."},
-                            status_code=404)
+        return _unknown_upload(farm, request, "This upload is unknown, finished or expired; start it again with "
+                                              "uploadInit.")
     part = farm.storage.user_dir(row.user_id, "uploads") / row.id
     have = part.stat().st_size if part.exists() else 0
     try:
@@ -234,11 +264,15 @@ async def upload_put(farm: Farm, request: Request) -> Response:
 
     def finish():
         os.replace(part, _cas(farm, row.user_id, row.sha256))
+        _placeable(farm, row.user_id, row.local_path)  # a folder or file may have appeared there meanwhile
         _place(farm, row.user_id, row.sha256, row.local_path)
         with farm.db.write() as conn:
             uploads.finish(conn, row.id)
 
-    await run_in_threadpool(finish)
+    try:
+        await run_in_threadpool(finish)
+    except ApiError as exc:
+        return JSONResponse({"error": exc.message}, status_code=409)
     return JSONResponse({"offset": received, "done": True, "storagePath": row.storage_path})
 
 
@@ -247,7 +281,8 @@ async def upload_status(farm: Farm, request: Request) -> Response:
 
     row = await run_in_threadpool(_session, farm, request.path_params["upload_id"])
     if row is None:
-        return JSONResponse({"error": "This upload is unknown, finished or expired."}, status_code=404)
+        return _unknown_upload(farm, request, "This upload is unknown, finished or expired; start it again with "
+                                              "uploadInit.")
     part = farm.storage.user_dir(row.user_id, "uploads") / row.id
     return JSONResponse({"offset": part.stat().st_size if part.exists() else 0, "size": row.size, "done": False})
 
@@ -256,10 +291,10 @@ FILE_ROUTES: dict[str, Route] = {
     "/api/render/handle/recommitTasks": Route(Recommit, recommit_tasks, wakes=True),
     "/api/render/handle/recommitTaskFrames": Route(FrameSelection, recommit_frames, wakes=True),
     "/api/render/handle/stopTaskFrames": Route(FrameSelection, stop_frames),
-    "/api/render/handle/loadingFrameThumbnail": Route(Thumbnail, thumbnails),
-    "/api/render/file/operate/getOutputUserDirFile": Route(OutputFiles, output_files),
-    "/api/rayfarm/task/log": Route(FrameLog, frame_log),
-    "/api/rayfarm/file/download": Route(Download, download),
+    "/api/render/handle/loadingFrameThumbnail": Route(Thumbnail, thumbnails, reads=True),
+    "/api/render/file/operate/getOutputUserDirFile": Route(OutputFiles, output_files, reads=True),
+    "/api/rayfarm/task/log": Route(FrameLog, frame_log, reads=True),
+    "/api/rayfarm/file/download": Route(Download, download, reads=True),
     "/api/rayfarm/file/uploadInit": Route(UploadInit, upload_init),
 }
 

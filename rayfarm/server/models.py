@@ -14,7 +14,8 @@ def _no_bool(value):
 
 
 Int = Annotated[int, BeforeValidator(_no_bool)]
-TaskId = Annotated[int, BeforeValidator(_no_bool), Field(ge=1, le=2**31 - 1)]
+Id = Annotated[int, BeforeValidator(_no_bool), Field(ge=1, le=2**31 - 1)]  # a row id (32-bit integer column)
+TaskId = Id
 TaskIds = Annotated[list[TaskId], Field(min_length=1, max_length=1000)]
 Name = Annotated[str, Field(min_length=1, max_length=128)]
 PageNum = Annotated[int, BeforeValidator(_no_bool), Field(ge=1, le=10**7)]
@@ -119,18 +120,29 @@ def _where(loc: tuple) -> str:
     return text or "body"
 
 
+def _unstorable(text: str) -> bool:
+    """Text no database stores: a NUL character, or a lone surrogate (from a "\\ud800" JSON escape)."""
+    if "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def _nul_at(body: dict) -> tuple | None:
-    """Where the first NUL character sits in the body's keys or strings (no database stores it), or None."""
+    """Where the first NUL character (or lone surrogate) sits in the body's keys or strings, or None."""
     stack: list[tuple[tuple, object]] = [((), body)]
     while stack:
         loc, value = stack.pop()
         if isinstance(value, str):
-            if "\x00" in value:
+            if _unstorable(value):
                 return loc
         elif isinstance(value, dict):
             for key, item in value.items():
-                if "\x00" in str(key):
-                    return loc + (str(key).replace("\x00", "?"),)
+                if _unstorable(str(key)):
+                    return loc + (str(key).encode("utf-8", "replace").decode().replace("\x00", "?"),)
                 stack.append((loc + (key,), item))
         elif isinstance(value, list):
             stack.extend((loc + (index,), item) for index, item in enumerate(value))
@@ -141,8 +153,8 @@ def parse(model: type[Body], body: dict) -> Body:
     """Validate a body; 601 for a missing parameter, 600 for a wrong one, with the field named."""
     nul = _nul_at(body)
     if nul is not None:
-        raise ApiError(Code.INVALID_PARAMETER, f"The parameter {_where(nul)!r} contains a NUL character (\\u0000); "
-                                               f"remove it and send the request again.")
+        raise ApiError(Code.INVALID_PARAMETER, f"The parameter {_where(nul)!r} contains a NUL character (\\u0000) or "
+                                               f"text that is not valid Unicode; remove it and send the request again.")
     try:
         return model.model_validate(body)
     except ValidationError as exc:

@@ -11,13 +11,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from rayfarm.domain.paths import output_name
+from rayfarm.server import ratelimit
 from rayfarm.server.farm import Farm
 from rayfarm.store import leases, workers
 from rayfarm.store.schema import tasks
@@ -27,27 +29,45 @@ from rayfarm.worker_files import make_thumbnail, safe_file_name, sha256_of
 log = logging.getLogger("rayfarm.native")
 MAX_LOG_LINES = 2000
 MAX_OUTPUT_BYTES = 8 * 1024**3
+MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+def _no_nul(text: str) -> str:
+    if "\x00" in text:
+        raise ValueError("text must not contain NUL characters")
+    return text
+
+
+def Text(max_length: int, **more) -> type[str]:  # noqa: N802 - a type
+    """A string the database can store: bounded, without NUL characters."""
+    return Annotated[str, AfterValidator(_no_nul), Field(max_length=max_length, **more)]
+
+
+MAX_ID = 2**31 - 1  # ids are 32-bit integer columns
+WorkerId = Annotated[int, Field(ge=1, le=MAX_ID)]
+Bytes = Annotated[int, Field(ge=0, le=2**62)]  # a memory size (64-bit integer column)
+Sample = Annotated[float, Field(ge=0, le=1e15, allow_inf_nan=False)]  # cpu %, memory, seconds
+
+
 class Register(Body):
     name: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._@-]+$")]
-    hostname: Annotated[str, Field(max_length=255)] = ""
+    hostname: Text(255) = ""
     slots: Annotated[int, Field(ge=1, le=256)] = 1
     cores: Annotated[int, Field(ge=1, le=4096)] = 1
-    memory: Annotated[int, Field(ge=0)] = 0
-    gpu: Annotated[str, Field(max_length=255)] = ""
-    software: dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=64)]] = {}
-    tags: Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=64)] = []
-    version: Annotated[str, Field(max_length=32)] = ""
+    memory: Bytes = 0
+    gpu: Text(255) = ""
+    software: Annotated[dict[Text(64), Text(64)], Field(max_length=64)] = {}
+    tags: Annotated[list[Text(64)], Field(max_length=64)] = []
+    version: Text(32) = ""
 
 
 class Session(Body):
-    workerId: int
-    session: Annotated[str, Field(max_length=64)]
+    workerId: WorkerId
+    session: Text(64)
 
 
 class LeaseRequest(Session):
@@ -56,32 +76,45 @@ class LeaseRequest(Session):
 
 
 class Running(Body):
-    leaseId: Annotated[str, Field(max_length=64)]
+    leaseId: Text(64)
     progress: Annotated[float, Field(ge=0, le=100)] = 0
-    cpu: float | None = None
-    memory: float | None = None
+    cpu: Sample | None = None
+    memory: Sample | None = None
     log: Annotated[list[Annotated[str, Field(max_length=8192)]], Field(max_length=MAX_LOG_LINES)] = []
 
 
 class Heartbeat(Session):
-    cpu: float | None = None
-    memUsed: int | None = None
+    cpu: Sample | None = None
+    memUsed: Bytes | None = None
     running: Annotated[list[Running], Field(max_length=256)] = []
 
 
 class Complete(Session):
-    leaseId: Annotated[str, Field(max_length=64)]
+    leaseId: Text(64)
     result: Annotated[str, Field(pattern="^(done|failed|timeout)$")]
-    error: Annotated[str, Field(max_length=20000)] | None = None
-    executeSeconds: Annotated[float, Field(ge=0)] | None = None
-    avgCpu: float | None = None
-    avgMemory: float | None = None
+    error: Text(20000) | None = None
+    executeSeconds: Sample | None = None
+    avgCpu: Sample | None = None
+    avgMemory: Sample | None = None
     outputs: Annotated[list[Annotated[str, Field(max_length=255)]], Field(max_length=10000)] = []
     log: Annotated[list[Annotated[str, Field(max_length=8192)]], Field(max_length=MAX_LOG_LINES)] = []
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def _storage_error(exc: OSError) -> WorkerError:
+    """507: the output storage is full or unwritable. The node fails the chunk (an attempt), which is retried."""
+    reason = exc.strerror or type(exc).__name__
+    return WorkerError(507, f"The farm could not store the output ({reason}); the chunk will be retried. "
+                            f"Tell the administrator to check the output storage.")
+
+
+def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+class RateLimited(Exception):
+    def __init__(self, wait: float, message: str):
+        super().__init__(message)
+        self.wait, self.message = wait, message
 
 
 class Native:
@@ -101,14 +134,26 @@ class Native:
         header = request.headers.get("authorization", "")
         given = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
         expected = self._token or await run_in_threadpool(self.token)
-        if not given or not hmac.compare_digest(given.encode(), expected.encode()):
+        if not given or not hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode()):
+            wait = ratelimit.refused_attempts_wait(self.farm, request)
+            if wait:
+                raise RateLimited(wait, ratelimit.too_many_message(self.farm.limiter, "this address with a wrong "
+                                                                   "worker token", wait))
+            ratelimit.count_refused_attempt(self.farm, request)
             raise WorkerError(401, "The worker token is missing or wrong; start the worker with --token "
                                    "(printed by `rayfarm worker-token` on the server).")
 
     async def _body(self, request: Request, model: type[Body]) -> Body:
-        raw = await request.body()
-        if len(raw) > 16 * 1024 * 1024:
-            raise WorkerError(413, "The request body is too large.")
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            raise WorkerError(413, "The request body is larger than 16 MiB; send less.")
+        chunks, size = [], 0
+        async for chunk in request.stream():  # the limit holds while reading, whatever Content-Length said
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise WorkerError(413, "The request body is larger than 16 MiB; send less.")
+            chunks.append(chunk)
+        raw = b"".join(chunks)
         try:
             return model.model_validate_json(raw or b"{}")
         except ValidationError as exc:
@@ -121,9 +166,14 @@ class Native:
             try:
                 await self._authorized(request)
                 body = await self._body(request, model) if model else None
+                wait = self.farm.limiter.take(ratelimit.node_key(request, body))
+                if wait:
+                    raise RateLimited(wait, ratelimit.too_many_message(self.farm.limiter, "this node", wait))
                 return await handler(request, body)
             except WorkerError as exc:
                 return _error(exc.status, exc.message)
+            except RateLimited as exc:
+                return _error(429, exc.message, {"Retry-After": ratelimit.retry_after(exc.wait)})
             except Exception:
                 log.exception("worker call %s failed", request.url.path)
                 return _error(500, "The server hit an internal error; it was logged. Retry later.")
@@ -133,11 +183,15 @@ class Native:
         return workers.check_session(conn, worker_id, session)
 
     def append_log(self, task_id: int, frame_id: int, lines: list[str]) -> None:
+        """Best effort: a full or unwritable log folder must not fail the call whose state is already committed."""
         folder = self.farm.settings.logs / str(task_id)
-        folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / f"{frame_id}.log", "a", encoding="utf-8", errors="replace") as handle:
-            for line in lines:
-                handle.write(line.rstrip("\n") + "\n")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with open(folder / f"{frame_id}.log", "a", encoding="utf-8", errors="replace") as handle:
+                for line in lines:
+                    handle.write(line.rstrip("\n") + "\n")
+        except OSError as exc:
+            log.warning("could not write the render log of task %s frame %s: %s", task_id, frame_id, exc)
 
     # ------------------------------------------------------------ calls
 
@@ -146,7 +200,13 @@ class Native:
             with self.farm.db.write() as conn:
                 return workers.register(conn, body.model_dump(), time.time())
 
-        worker_id, session, released = await run_in_threadpool(run)
+        def run_once_more_on_a_name_clash():
+            try:
+                return run()
+            except IntegrityError:  # the same name registered at the same moment: now its row exists
+                return run()
+
+        worker_id, session, released = await run_in_threadpool(run_once_more_on_a_name_clash)
         if released:
             self.farm.wakeup.notify()
         s = self.farm.settings
@@ -189,6 +249,7 @@ class Native:
         return {"leaseId": frame.lease_id, "frameId": frame.id, "taskId": task.id, "userId": task.user_id,
                 "frameIndex": frame.frame_index, "start": frame.start_frame, "end": frame.end_frame,
                 "step": frame.step, "attempt": frame.attempts + 1, "jobStopTime": task.job_stop_time,
+                "stallTimeout": render.get("stall_timeout") or 0,
                 "leaseExpires": frame.lease_expires, "render": render, "scene": scene, "inputs": inputs,
                 "outputName": output_name(task.id, task.scene_name or "scene")}
 
@@ -236,8 +297,11 @@ class Native:
             if frame is None:
                 return None
             task = conn.execute(tasks.select().where(tasks.c.id == frame.task_id)).first()
-        folder = self.farm.storage.output_dir(task.user_id, output_name(task.id, task.scene_name or "scene"))
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder = self.farm.storage.output_dir(task.user_id, output_name(task.id, task.scene_name or "scene"))
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _storage_error(exc) from None
         return folder / name
 
     async def output(self, request: Request, body: None) -> Response:
@@ -246,12 +310,14 @@ class Native:
         if name is None:
             raise WorkerError(422, "The output file name must be a plain file name (no '/', no '..').")
         worker_id, session = self._identity(request)
+        if len(lease_id) > 64 or "\x00" in lease_id:  # not a lease id this farm hands out
+            return JSONResponse({"accepted": False})
         target = await run_in_threadpool(self._lease_target, worker_id, session, lease_id, name)
         if target is None:
             return JSONResponse({"accepted": False})
-        fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
-        digest, size = hashlib.sha256(), 0
+        digest, size, temp = hashlib.sha256(), 0, None
         try:
+            fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
             with os.fdopen(fd, "wb") as handle:
                 async for chunk in request.stream():
                     size += len(chunk)
@@ -261,36 +327,41 @@ class Native:
                     await asyncio.to_thread(handle.write, chunk)
             os.replace(temp, target)
         except OSError as exc:
-            raise WorkerError(507, f"The farm could not store the output ({exc.strerror}); the chunk will be "
-                                   f"retried. Tell the administrator to check the output storage.") from None
+            raise _storage_error(exc) from None
         finally:
-            if os.path.exists(temp):
+            if temp and os.path.exists(temp):
                 os.unlink(temp)
         return JSONResponse({"accepted": True, "size": size, "sha256": digest.hexdigest()})
 
     def _identity(self, request: Request) -> tuple[int, str]:
         try:
-            return int(request.headers.get("x-worker-id", "")), request.headers.get("x-worker-session", "")
+            worker_id = int(request.headers.get("x-worker-id", ""))
         except ValueError:
             raise WorkerError(422, "The X-Worker-Id header is missing; send the id from register.") from None
+        if not 1 <= worker_id <= MAX_ID:
+            raise WorkerError(422, "The X-Worker-Id header is not a worker id; send the id from register.")
+        return worker_id, request.headers.get("x-worker-session", "")
 
     async def complete(self, request: Request, body: Complete) -> Response:
         def run():
             with self.farm.db.write() as conn:
-                self._session(conn, body.workerId, body.session)
-                frame = leases.complete(conn, body.workerId, body.leaseId, body.result, error=body.error,
-                                        seconds=body.executeSeconds, avg_cpu=body.avgCpu, avg_memory=body.avgMemory,
-                                        now=time.time())
-                task = conn.execute(tasks.select().where(tasks.c.id == frame.task_id)).first() if frame else None
-            if frame is None:
-                return False
+                done = leases.complete(conn, body.workerId, body.leaseId, body.result, error=body.error,
+                                       seconds=body.executeSeconds, avg_cpu=body.avgCpu, avg_memory=body.avgMemory,
+                                       now=time.time())
+                if done is None:  # a lease is bound to its node's session: say why, if it is the session
+                    self._session(conn, body.workerId, body.session)
+                    return False
+            frame, task = done.frame, done.task
             lines = list(body.log)
             if body.result != "done" and body.error:
                 lines.append(f"=== {body.result}: {body.error}")
             if lines:
                 self.append_log(frame.task_id, frame.id, lines)
             if body.result == "done":
-                self._thumbnails(task, frame, body.outputs)
+                try:
+                    self._thumbnails(task, frame, body.outputs)
+                except OSError as exc:  # the result is committed; a missing thumbnail must not turn it into an error
+                    log.warning("no thumbnails for task %s frame %s: %s", task.id, frame.id, exc)
             return True
 
         accepted = await run_in_threadpool(run)
@@ -313,6 +384,8 @@ class Native:
         """The task of the frame in the URL, if this worker holds a valid lease on that frame."""
         frame_id = int(request.path_params["frame_id"])
         worker_id, session = self._identity(request)
+        if frame_id > MAX_ID:
+            return None
         with self.farm.db.read() as conn:
             self._session(conn, worker_id, session)
             frame = conn.execute(leases.frames.select().where(leases.frames.c.id == frame_id)).first()

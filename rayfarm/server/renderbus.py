@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from rayfarm.domain.taskjson import TaskSpec
 from rayfarm.domain.uploadjson import asset_paths
 from rayfarm.protocol.codes import ApiError, Code
@@ -21,6 +23,7 @@ class Route:
     model: type[m.Body]
     handler: Callable[[Farm, User, Any, dict], Any]
     wakes: bool = False  # may make chunks waiting: wake long-polling nodes
+    reads: bool = False  # changes nothing (its nonce may be written behind; see server/replay.py)
 
 
 def _check_spec(farm: Farm) -> Callable[[User, TaskSpec, str | None], dict]:
@@ -170,8 +173,14 @@ def project_list(farm: Farm, user: User, body, ctx) -> dict:
 
 
 def project_add(farm: Farm, user: User, body: m.ProjectAdd, ctx) -> None:
-    with farm.db.write() as conn:
-        projects.add(conn, user, body.newName, body.status)
+    def add():
+        with farm.db.write() as conn:
+            projects.add(conn, user, body.newName, body.status)
+
+    try:
+        add()
+    except IntegrityError:  # the same name added by a concurrent call: now it exists (503 says so)
+        add()
 
 
 def project_delete(farm: Farm, user: User, body: m.ProjectDelete, ctx) -> None:
@@ -180,10 +189,10 @@ def project_delete(farm: Farm, user: User, body: m.ProjectDelete, ctx) -> None:
 
 
 ROUTES: dict[str, Route] = {
-    "/api/render/setUp/queryUserProfile": Route(m.Empty, user_profile),
-    "/api/render/setUp/queryUserSetting": Route(m.Empty, user_setting),
-    "/api/render/transfer/getBid": Route(m.Empty, transfer_bid),
-    "/api/render/common/queryPlatforms": Route(m.Platforms, platforms),
+    "/api/render/setUp/queryUserProfile": Route(m.Empty, user_profile, reads=True),
+    "/api/render/setUp/queryUserSetting": Route(m.Empty, user_setting, reads=True),
+    "/api/render/transfer/getBid": Route(m.Empty, transfer_bid, reads=True),
+    "/api/render/common/queryPlatforms": Route(m.Platforms, platforms, reads=True),
     "/api/render/submit/createTask": Route(m.CreateTask, create_task),
     "/api/render/submit/taskJsonFile": Route(m.TaskJsonFile, task_json_file),
     "/api/render/submit/task": Route(m.SubmitTask, submit_task, wakes=True),
@@ -197,12 +206,12 @@ ROUTES: dict[str, Route] = {
     "/api/render/handle/updateTaskLimit": Route(m.TaskLimit, task_limit),
     "/api/render/handle/addTaskLabel": Route(m.AddLabel, add_label),
     "/api/render/handle/deleteTaskLabel": Route(m.DeleteLabel, delete_label),
-    "/api/render/handle/getTaskList/v2": Route(m.TaskList, task_list),
-    "/api/render/handle/queryTaskInfo/v2": Route(m.TaskIdList, task_info),
-    "/api/render/handle/queryTaskFrames": Route(m.TaskFrames, task_frames),
-    "/api/render/handle/queryAllFrameStats": Route(m.Empty, frame_stats),
-    "/api/render/project/list": Route(m.Empty, project_list),
-    "/api/render/project/getList": Route(m.Empty, project_list),
+    "/api/render/handle/getTaskList/v2": Route(m.TaskList, task_list, reads=True),
+    "/api/render/handle/queryTaskInfo/v2": Route(m.TaskIdList, task_info, reads=True),
+    "/api/render/handle/queryTaskFrames": Route(m.TaskFrames, task_frames, reads=True),
+    "/api/render/handle/queryAllFrameStats": Route(m.Empty, frame_stats, reads=True),
+    "/api/render/project/list": Route(m.Empty, project_list, reads=True),
+    "/api/render/project/getList": Route(m.Empty, project_list, reads=True),
     "/api/render/project/add": Route(m.ProjectAdd, project_add),
     "/api/render/project/delete": Route(m.ProjectDelete, project_delete),
 }

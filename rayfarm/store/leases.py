@@ -7,10 +7,10 @@ the same chunk. A result counts only while the frame row still carries the node'
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam, case, distinct, func, select, update
+from sqlalchemy import Connection, Float, bindparam, case, distinct, exists, func, select, update
 
 from rayfarm.domain.states import FrameStatus as F
-from rayfarm.domain.states import TaskStatus
+from rayfarm.domain.states import FrameType, TaskStatus
 from rayfarm.scheduler.order import BLOCK_AFTER, Candidate, rank
 from rayfarm.store import tasks as task_store
 from rayfarm.store.schema import blocklist, frames, tasks, workers
@@ -57,6 +57,7 @@ def _claim_statement(skip_locked: bool):
 
 
 CLAIM = {False: _claim_statement(False), True: _claim_statement(True)}
+LOCK_TASK_SKIP = select(tasks).where(tasks.c.id == bindparam("task_id")).with_for_update(skip_locked=True)
 CURRENT = select(frames).where(frames.c.lease_id == bindparam("lease_id"), frames.c.node_id == bindparam("worker_id"),
                                frames.c.status == int(F.RENDERING))
 CURRENT_LOCKED = CURRENT.with_for_update()
@@ -94,11 +95,18 @@ def claim(conn: Connection, worker, software: list[str], count: int, now: float,
     blocked = _blocked(conn, worker.id)
     claimed: list[Claimed] = []
     touched: set[int] = set()
+    holding = False
     for candidate in rank(candidates, software=software, blocked=blocked, user_running=user_running):
         if len(claimed) >= count:
             break
-        task = conn.execute(task_store.LOCK_TASK, {"task_id": candidate.task_id}).first()
-        if task is None or task.status not in RUNNABLE or task.is_deleted:
+        # Wait for a task lock only while holding none; then skip locked tasks: claims that rank tasks in
+        # different orders can never wait on each other in a cycle (a PostgreSQL deadlock).
+        statement = LOCK_TASK_SKIP if holding and is_postgres else task_store.LOCK_TASK
+        task = conn.execute(statement, {"task_id": candidate.task_id}).first()
+        if task is None:
+            continue
+        holding = True
+        if task.status not in RUNNABLE or task.is_deleted:
             continue
         if task.task_limit and not candidate.on_this_node:
             # recount under the task row lock: another process may have just added a node
@@ -129,25 +137,48 @@ def lease_frame(conn: Connection, worker_id: int, lease_id: str):
     return conn.execute(CURRENT, {"lease_id": lease_id, "worker_id": worker_id}).first()
 
 
+LEASED_TASK = select(frames.c.task_id).where(frames.c.lease_id == bindparam("lease_id"),
+                                             frames.c.node_id == bindparam("worker_id"),
+                                             frames.c.status == int(F.RENDERING))
+_NOW = bindparam("p_now", type_=Float)
+DONE = (update(frames).where(frames.c.lease_id == bindparam("p_lease"), frames.c.node_id == bindparam("p_worker"),
+                             frames.c.status == int(F.RENDERING))
+        .values(status=int(F.DONE), progress=100.0, error=None, lease_id=None, lease_expires=None, ended_at=_NOW,
+                avg_cpu=bindparam("p_cpu", type_=Float), avg_memory=bindparam("p_memory", type_=Float),
+                execute_seconds=func.coalesce(bindparam("p_seconds", type_=Float),
+                                              _NOW - func.coalesce(frames.c.started_at, _NOW)))
+        .returning(*frames.c))
+# another chunk of the task still waits or renders: a done main chunk cannot change a rendering task's status
+STILL_GOING = select(exists().where(frames.c.task_id == bindparam("task_id"),
+                                    frames.c.status.in_([int(F.WAITING), int(F.RENDERING)])))
+
+
 def complete(conn: Connection, worker_id: int, lease_id: str, result: str, *, error: str | None, seconds: float | None,
-             avg_cpu: float | None, avg_memory: float | None, now: float) -> object | None:
+             avg_cpu: float | None, avg_memory: float | None, now: float) -> Claimed | None:
     """Record a chunk's result; None when the lease is no longer valid (the result is dropped)."""
-    seen = lease_frame(conn, worker_id, lease_id)
+    seen = conn.execute(LEASED_TASK, {"lease_id": lease_id, "worker_id": worker_id}).first()
     if seen is None:
         return None
-    task_store.lock_tasks(conn, [seen.task_id])  # task before frame, like every other writer: no deadlock cycles
+    # task before frame, like every other writer: no deadlock cycles
+    task = conn.execute(task_store.LOCK_TASK, {"task_id": seen.task_id}).first()
+    if result == "done":
+        frame = conn.execute(DONE, {"p_lease": lease_id, "p_worker": worker_id, "p_now": now, "p_cpu": avg_cpu,
+                                    "p_memory": avg_memory, "p_seconds": seconds}).first()
+        if frame is None:
+            return None
+        if not (frame.frame_type == FrameType.MAIN and task.status == TaskStatus.RENDERING
+                and conn.scalar(STILL_GOING, {"task_id": task.id})):
+            task_store.settle(conn, task.id)
+        return Claimed(frame, task)
     frame = _current(conn, worker_id, lease_id)
     if frame is None:
         return None
     values = dict(lease_id=None, lease_expires=None, ended_at=now, avg_cpu=avg_cpu, avg_memory=avg_memory,
-                  execute_seconds=seconds if seconds is not None else max(0.0, now - (frame.started_at or now)))
-    if result == "done":
-        values.update(status=int(F.DONE), progress=100.0, error=None)
-    else:
-        values.update(_failure(conn, frame, worker_id, timed_out=result == "timeout"), error=(error or "")[:4000])
+                  execute_seconds=seconds if seconds is not None else max(0.0, now - (frame.started_at or now)),
+                  error=(error or "")[:4000], **_failure(conn, frame, worker_id, timed_out=result == "timeout"))
     conn.execute(update(frames).where(frames.c.id == frame.id).values(**values))
     task_store.settle(conn, frame.task_id)
-    return frame
+    return Claimed(frame, task)
 
 
 def _failure(conn: Connection, frame, worker_id: int | None, *, timed_out: bool) -> dict:

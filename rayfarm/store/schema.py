@@ -14,6 +14,7 @@ from sqlalchemy import (
                         Table,
                         Text,
                         UniqueConstraint,
+                        text,
 )
 
 metadata = MetaData(naming_convention={
@@ -123,8 +124,9 @@ frames = Table(
     Column("error", Text),
     Column("stop_reason", String(32)),
     Index("ix_frames_task_status_seq", "task_id", "status", "seq"),
-    Index("ix_frames_status_lease", "status", "lease_expires"),
-    Index("ix_frames_lease_id", "lease_id"),
+    # partial on PostgreSQL (migration 0004): only leased frames have a lease
+    Index("ix_frames_status_lease", "status", "lease_expires", postgresql_where=text("status = 2")),
+    Index("ix_frames_lease_id", "lease_id", postgresql_where=text("lease_id IS NOT NULL")),
     sqlite_autoincrement=True,
 )
 

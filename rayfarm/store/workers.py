@@ -3,7 +3,7 @@
 import secrets
 import uuid
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from rayfarm.domain.states import FrameStatus as F
 from rayfarm.store.schema import frames, settings, tasks, workers
@@ -61,8 +61,11 @@ def release_leases(conn: Connection, worker_ids: list[int], reason: str) -> list
     return sorted({r.task_id for r in rows})
 
 
+WORKER_BY_ID = select(workers).where(workers.c.id == bindparam("worker_id"))
+
+
 def check_session(conn: Connection, worker_id: int, session: str):
-    row = conn.execute(select(workers).where(workers.c.id == worker_id)).first()
+    row = conn.execute(WORKER_BY_ID, {"worker_id": worker_id}).first()
     if row is None:
         raise WorkerError(404, f"Worker {worker_id} is not registered; register first.")
     if row.session != session:

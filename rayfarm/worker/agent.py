@@ -27,6 +27,15 @@ class WorkerError(Exception):
     """The node cannot work with this server (bad token, refused registration...)."""
 
 
+class OutputRefused(Exception):
+    """The server refused an output file (storage full or unwritable, too large...): the chunk failed."""
+
+
+def _where(job: Job) -> str:
+    lease = job.lease
+    return f"task {lease.get('taskId')} chunk {lease.get('frameIndex')} frame id {lease.get('frameId')}"
+
+
 def default_work_dir() -> Path:
     return Path.home() / ".rayfarm" / "worker"
 
@@ -210,27 +219,45 @@ class Agent:
     def _report(self, job: Job, outcome: Outcome) -> None:
         session = self.session
         try:
-            names = self._upload(job, outcome)
+            try:
+                names = self._upload(job, outcome)
+            except OutputRefused as exc:
+                # Reported as a failed attempt: the chunk is retried (here or on another node) up to the task's
+                # attempt limit, and the user reads the server's sentence in the frame's error.
+                log.error("lease %s: %s; reporting the chunk as failed", job.lease_id, exc)
+                outcome = Outcome("failed", str(exc)[:2000], [], outcome.execute_seconds, outcome.avg_cpu,
+                                  outcome.avg_memory)
+                names = []
             if names is None or job.cancelled in DROP:
+                self._dropped(job, outcome, "the server took the chunk back (lease no longer valid)")
                 return
             body = {**self._ids(), "leaseId": job.lease_id, "result": outcome.result, "error": outcome.error,
                     "executeSeconds": outcome.execute_seconds, "avgCpu": outcome.avg_cpu,
                     "avgMemory": outcome.avg_memory, "outputs": names, "log": job.take_log()[-MAX_COMPLETE_LINES:]}
-            answer = self.client.post("complete", body)
+            answer = self.client.post("complete", body, give_up=lambda: job.cancelled in DROP)
         except StaleSession:
             self._reregister(session)
             return
         except FarmError as exc:
-            log.error("lease %s: complete refused (%s); result dropped", job.lease_id, exc)
+            self._dropped(job, outcome, f"complete refused: {exc}")
             return
         except httpx.HTTPError as exc:
-            log.warning("lease %s: result not reported, the node is stopping (%s)", job.lease_id, exc)
+            if job.cancelled in DROP and not self.stop_event.is_set():
+                self._dropped(job, outcome, "the server took the chunk back while it was unreachable")
+            else:
+                log.warning("lease %s: result not reported, the node is stopping (%s)", job.lease_id, exc)
             return
+        where = _where(job)
         if answer.get("accepted"):
-            log.info("lease %s: %s (%.1f s, %d files)", job.lease_id, outcome.result, outcome.execute_seconds,
-                     len(names))
+            log.info("lease %s: result %s accepted for %s (%.1f s, %d files)", job.lease_id, outcome.result, where,
+                     outcome.execute_seconds, len(names))
         else:
-            log.warning("lease %s: the server did not accept the result (lease no longer valid); dropped", job.lease_id)
+            log.warning("lease %s: result %s not accepted for %s (lease no longer valid); dropped", job.lease_id,
+                        outcome.result, where)
+
+    @staticmethod
+    def _dropped(job: Job, outcome: Outcome, reason: str) -> None:
+        log.warning("lease %s: result %s dropped for %s: %s", job.lease_id, outcome.result, _where(job), reason)
 
     def _upload(self, job: Job, outcome: Outcome) -> list[str] | None:
         """Upload the outputs; None when the lease turned out invalid (drop everything)."""
@@ -239,16 +266,13 @@ class Agent:
             if job.cancelled in DROP:
                 return None
             try:
-                answer = self.client.upload(job.lease_id, path)
+                answer = self.client.upload(job.lease_id, path, give_up=lambda: job.cancelled in DROP)
             except StaleSession:
                 raise
             except FarmError as exc:
-                if exc.status == 404:
-                    log.warning("lease %s: unknown to the server; result dropped", job.lease_id)
-                    return None
-                log.error("lease %s: upload of %s refused: %s", job.lease_id, path.name, exc)
                 job.add_line(f"[rayfarm worker: upload of {path.name} refused: {exc.message}]")
-                continue
+                raise OutputRefused(f"the farm refused the output file {path.name} (HTTP {exc.status}): "
+                                    f"{exc.message}") from None
             if answer.get("accepted") is False:
                 log.warning("lease %s: the server no longer accepts outputs; result dropped", job.lease_id)
                 return None

@@ -1,6 +1,7 @@
 """One lease on this node: fetch the scene, run the renderer's commands, keep log, progress and usage."""
 
 import logging
+import os
 import re
 import shutil
 import signal
@@ -26,6 +27,7 @@ MAX_LINE = 1000
 TAIL_LINES = 4
 ERROR_LINE = re.compile(r"\b(\w*Error|\w*Exception|Traceback|FATAL|Fatal)\b")
 KILL_GRACE = 1.0
+WATCH_TICK = 0.5  # seconds between two looks of the watchdog (time limit, stuck render)
 
 
 @dataclass
@@ -50,10 +52,14 @@ class Job:
         self.output_dir = self.dir / "out"
         self.scenes = scenes
         self.timeout = float(lease.get("jobStopTime") or 0)
+        # seconds a render may go without an output line, a new/grown output file or progress (0 = no limit)
+        self.stall_timeout = float(lease.get("stallTimeout") or 0)
+        self._active = time.monotonic()  # last sign of life of the running render
+        self._files: tuple[int, int] = (0, 0)  # output files (count, bytes) at the last look
         self.progress = 0.0
         self.cpu = 0.0
         self.memory = 0
-        self.cancelled: str | None = None  # why the render was killed: "stop", "shutdown", "stale", "timeout"
+        self.cancelled: str | None = None  # why the render was killed: "stop", "shutdown", "stale", "timeout", "stuck"
         self.rendered = threading.Event()  # set when the render part is over (reporting may follow)
         self._lock = threading.RLock()
         self._proc: subprocess.Popen | None = None
@@ -70,6 +76,7 @@ class Job:
     # ---- log lines -------------------------------------------------------------------------------------
     def add_line(self, line: str) -> None:
         line = line.rstrip("\r\n")[:MAX_LINE]
+        self._active = time.monotonic()
         with self._lock:
             if line.strip():
                 self._tail.append(line)
@@ -147,16 +154,46 @@ class Job:
     def render(self) -> Outcome:
         """Render the chunk; the caller reports the outcome unless `cancelled` is stop/shutdown/stale."""
         watchdog = None
-        if self.timeout > 0:
-            watchdog = threading.Timer(self.timeout, self.cancel, args=("timeout",))
-            watchdog.daemon = True
+        if self.timeout > 0 or self.stall_timeout > 0:
+            watchdog = threading.Thread(target=self._watch, name=f"rayfarm-watch-{self.lease_id}", daemon=True)
             watchdog.start()
         try:
             return self._render()
         finally:
-            if watchdog:
-                watchdog.cancel()
             self.rendered.set()
+
+    # ---- watchdog -------------------------------------------------------------------------------------
+    def _watch(self) -> None:
+        """Kill the render when it runs past jobStopTime, or when it is stuck: a running process that printed
+        nothing, wrote or grew no output file and reported no progress for `stall_timeout` seconds."""
+        began = time.monotonic()
+        while not self.rendered.wait(WATCH_TICK):
+            now = time.monotonic()
+            if self.timeout > 0 and now - began >= self.timeout:
+                self.cancel("timeout")
+                return
+            if self.stall_timeout <= 0:
+                continue
+            with self._lock:
+                running = self._proc is not None and self._proc.returncode is None
+            files = self._output_files()
+            if files != self._files:
+                self._files, self._active = files, now
+            if running and now - self._active >= self.stall_timeout:
+                self.cancel("stuck")
+                return
+
+    def _output_files(self) -> tuple[int, int]:
+        count = size = 0
+        try:
+            with os.scandir(self.output_dir) as entries:
+                for entry in entries:
+                    if entry.is_file(follow_symlinks=False):
+                        count += 1
+                        size += entry.stat(follow_symlinks=False).st_size
+        except OSError:
+            pass
+        return count, size
 
     def _render(self) -> Outcome:
         if self.dir.exists():
@@ -197,6 +234,7 @@ class Job:
             log.info("lease %s: run %d/%d: %s", self.lease_id, index + 1, runs, argv[0])
             proc = process.start(argv, self.output_dir)
             self._proc, self._sampler = proc, process.TreeSampler(proc.pid)
+            self._active = time.monotonic()
         self.progress = max(self.progress, chunk_progress(index, runs, 0))
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -228,6 +266,11 @@ class Job:
         return self._outcome("failed", error[:2000], [], seconds)
 
     def _stopped(self, seconds: float) -> Outcome:
+        if self.cancelled == "stuck":
+            error = (f"the render was stuck: it printed nothing, wrote no output file and made no progress for "
+                     f"{self.stall_timeout:g} s (stall_timeout), so it was killed. Last log lines: {self.tail()}")
+            log.warning("lease %s: %s", self.lease_id, error)
+            return self._outcome("failed", error[:2000], [], seconds)
         if self.cancelled == "timeout":
             error = f"the chunk ran longer than its time limit of {self.timeout:g} s (jobStopTime) and was stopped."
             log.warning("lease %s: %s", self.lease_id, error)

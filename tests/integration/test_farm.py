@@ -436,7 +436,7 @@ def test_failing_chunk_is_retried_then_failed_and_its_log_is_readable(farm, user
 def test_rayfarm_up_renders_and_stops_everything_on_ctrl_c(tmp_path):
     data = tmp_path / "up-farm"
     port = free_port()
-    env = {**os.environ}
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config")}  # `up` writes its `local` CLI profile there
     url = fresh_database_url()
     if url:
         env["RAYFARM_DATABASE_URL"] = url

@@ -132,7 +132,7 @@ def test_lost_node_chunks_wait_again_without_counting_failure(tmp_path):
         assert workers.mark_lost(conn, time.time() + 60, 10.0) == [task_id]
         task_store.settle(conn, task_id)
     assert frame_statuses(farm, task_id) == [F.WAITING, F.WAITING]
-    assert status(farm, task_id) == T.WAITING
+    assert status(farm, task_id) == T.RENDERING  # it has started: it stays "rendering" until it ends
     other = register(farm, "n2")
     assert claim(farm, other)[0].frame.attempts == 0
 

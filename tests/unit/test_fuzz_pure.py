@@ -150,3 +150,40 @@ def test_parse_mutated_valid_task(changes, common, software):
         for key, value in common:
             data["scene_info_render"]["common"][key] = value
     _parse_or_api_error(json.dumps(data))
+
+
+# ---------------------------------------------------------------- request bodies and storage paths
+
+@settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(path=st.sampled_from(sorted(__import__("rayfarm.server.table", fromlist=["TABLE"]).TABLE)),
+       body=st.dictionaries(ANY_TEXT | st.sampled_from(["taskIds", "taskId", "count", "pageSize", "path", "ids"]),
+                            JSON_LIKE, max_size=6))
+def test_models_parse_only_raises_600_or_601(path, body):
+    """Whatever JSON object arrives, validation answers with the body model or ApiError 600/601 naming a field."""
+    from rayfarm.server import models
+    from rayfarm.server.table import TABLE
+
+    try:
+        parsed = models.parse(TABLE[path].model, body)
+    except ApiError as exc:
+        assert exc.code in (600, 601) and "'" in exc.message, exc
+        return
+    assert isinstance(parsed, TABLE[path].model)
+
+
+@FUZZ
+@given(relative=ANY_TEXT | st.text(alphabet=st.sampled_from(list("ab./\\~\x00%")), max_size=40)
+       | st.just("a" * 5000) | st.just("/".join(["a"] * 3000)))
+def test_inside_only_raises_api_error_and_never_leaves_the_root(tmp_path_factory, relative):
+    from pathlib import Path
+
+    from rayfarm.storage import inside
+
+    root = Path(tmp_path_factory.getbasetemp()) / "inside-root"
+    root.mkdir(exist_ok=True)
+    try:
+        found = inside(root, relative)
+    except ApiError as exc:
+        assert exc.code == 600
+        return
+    assert found == root.resolve() or root.resolve() in found.parents

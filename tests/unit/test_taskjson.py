@@ -179,7 +179,8 @@ def test_command_without_scene():
 def test_describe():
     described = taskjson.describe(taskjson.parse(task()))
     assert described == {"software": "blender", "cg_version": "3.6", "scene": "/D/proj/a.blend", "camera": "Camera",
-                         "width": 1920, "height": 1080, "format": "PNG", "command": None}
+                         "width": 1920, "height": 1080, "format": "PNG", "command": None,
+                         "stall_timeout": 3600}
 
 
 # ---------------------------------------------------------------- pause_after_test

@@ -1,0 +1,135 @@
+"""`rayfarm worker ...`: run a render node (`worker run`), and list / disable / enable / drain nodes over the API.
+
+`rayfarm worker --server URL --token T` (no sub-command) still runs a node, as it always did.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from rayfarm.cli.session import AccessId, AccessKey, Exit, Json, ProfileName, Server, calling, connect, emit, fail, out
+
+NodeServer = Annotated[str | None, typer.Option("--server", envvar="RAYFARM_SERVER", help="Farm server URL.")]
+Token = Annotated[str | None, typer.Option("--token", envvar="RAYFARM_WORKER_TOKEN",
+                                           help="Farm worker token (`rayfarm worker-token`).")]
+NodeName = Annotated[str | None, typer.Option(help="Node name (default: host name).")]
+Slots = Annotated[int, typer.Option(help="Chunks rendered at once.", min=1)]
+Tags = Annotated[str, typer.Option(help="Comma-separated tags, e.g. gpu,fast.")]
+WorkDir = Annotated[Path | None, typer.Option("--work-dir", help="Scene cache and scratch space.")]
+LogLevel = Annotated[str, typer.Option(help="debug, info, warning or error.")]
+Nodes = Annotated[list[str], typer.Argument(help="Node names or ids (see `rayfarm worker list`).")]
+
+worker_app = typer.Typer(help="Run a render node (`worker run`), or list and manage the farm's nodes.",
+                         invoke_without_command=True)
+
+
+def _run_node(server: str | None, token: str | None, name: str | None, slots: int, tags: str, work_dir: Path | None,
+              log_level: str) -> None:
+    if not server or not token:
+        fail("A node needs --server URL and --token T (or $RAYFARM_SERVER and $RAYFARM_WORKER_TOKEN); "
+             "`rayfarm worker-token` prints the token on the server's machine.", Exit.USAGE)
+    from rayfarm.worker import run_worker
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run_worker(server, token, name=name, slots=slots, tags=tuple(t for t in tags.split(",") if t), work_dir=work_dir)
+
+
+@worker_app.callback()
+def node_compat(ctx: typer.Context,
+                server: Annotated[str | None, typer.Option("--server", envvar="RAYFARM_SERVER", hidden=True)] = None,
+                token: Annotated[str | None, typer.Option("--token", envvar="RAYFARM_WORKER_TOKEN", hidden=True)] = None,
+                name: Annotated[str | None, typer.Option(hidden=True)] = None,
+                slots: Annotated[int, typer.Option(hidden=True, min=1)] = 1,
+                tags: Annotated[str, typer.Option(hidden=True)] = "",
+                work_dir: Annotated[Path | None, typer.Option("--work-dir", hidden=True)] = None,
+                log_level: Annotated[str, typer.Option(hidden=True)] = "info") -> None:
+    """Run a render node (`worker run`), or list and manage the farm's nodes."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not server and not token:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
+    # `rayfarm worker --server ... --token ...`: the first spelling of `worker run`, still supported
+    _run_node(server, token, name, slots, tags, work_dir, log_level)
+
+
+@worker_app.command("run")
+def run(server: NodeServer = None, token: Token = None, name: NodeName = None, slots: Slots = 1, tags: Tags = "",
+        work_dir: WorkDir = None, log_level: LogLevel = "info") -> None:
+    """Run one render node: pull chunks from the server and render them."""
+    _run_node(server, token, name, slots, tags, work_dir, log_level)
+
+
+@worker_app.command("list")
+def list_nodes(json_out: Json = False, server: Server = None, access_id: AccessId = None, access_key: AccessKey = None,
+               profile: ProfileName = None) -> None:
+    """List the farm's render nodes: state, what they render, load, last seen."""
+    api = connect(server, access_id, access_key, profile)
+    with calling():
+        nodes = api.query.workers()
+    if json_out:
+        emit(nodes)
+        return
+    table = Table("id", "name", "state", "mode", "running", "cpu", "memory", "slots", "software", "last seen",
+                  title=f"{len(nodes)} node(s)")
+    now = time.time()
+    for node in nodes:
+        mode = "disabled" if node["disabled"] else "draining" if node["draining"] else "enabled"
+        running = ", ".join(f"{r['taskId']}:{r['frameIndex']} {r['progress'] or 0:.0f}%" for r in node["running"])
+        memory = (f"{node['memUsed'] / 2**30:.1f}/{node['memory'] / 2**30:.1f} GiB"
+                  if node["memUsed"] is not None and node["memory"] else "")
+        seen = f"{max(now - node['lastSeen'], 0):.0f} s ago" if node["lastSeen"] else ""
+        table.add_row(str(node["id"]), Text(node["name"]), node["state"], mode, Text(running),
+                      f"{node['cpu']:.0f}%" if node["cpu"] is not None else "", memory, str(node["slots"]),
+                      Text(", ".join(f"{k} {v}" for k, v in node["software"].items())), seen)
+    out.print(table)
+
+
+def _set_mode(nodes: list[str], mode: str, server, access_id, access_key, profile) -> None:
+    api = connect(server, access_id, access_key, profile)
+    with calling():
+        known = api.query.workers()
+    by_name = {node["name"]: node["id"] for node in known}
+    ids = {node["id"] for node in known}
+    chosen, unknown = [], []
+    for given in nodes:
+        if given in by_name:
+            chosen.append(by_name[given])
+        elif given.isdigit() and int(given) in ids:
+            chosen.append(int(given))
+        else:
+            unknown.append(given)
+    if unknown:
+        fail(f"No node named {', '.join(unknown)} on this farm; see `rayfarm worker list`.", Exit.USAGE)
+    with calling():
+        api.query.set_worker_mode(chosen, mode)
+    done = {"enable": "Enabled", "disable": "Disabled", "drain": "Draining"}[mode]
+    out.print(Text(f"{done} {', '.join(nodes)}."))
+
+
+@worker_app.command("disable")
+def disable(nodes: Nodes, server: Server = None, access_id: AccessId = None, access_key: AccessKey = None,
+            profile: ProfileName = None) -> None:
+    """Take nodes out now: their running chunks go back to waiting (administrators)."""
+    _set_mode(nodes, "disable", server, access_id, access_key, profile)
+
+
+@worker_app.command("drain")
+def drain(nodes: Nodes, server: Server = None, access_id: AccessId = None, access_key: AccessKey = None,
+          profile: ProfileName = None) -> None:
+    """Let nodes finish what they render, then take no more (administrators)."""
+    _set_mode(nodes, "drain", server, access_id, access_key, profile)
+
+
+@worker_app.command("enable")
+def enable(nodes: Nodes, server: Server = None, access_id: AccessId = None, access_key: AccessKey = None,
+           profile: ProfileName = None) -> None:
+    """Let disabled or draining nodes take chunks again (administrators)."""
+    _set_mode(nodes, "enable", server, access_id, access_key, profile)

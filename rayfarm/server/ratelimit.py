@@ -1,0 +1,116 @@
+"""Per-key request rate limit: one token bucket per caller, per server process.
+
+Keys: a signed Renderbus call is counted against its access id once the farm knows that id (it is in
+the user cache); any other call without valid credentials (no access id, an unknown one, a bad worker
+token, an unknown upload id) is counted against the client's IP address, so floods of bad signatures
+or guessed ids are limited too. Render node calls with the right worker token are counted per node.
+``rate`` requests per second are allowed on average with bursts of up to ``burst``; ``rate`` 0 turns
+the limit off. Refused Renderbus calls answer code 429 (HTTP 200, like every Renderbus answer); refused
+native calls answer HTTP 429 with ``Retry-After``.
+"""
+
+import math
+import threading
+import time
+
+from starlette.requests import Request
+
+from rayfarm.protocol.codes import ApiError, Code
+
+MAX_KEYS = 10_000
+
+
+class RateLimiter:
+    def __init__(self, rate: float, burst: int):
+        self.rate = float(rate)
+        self.burst = max(1.0, float(burst), self.rate)
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, time of last update)
+        self._lock = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return self.rate > 0
+
+    def _level(self, key: str, now: float) -> float:
+        tokens, last = self._buckets.get(key, (self.burst, now))
+        return min(self.burst, tokens + (now - last) * self.rate)
+
+    def take(self, key: str) -> float:
+        """Spend one token of ``key``: 0 if the request may go on, else the seconds until it could."""
+        if not self.enabled:
+            return 0.0
+        now = time.monotonic()
+        with self._lock:
+            tokens = self._level(key, now)
+            if tokens < 1:
+                self._buckets[key] = (tokens, now)
+                return (1 - tokens) / self.rate
+            if len(self._buckets) >= MAX_KEYS and key not in self._buckets:
+                self._forget(now)
+            self._buckets[key] = (tokens - 1, now)
+            return 0.0
+
+    def blocked(self, key: str) -> float:
+        """Seconds until ``key`` has a token again (0 if it has one now), without spending one."""
+        if not self.enabled:
+            return 0.0
+        with self._lock:
+            tokens = self._level(key, time.monotonic())
+        return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
+
+    def _forget(self, now: float) -> None:
+        """Drop buckets that are full again (they behave like new ones); all of them if that is not enough."""
+        for key in [k for k in self._buckets if self._level(k, now) >= self.burst]:
+            del self._buckets[key]
+        if len(self._buckets) >= MAX_KEYS:
+            self._buckets.clear()
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def retry_after(wait: float) -> str:
+    return str(max(1, math.ceil(wait)))
+
+
+def _per_second(rate: float) -> str:
+    return f"{rate:g} per second"
+
+
+def check_signed(farm, request: Request) -> None:
+    """Before a signed Renderbus call does any work: ApiError(429) if its key is out of tokens."""
+    limiter = farm.limiter
+    if not limiter.enabled:
+        return
+    access_id = request.headers.get("accessid", "")[:128]
+    if access_id and farm.knows_access_id(access_id):
+        wait = limiter.take(f"id:{access_id}")
+        who = "this access id"
+    else:
+        wait = limiter.take(f"ip:{client_ip(request)}")
+        who = "this address without a known access id"
+    if wait:
+        raise ApiError(Code.TOO_MANY_REQUESTS, too_many_message(limiter, who, wait))
+
+
+def refused_attempts_wait(farm, request: Request) -> float:
+    """Seconds this client must wait because of its refused attempts (bad token, unknown upload id); 0 if none."""
+    return farm.limiter.blocked(f"ip:{client_ip(request)}")
+
+
+def count_refused_attempt(farm, request: Request) -> None:
+    farm.limiter.take(f"ip:{client_ip(request)}")
+
+
+def node_key(request: Request, body) -> str:
+    """The bucket of a render node's call: its worker id (header or body), else its name, else its address."""
+    node = request.headers.get("x-worker-id", "")[:32] or str(getattr(body, "workerId", "") or "")
+    if not node:
+        node = getattr(body, "name", "") or client_ip(request)
+    return f"node:{node}"
+
+
+def too_many_message(limiter: RateLimiter, who: str, wait: float) -> str:
+    return (f"Too many requests from {who}; slow down to {_per_second(limiter.rate)} and try again in "
+            f"{wait:.1f} s.")

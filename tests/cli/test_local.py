@@ -1,0 +1,126 @@
+"""In-process pieces of the command line (no farm needed): the profile file, the order credentials are taken
+in, durations and state names."""
+
+import json
+import tomllib
+
+import pytest
+import typer
+
+from rayfarm.cli import profiles, session
+from rayfarm.cli.blendscene import SceneInfo
+from rayfarm.cli.submit import task_json
+from rayfarm.cli.tasks import duration, parse_states
+from rayfarm.cli.watch import FRAME_STATES, TASK_STATES
+from rayfarm.domain import taskjson
+
+ALL_VARS = ("RAYFARM_SERVER", "RAYFARM_ACCESS_ID", "RAYFARM_ACCESS_KEY", "RAYFARM_PROFILE")
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    for name in ALL_VARS:
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path / "rayfarm" / "config.toml"
+
+
+def test_config_path_follows_xdg_and_ignores_a_relative_one(home, monkeypatch):
+    assert profiles.config_path() == home
+    monkeypatch.setenv("XDG_CONFIG_HOME", "relative/dir")
+    assert profiles.config_path() == profiles.Path.home() / ".config" / "rayfarm" / "config.toml"
+
+
+def test_save_is_private_keeps_other_content_and_sets_the_default_once(home):
+    profiles.save(profiles.Profile("a", "http://a:1", "AK1", 'k"e\\y ü'))
+    assert home.stat().st_mode & 0o777 == 0o600 and home.parent.stat().st_mode & 0o777 == 0o700
+    home.write_text(home.read_text() + '\n[extra]\nkept = true\n')
+    profiles.save(profiles.Profile("b", "http://b:2", "AK2", "key2"))
+    data = tomllib.loads(home.read_text())
+    assert data["default"] == "a" and data["extra"] == {"kept": True}
+    assert profiles.find("a").access_key == 'k"e\\y ü'  # escaped by the writer, read back as it was
+    profiles.save(profiles.Profile("b", "http://b:3", "AK2", "key3"), make_default=True)
+    found = profiles.find(None)
+    assert (found.name, found.server, found.access_key) == ("b", "http://b:3", "key3")
+    assert home.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in home.parent.iterdir()] == ["config.toml"]  # no temporary file left behind
+
+
+def test_missing_or_broken_profiles_are_errors_that_say_what_to_do(home):
+    assert profiles.find(None) is None  # no file, no name: not an error (flags or environment may do)
+    with pytest.raises(profiles.ProfileError, match="rayfarm login --profile x"):
+        profiles.find("x")
+    home.parent.mkdir(parents=True)
+    home.write_text('default = "gone"\n[profiles.a]\nserver = "http://a:1"\n')
+    with pytest.raises(profiles.ProfileError, match="default profile 'gone'"):
+        profiles.find(None)
+    home.write_text('[profiles.a]\naccess_key = 5\n')
+    with pytest.raises(profiles.ProfileError, match="must be a string"):
+        profiles.find("a")
+    home.write_text("profiles = 3\n")
+    with pytest.raises(profiles.ProfileError, match=r"\[profiles.NAME\]"):
+        profiles.find("a")
+    home.write_text("[profiles\n")
+    with pytest.raises(profiles.ProfileError, match="not valid TOML"):
+        profiles.find(None)
+
+
+def test_credentials_order_flags_then_named_profile_then_environment_then_default(home, monkeypatch):
+    profiles.save(profiles.Profile("main", "http://main:1", "AKmain", "kmain"))
+    profiles.save(profiles.Profile("other", "http://other:2", "AKother", "kother"))
+    assert session.credentials(None, None, None, None)["access_id"] == "AKmain"
+    monkeypatch.setenv("RAYFARM_PROFILE", "other")
+    assert session.credentials(None, None, None, None)["access_id"] == "AKother"
+    monkeypatch.setenv("RAYFARM_ACCESS_ID", "AKenv")
+    monkeypatch.setenv("RAYFARM_ACCESS_KEY", "kenv")
+    found = session.credentials(None, None, None, None)
+    assert (found["server"], found["access_id"], found["access_key"]) == ("http://other:2", "AKenv", "kenv")
+    found = session.credentials(None, None, None, "main")
+    assert (found["server"], found["access_id"], found["access_key"]) == ("http://main:1", "AKmain", "kmain")
+    found = session.credentials("http://flag:3", "AKflag", None, "main")
+    assert (found["server"], found["access_id"], found["access_key"]) == ("http://flag:3", "AKflag", "kmain")
+
+
+def test_missing_credentials_and_bad_urls_are_usage_errors(home):
+    with pytest.raises(typer.Exit) as missing:
+        session.credentials(None, None, None, None)
+    assert missing.value.exit_code == session.Exit.USAGE
+    with pytest.raises(typer.Exit) as bad:
+        session.domain_of("ftp://farm:1")
+    assert bad.value.exit_code == session.Exit.USAGE
+    assert session.domain_of("127.0.0.1:8765") == ("127.0.0.1:8765", "http")
+    assert session.domain_of("https://farm.example:443") == ("farm.example:443", "https")
+
+
+def test_durations_and_state_names():
+    assert [duration(t) for t in ("1800", "90s", "30m", "2h", "1h30m", "0", "off")] == [1800, 90, 1800, 7200, 5400, 0, 0]
+    for bad in ("1h30", "abc", "", "-5"):
+        with pytest.raises(typer.Exit) as refused:
+            duration(bad)
+        assert refused.value.exit_code == session.Exit.USAGE
+    assert parse_states(["done,failed", "10"], TASK_STATES) == [25, 45, 10]
+    assert parse_states(["timed-out", "held"], FRAME_STATES) == [11, 8]
+    with pytest.raises(typer.Exit):
+        parse_states(["finished"], TASK_STATES)
+    with pytest.raises(typer.Exit):
+        parse_states(["2"], TASK_STATES)  # 2 is a frame state, not a task state
+
+
+def test_submit_options_become_a_task_json_the_farm_reads_back():
+    info = SceneInfo(path="/p/shot.blend", version="3.4.1", scene="Scene", frame_start=1, frame_end=9, frame_step=2,
+                     camera="Camera", cameras=["Camera", "Close"], width=64, height=36, format="PNG", engine="CYCLES")
+    content = task_json("/p/shot.blend", info.frames, info, chunk=2, priority_frames="100", pause=True, camera="Close",
+                        width=32, height=18, file_format="OPEN_EXR", project="ads", chunk_timeout=600, overtime=1800,
+                        attempts=5)
+    spec = taskjson.parse(json.dumps(content))
+    assert (spec.software, spec.cg_version, spec.scene_storage_path, spec.frames_text) == \
+        ("blender", "3.4.1", "/p/shot.blend", "1-9[2]")
+    assert (spec.per_chunk, spec.priority, spec.pause_after_test, spec.camera, spec.width, spec.height) == \
+        (2, [1], True, "Close", 32, 18)
+    assert (spec.output_format, spec.project_name, spec.job_stop_time, spec.task_stop_time, spec.max_attempts) == \
+        ("OPEN_EXR", "ads", 600, 1800, 5)
+    assert spec.total_frames == 5
+    plain = taskjson.parse(json.dumps(task_json("/p/shot.blend", "1-3", None, chunk=1, priority_frames=None, pause=False,
+                                                camera=None, width=None, height=None, file_format=None, project=None,
+                                                chunk_timeout=None, overtime=None, attempts=None)))
+    assert (plain.camera, plain.width, plain.output_format, plain.priority, plain.max_attempts) == (None, None, None, [], 3)

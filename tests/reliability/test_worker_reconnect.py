@@ -1,0 +1,70 @@
+"""The node never gives up on its server: a server that forgot it (404: new database) gets a new registration,
+and an unreachable server is retried until it answers. Driven through an in-memory transport."""
+
+import json
+import threading
+import time
+
+import httpx
+
+from rayfarm.worker.agent import Agent
+from rayfarm.worker.client import FarmClient
+from tests.farmproc import wait_for
+
+
+class Farm:
+    """Answers the worker API from memory: forgets the node once, is unreachable for a while."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.registrations = 0
+        self.forget = True  # the first session call after registering answers 404
+        self.down_until = 0.0
+        self.calls: list[str] = []
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        name = request.url.path.rsplit("/", 1)[-1]
+        with self.lock:
+            self.calls.append(name)
+            if time.monotonic() < self.down_until:
+                raise httpx.ConnectError("connection refused", request=request)
+            if name == "register":
+                self.registrations += 1
+                return httpx.Response(200, json={"workerId": 1, "session": f"s{self.registrations}",
+                                                 "leaseSeconds": 10, "heartbeatSeconds": 0.2,
+                                                 "busyHeartbeatSeconds": 0.2})
+            body = json.loads(request.content or b"{}")
+            if self.forget and body.get("session") == "s1":
+                self.forget = False
+                return httpx.Response(404, json={"error": "Worker 1 is not registered; register first."})
+            if body.get("session") != f"s{self.registrations}":
+                return httpx.Response(409, json={"error": "This worker session is no longer current."})
+        if name == "lease":
+            time.sleep(0.05)
+            return httpx.Response(200, json={"leases": []})
+        return httpx.Response(200, json={"stop": [], "leaseExpires": time.time() + 10, "disabled": False,
+                                         "draining": False})
+
+
+def test_node_registers_again_when_forgotten_and_outlasts_an_outage(tmp_path):
+    farm = Farm()
+    client = FarmClient("http://farm.test", "token", transport=httpx.MockTransport(farm.handle), max_backoff=0.2)
+    agent = Agent("http://farm.test", "token", name="node", work_dir=tmp_path, lease_wait=0.1, client=client)
+    runner = threading.Thread(target=agent.run, daemon=True)
+    runner.start()
+    try:
+        wait_for(lambda: farm.registrations >= 2, 10, "the forgotten node to register again")
+        with farm.lock:
+            farm.down_until = time.monotonic() + 3.0  # the server is unreachable for 3 s
+            seen = len(farm.calls)
+        wait_for(lambda: time.monotonic() > farm.down_until and len(farm.calls) > seen + 5, 15,
+                 "the node to keep calling through the outage")
+        with farm.lock:
+            after = len(farm.calls)
+        wait_for(lambda: farm.calls[after:].count("heartbeat") >= 2 and "lease" in farm.calls[after:], 10,
+                 "the node to heartbeat and ask for work again after the outage")
+        assert runner.is_alive() and agent.error is None
+        assert farm.registrations == 2  # the outage itself needs no new registration
+    finally:
+        agent.stop()
+        runner.join(10)
