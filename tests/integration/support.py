@@ -17,9 +17,9 @@ from tests.farmproc import Credentials, FarmServer, free_port
 SCENE = "D:/proj/shots/shot010.blend"
 
 
-def running_farm(tmp_path_factory: pytest.TempPathFactory, name: str = "farm") -> Iterator[FarmServer]:
-    """Start one real `rayfarm server` for a whole test module (see the module-scoped fixtures)."""
-    server = FarmServer(tmp_path_factory.mktemp(name) / "farm", free_port())
+def running_farm(tmp_path_factory: pytest.TempPathFactory, name: str = "farm", *args: str) -> Iterator[FarmServer]:
+    """Start one real `rayfarm server` (extra ``args``) for a whole test module (see the module-scoped fixtures)."""
+    server = FarmServer(tmp_path_factory.mktemp(name) / "farm", free_port(), extra_args=list(args))
     server.data_dir.mkdir()
     server.start()
     try:

@@ -13,8 +13,8 @@ from sqlalchemy import Engine, create_engine, select
 
 from rayfarm.store.db import sqlite_url
 from rayfarm.store.schema import metadata
-from tests.farmproc import Credentials, FarmServer, free_port
-from tests.integration.support import SCENE, Raw, blender_task_json, check_envelope
+from tests.farmproc import Credentials, FarmServer
+from tests.integration.support import SCENE, Raw, blender_task_json, check_envelope, running_farm
 
 # What changes without any request: the replay memory, and a node's liveness as seen by the sweep.
 VOLATILE_TABLES = {"nonces"}
@@ -26,13 +26,12 @@ VOLATILE_FILES = ("server-", "rayfarm.db")
 
 def start_farm(tmp_path_factory: pytest.TempPathFactory, name: str, *args: str) -> Iterator[FarmServer]:
     """A real `rayfarm server` for a whole module; its data dir is ``<tmp>/farm`` next to the canaries."""
-    server = FarmServer(tmp_path_factory.mktemp(name) / "farm", free_port(), extra_args=list(args))
-    server.data_dir.mkdir()
-    server.start()
+    farms = running_farm(tmp_path_factory, name, *args)
+    server = next(farms)
     try:
         yield server
     finally:
-        server.stop()
+        farms.close()  # stops the server
         engine = _engines.pop(database_url(server), None)
         if engine is not None:
             engine.dispose()

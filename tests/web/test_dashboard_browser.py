@@ -17,7 +17,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from rayfarm.sdk import RayfarmAPI
 from tests.blender_scene import make_scene
-from tests.farmproc import PYTHON, FarmServer, free_port, wait_for
+from tests.farmproc import PYTHON, wait_for
 from tests.integration.support import blender_task_json
 
 CHROMIUM = "/usr/bin/chromium"
@@ -50,15 +50,6 @@ def scene(tmp_path):
     """Blender builds the scene in the background while the server and the browser start (a Future)."""
     with ThreadPoolExecutor(1) as pool:
         yield pool.submit(make_scene, tmp_path / "scene" / "shot.blend", frames=2, width=96, height=54, samples=4)
-
-
-@pytest.fixture
-def farm(tmp_path):
-    server = FarmServer(tmp_path / "farm", free_port())
-    server.data_dir.mkdir()
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
