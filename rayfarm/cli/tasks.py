@@ -19,7 +19,6 @@ task_app = typer.Typer(help="Look at, follow and act on your tasks.", no_args_is
 
 TaskId = Annotated[int, typer.Argument(help="Task id.", min=1)]
 TaskIds = Annotated[list[int], typer.Argument(help="One or more task ids.", min=1)]
-RECOMMIT_FRAMES = "/api/render/handle/recommitTaskFrames"
 FAILED = [5, 11]  # failed, timed out
 RERENDERABLE = [3, 4, 5, 11]  # stopped, done, failed, timed out
 FRAMES_PAGE = 1000
@@ -39,12 +38,13 @@ def parse_states(values: list[str] | None, names: dict[int, str]) -> list[int]:
     return codes
 
 
-def all_frames(api: RayfarmAPI, task_id: int) -> list[dict]:
-    """Every chunk of a task, page after page."""
+def all_frames(api: RayfarmAPI, task_id: int, statuses: list[int] | None = None) -> list[dict]:
+    """Every chunk of a task (only those in ``statuses``, filtered by the farm, when given), page after page."""
     items: list[dict] = []
     with calling():
         while True:
-            page = api.query.task_frames(task_id, page_num=len(items) // FRAMES_PAGE + 1, page_size=FRAMES_PAGE)
+            page = api.query.task_frames(task_id, page_num=len(items) // FRAMES_PAGE + 1, page_size=FRAMES_PAGE,
+                                         status=statuses or None)
             items += page["items"]
             if len(page["items"]) < FRAMES_PAGE or len(items) >= page["total"]:
                 return items
@@ -127,10 +127,9 @@ def frames(task_id: TaskId,
            json_out: Json = False, server: Server = None, access_id: AccessId = None, access_key: AccessKey = None,
            profile: ProfileName = None) -> None:
     """List a task's chunks (one row per `frames per chunk` frames) with their state, node and times."""
-    codes = set(parse_states(state, FRAME_STATES))
+    codes = sorted(set(parse_states(state, FRAME_STATES)))
     items = [{**f, "state": state_name(f["frameStatus"], FRAME_STATES)}
-             for f in all_frames(connect(server, access_id, access_key, profile), task_id)
-             if not codes or f["frameStatus"] in codes]
+             for f in all_frames(connect(server, access_id, access_key, profile), task_id, codes)]
     if json_out:
         emit({"taskId": task_id, "total": len(items), "items": items})
         return
@@ -279,19 +278,18 @@ def retry(task_id: TaskId,
           profile: ProfileName = None) -> None:
     """Render failed frames again (or chosen chunks, or the whole task)."""
     api = connect(server, access_id, access_key, profile)
-    body: dict = {"taskId": task_id, "status": RERENDERABLE if everything or frame else FAILED}
+    statuses = RERENDERABLE if everything or frame else FAILED
+    frame_ids = None
     if frame:
         by_index = {f["frameIndex"]: f["id"] for f in all_frames(api, task_id)}
         unknown = [index for index in frame if index not in by_index]
         if unknown:
             fail(f"Task {task_id} has no chunk {', '.join(unknown)}; see `rayfarm task frames {task_id}`.", Exit.USAGE)
-        body["ids"] = [by_index[index] for index in frame]
-    else:
-        body["selectAll"] = 1
+        frame_ids = [by_index[index] for index in frame]
     with calling():
-        count = api.connect.post(RECOMMIT_FRAMES, body)["count"]
+        count = api.task.recommit_task_frames(task_id, frame_ids, select_all=not frame, status=statuses)["count"]
     if count:
         out.print(f"{count} chunk(s) of task {task_id} will render again.", highlight=False)
     else:
-        what = "failed " if body["status"] == FAILED else ""
+        what = "failed " if statuses == FAILED else ""
         out.print(f"Task {task_id} has no {what}chunks to render again.", highlight=False)

@@ -113,6 +113,10 @@ def run_farm(settings: Settings, port: int, workers: int, profile: str = "local"
         console.print(f"  access id:  {creds['accessId']}")
         console.print(f"  access key: {creds['accessKey']}")
         console.print(f"  saved in    {settings.data_dir / 'credentials.json'}")
+        # the server serves the web dashboard at its root; it signs in with the same access id and key
+        console.print(f"Dashboard: {url}/", soft_wrap=True, highlight=False)
+        console.print(f"  sign in with access id {creds['accessId']} and the access key above", soft_wrap=True,
+                      highlight=False)
         if profile:
             console.print(f"  rayfarm commands use {_save_profile(profile, url, creds)}")
         console.print(f"  Renderbus SDK: RayvisionAPI(access_id, access_key, domain=\"127.0.0.1:{port}\", "

@@ -98,7 +98,7 @@ class QueryOperator:
         return self._connect.post(self._connect.url.queryTaskInfo, data)
 
     def task_frames(self, task_id: int, page_num: int = 1, page_size: int = 100,
-                    search_keyword: str | None = None) -> dict:
+                    search_keyword: str | None = None, status: list[int] | None = None) -> dict:
         """Get task rendering frame details.
 
         Args:
@@ -106,6 +106,9 @@ class QueryOperator:
             page_num: Current page number.
             page_size: Displayed data size per page.
             search_keyword: Part of a frame index (e.g. ``"5-8"``) to look for.
+            status: Only frames in these frame statuses (1 waiting, 2 rendering, 3 stopped, 4 done,
+                5 failed, 6 waiting for pre-processing, 8 waiting for priority frames, 11 timed out);
+                ``total`` then counts only those.
 
         Returns:
             A page of frame items (``id``, ``frameIndex``, ``frameStatus``, ...).
@@ -117,6 +120,8 @@ class QueryOperator:
         }
         if search_keyword:
             data["searchKeyword"] = search_keyword
+        if status:
+            data["status"] = [int(code) for code in status]
         return self._connect.post(self._connect.url.queryTaskFrames, data)
 
     def all_frame_status(self) -> dict:

@@ -208,3 +208,52 @@ class TaskOperator:
             "taskLimit": taskLimit,
         }
         return self._connect.post(self._connect.url.updateTaskLimit, data)
+
+    def recommit_task_frames(self, task_id: int, frame_ids: Sequence[int] | None = None, select_all: bool = False,
+                             status: Sequence[int] | None = None) -> dict:
+        """Render chosen frames of a task again (each one's ``recommitFlag`` goes up by one).
+
+        Args:
+            task_id: The ID number of the render task.
+            frame_ids: Frame ids (the ``id`` of ``task_frames`` items) to render again.
+            select_all: Choose every frame of the task instead of ``frame_ids``.
+            status: Only frames in these frame statuses (3 stopped, 4 done, 5 failed, 11 timed out);
+                the farm's default is done, failed and timed out. Example body:
+                ``{"taskId": 485, "selectAll": 0, "ids": [9001, 9002], "status": [5]}``.
+
+        Returns:
+            ``{"count": n}``: how many frames wait to render again.
+        """
+        data: dict[str, Any] = {
+            "taskId": task_id,
+            "selectAll": 1 if select_all else 0,
+        }
+        if frame_ids:
+            data["ids"] = [int(frame_id) for frame_id in frame_ids]
+        if status:
+            data["status"] = [int(code) for code in status]
+        return self._connect.post(self._connect.url.recommitTaskFrames, data)
+
+    def stop_task_frames(self, task_id: int, frame_ids: Sequence[int] | None = None, select_all: bool = False,
+                         status: Sequence[int] | None = None) -> dict:
+        """Stop chosen waiting or rendering frames of a task (their nodes kill the renders).
+
+        Args:
+            task_id: The ID number of the render task.
+            frame_ids: Frame ids (the ``id`` of ``task_frames`` items) to stop.
+            select_all: Choose every frame of the task instead of ``frame_ids``.
+            status: Only frames in these frame statuses (1 waiting, 2 rendering, 8 held); the
+                default is all three. Example body: ``{"taskId": 485, "selectAll": 1}``.
+
+        Returns:
+            ``{"count": n}``: how many frames were stopped.
+        """
+        data: dict[str, Any] = {
+            "taskId": task_id,
+            "selectAll": 1 if select_all else 0,
+        }
+        if frame_ids:
+            data["ids"] = [int(frame_id) for frame_id in frame_ids]
+        if status:
+            data["status"] = [int(code) for code in status]
+        return self._connect.post(self._connect.url.stopTaskFrames, data)

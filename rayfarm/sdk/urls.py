@@ -19,6 +19,8 @@ class ApiUrl:
     abandonTask = "/api/render/handle/abandonTask"
     deleteTask = "/api/render/handle/deleteTask"
     queryTaskFrames = "/api/render/handle/queryTaskFrames"
+    recommitTaskFrames = "/api/render/handle/recommitTaskFrames"
+    stopTaskFrames = "/api/render/handle/stopTaskFrames"
     queryAllFrameStats = "/api/render/handle/queryAllFrameStats"
     queryTaskInfo = "/api/render/handle/queryTaskInfo/v2"
     updateTaskUserLevel = "/api/rendering/task/renderingTask/updateTaskUserLevel"

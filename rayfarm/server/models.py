@@ -2,8 +2,9 @@
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from rayfarm.domain.states import FrameStatus
 from rayfarm.protocol.codes import ApiError, Code
 
 
@@ -23,6 +24,16 @@ PageSize = Annotated[int, BeforeValidator(_no_bool), Field(ge=1, le=1000)]
 Level = Annotated[int, BeforeValidator(_no_bool), Field(ge=0, le=100)]
 # a task or frame status code (the database stores 64-bit integers: bound what reaches a query)
 StatusCode = Annotated[int, BeforeValidator(_no_bool), Field(ge=0, le=1000)]
+FRAME_STATUS_CODES = tuple(sorted(int(s) for s in FrameStatus))
+
+
+def _frame_status(value: int) -> int:
+    if value not in FRAME_STATUS_CODES:
+        raise ValueError(f"{value} is not a frame status; use one of {', '.join(map(str, FRAME_STATUS_CODES))}")
+    return value
+
+
+FrameStatusCode = Annotated[int, BeforeValidator(_no_bool), AfterValidator(_frame_status)]
 
 
 class Body(BaseModel):
@@ -98,6 +109,7 @@ class TaskFrames(Body):
     pageNum: PageNum = 1
     pageSize: PageSize = 100
     searchKeyword: Annotated[str, Field(max_length=64)] | None = None
+    status: Annotated[list[FrameStatusCode], Field(max_length=20)] | None = None  # only frames in these statuses
 
 
 class Platforms(Body):

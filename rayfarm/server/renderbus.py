@@ -157,7 +157,7 @@ def task_info(farm: Farm, user: User, body: m.TaskIdList, ctx) -> dict:
 def task_frames(farm: Farm, user: User, body: m.TaskFrames, ctx) -> dict:
     with farm.db.read() as conn:
         return queries.task_frames(conn, user, body.taskId, page_num=body.pageNum, page_size=body.pageSize,
-                                   keyword=body.searchKeyword)
+                                   keyword=body.searchKeyword, statuses=body.status)
 
 
 def frame_stats(farm: Farm, user: User, body, ctx) -> dict:

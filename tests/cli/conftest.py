@@ -29,6 +29,11 @@ class Farm:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def up_log(self) -> Path:
+        """What `rayfarm up` printed (its stdout and stderr)."""
+        return self.data_dir.parent / "up.log"
+
     def run(self, *args: str | Path, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
         """`python -m rayfarm ARGS` as a user would type it (stdin is not a terminal)."""
         try:

@@ -4,8 +4,10 @@ import json
 import os
 import tomllib
 
+import httpx
 from PIL import Image
 
+from rayfarm.sdk import RayfarmAPI
 from tests.farmproc import free_port
 
 REFUSED, USAGE, UNREACHABLE, TASK_FAILED = 3, 2, 4, 5
@@ -21,6 +23,22 @@ def test_rayfarm_up_writes_a_local_profile_that_commands_use(farm):
     listed = farm.json("profile", "list")
     assert listed == [{"name": "local", "server": farm.url, "accessId": farm.creds["accessId"], "default": True}]
     assert farm.creds["accessKey"] not in json.dumps(listed)
+
+
+def test_rayfarm_up_prints_the_dashboard_address_and_how_to_sign_in_there(farm):
+    lines = farm.up_log.read_text(errors="replace").splitlines()
+    assert f"Dashboard: {farm.url}/" in lines, lines
+    after = lines[lines.index(f"Dashboard: {farm.url}/") + 1]
+    assert f"sign in with access id {farm.creds['accessId']} and the access key above" in after, lines
+    [key] = [line.split(":", 1)[1].strip() for line in lines if line.strip().startswith("access key:")]
+    assert key == farm.creds["accessKey"]
+    # what it says works: the page is served there, and the printed access id and key sign in to it
+    with httpx.Client(base_url=f"{farm.url}/", timeout=10) as client:
+        page = client.get("/")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html"), page.text[:200]
+        answer = client.post("/web/signin", json={"accessId": farm.creds["accessId"], "accessKey": key},
+                             headers={"X-Rayfarm-Web": "1"}).json()
+        assert answer["code"] == 200 and answer["data"]["userName"] == farm.creds["userName"], answer
 
 
 def test_submit_reads_the_scene_with_blender_waits_and_downloads_real_images(farm, scene, tmp_path):
@@ -92,6 +110,14 @@ def test_worker_disable_and_enable_and_task_operations(farm, scene):
         task_id = int(farm.ok("submit", scene, "--frames", "1-2", "--no-assets", "--level", "60").stdout)
         waiting = farm.json("task", "frames", task_id, "--state", "waiting")  # no enabled node takes them
         assert [f["frameIndex"] for f in waiting["items"]] == ["1", "2"]
+        # chunks in two states: the farm filters them (queryTaskFrames status), the total counts the chosen ones
+        with RayfarmAPI(farm.creds["accessId"], farm.creds["accessKey"], domain=f"127.0.0.1:{farm.port}") as api:
+            assert api.task.stop_task_frames(task_id, [waiting["items"][1]["id"]]) == {"count": 1}
+        stopped = farm.json("task", "frames", task_id, "--state", "stopped,failed")
+        assert [f["frameIndex"] for f in stopped["items"]] == ["2"] and stopped["total"] == 1
+        assert stopped["items"][0]["state"] == "stopped"
+        assert [f["frameIndex"] for f in farm.json("task", "frames", task_id, "--state", "1")["items"]] == ["1"]
+        assert f"task {task_id}: 1 chunk(s)" in farm.ok("task", "frames", task_id, "--state", "waiting").stdout
 
         farm.ok("task", "priority", task_id, "80")
         farm.ok("task", "limit", task_id, "1")

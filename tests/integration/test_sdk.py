@@ -88,6 +88,9 @@ def test_task_operator_surface_matches_the_official_sdk():
         "update_priority": "(self, task_id, priority)",
         "update_task_limit": "(self, taskId, taskLimit)",
         "upload_task_json": "(self, task_id, content, file_name='task.json')",
+        # rayfarm's names for recommitTaskFrames / stopTaskFrames (tests/integration/test_frame_selection.py)
+        "recommit_task_frames": "(self, task_id, frame_ids=None, select_all=False, status=None)",
+        "stop_task_frames": "(self, task_id, frame_ids=None, select_all=False, status=None)",
     }
     for name, text in expected.items():
         assert plain_signature(getattr(TaskOperator, name)) == text, name
@@ -97,7 +100,7 @@ def test_task_operator_surface_matches_the_official_sdk():
         "get_task_list": "(self, page_num=1, page_size=100, status_list=None, search_keyword=None, start_time=None, "
                          "end_time=None, recycle_flag=None)",
         "task_info": "(self, task_ids_list)",
-        "task_frames": "(self, task_id, page_num=1, page_size=100, search_keyword=None)",
+        "task_frames": "(self, task_id, page_num=1, page_size=100, search_keyword=None, status=None)",
         "all_frame_status": "(self)",
         "platforms": "(self)",
         "iter_tasks": "(self, page_size=100, status_list=None, search_keyword=None, start_time=None, end_time=None, "
