@@ -7,6 +7,10 @@ or guessed ids are limited too. Render node calls with the right worker token ar
 ``rate`` requests per second are allowed on average with bursts of up to ``burst``; ``rate`` 0 turns
 the limit off. Refused Renderbus calls answer code 429 (HTTP 200, like every Renderbus answer); refused
 native calls answer HTTP 429 with ``Retry-After``.
+
+The dashboard (rayfarm/web/routes.py) uses the same buckets: a call with a valid session cookie counts
+against the cookie's access id (so the dashboard does not add to a user's rate), one without against the
+address. Failed sign-ins have a bucket of their own per address, much smaller (``signin_limiter``).
 """
 
 import math
@@ -18,6 +22,9 @@ from starlette.requests import Request
 from rayfarm.protocol.codes import ApiError, Code
 
 MAX_KEYS = 10_000
+# failed dashboard sign-ins per address: 5 at once, then one every 2 s (1800 an hour): a person who mistypes
+# never notices, a key guesser gets nowhere (keys are random). Never more than --rate-limit / --rate-burst.
+SIGNIN_RATE, SIGNIN_BURST = 0.5, 5
 
 
 class RateLimiter:
@@ -50,6 +57,15 @@ class RateLimiter:
             self._buckets[key] = (tokens - 1, now)
             return 0.0
 
+    def give_back(self, key: str) -> None:
+        """Return a token ``take`` spent (a sign-in attempt that turned out right costs nothing)."""
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        with self._lock:
+            if key in self._buckets:
+                self._buckets[key] = (min(self.burst, self._level(key, now) + 1), now)
+
     def blocked(self, key: str) -> float:
         """Seconds until ``key`` has a token again (0 if it has one now), without spending one."""
         if not self.enabled:
@@ -64,6 +80,19 @@ class RateLimiter:
             del self._buckets[key]
         if len(self._buckets) >= MAX_KEYS:
             self._buckets.clear()
+
+
+class Throttled(ApiError):
+    """ApiError 429 that knows how long to wait: the dashboard answers it as HTTP 429 with Retry-After."""
+
+    def __init__(self, message: str, wait: float):
+        super().__init__(Code.TOO_MANY_REQUESTS, message)
+        self.wait = wait
+
+
+def signin_limiter(settings) -> RateLimiter:
+    """The bucket of failed dashboard sign-ins per address; off with --rate-limit 0 like the other one."""
+    return RateLimiter(min(SIGNIN_RATE, settings.rate_limit), min(SIGNIN_BURST, settings.rate_burst))
 
 
 def client_ip(request: Request) -> str:
@@ -92,6 +121,28 @@ def check_signed(farm, request: Request) -> None:
         who = "this address without a known access id"
     if wait:
         raise ApiError(Code.TOO_MANY_REQUESTS, too_many_message(limiter, who, wait))
+
+
+def check_web(farm, request: Request, access_id: str | None) -> None:
+    """Before a dashboard call does any work: Throttled if the signed-in access id (from the session cookie),
+    or the address for a call without a valid session, is out of tokens."""
+    limiter = farm.limiter
+    if not limiter.enabled:
+        return
+    if access_id:
+        wait = limiter.take(f"id:{access_id}")
+        who = "this access id"
+    else:
+        wait = limiter.take(f"ip:{client_ip(request)}")
+        who = "this address without a dashboard session"
+    if wait:
+        raise Throttled(too_many_message(limiter, who, wait), wait)
+
+
+def signin_refused(wait: float) -> Throttled:
+    seconds = int(retry_after(wait))
+    return Throttled(f"Too many failed sign-ins from this address; wait {seconds} second{'s' if seconds != 1 else ''} "
+                     f"and try again.", wait)
 
 
 def refused_attempts_wait(farm, request: Request) -> float:

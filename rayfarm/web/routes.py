@@ -5,6 +5,12 @@ models, same handlers, same envelope); only the authentication differs: the sess
 signature. Every POST must carry the ``X-Rayfarm-Web`` header and, when the browser sends one, an
 ``Origin`` of this very server: with the SameSite=Strict cookie that keeps other sites from acting for
 a signed-in user (CSRF).
+
+Rate limits (rayfarm/server/ratelimit.py): every call after sign-in spends a token of the signed-in
+access id's bucket, the very bucket its signed calls use; a call without a valid session spends one of
+the address's. Failed sign-ins spend tokens of a much smaller bucket per address, and while that one is
+empty every sign-in is refused, a right key too (else the answer would tell which guess was right).
+Refused calls answer HTTP 429 with ``Retry-After`` and the usual envelope (code 429 and a sentence).
 """
 
 import logging
@@ -25,7 +31,7 @@ from rayfarm.config import farm_secret
 from rayfarm.domain import states
 from rayfarm.protocol.codes import ApiError, Code
 from rayfarm.protocol.envelope import envelope, success
-from rayfarm.server import models
+from rayfarm.server import models, ratelimit
 from rayfarm.server.farm import Farm
 from rayfarm.server.table import TABLE
 from rayfarm.storage import inside
@@ -55,6 +61,9 @@ class SignIn(models.Body):
 
 def reply(data=None, request_id: str | None = None, error: ApiError | None = None) -> JSONResponse:
     payload = envelope(error.code, error.message, None, request_id) if error else success(data, request_id)
+    if isinstance(error, ratelimit.Throttled):
+        return JSONResponse(payload, status_code=429,
+                            headers={"Cache-Control": "no-store", "Retry-After": ratelimit.retry_after(error.wait)})
     return JSONResponse(payload, headers={"Cache-Control": "no-store"})
 
 
@@ -76,12 +85,17 @@ def routes(farm: Farm) -> list[BaseRoute]:
     from rayfarm.server.app import BodyTooLarge, decode_json, read_body  # app.py mounts these routes
 
     sessions = Sessions(farm_secret(farm.settings.data_dir))
+    signins = ratelimit.signin_limiter(farm.settings)  # failed sign-ins, per address
     # task status codes in which each button does something (unsubmitted tasks are never listed here)
     button_rules = {name: sorted(int(s) for s in states.RULES[op][0] if s != states.TaskStatus.CREATED)
                     for name, op in BUTTON_OPS.items()}
 
     def user_of(request: Request):
         return current_user(farm, sessions, request.cookies.get(COOKIE))
+
+    def limit(request: Request) -> None:
+        """Throttled when the session's access id (or the address, without a valid session) is out of tokens."""
+        ratelimit.check_web(farm, request, sessions.access_id(request.cookies.get(COOKIE)))
 
     async def body_of(request: Request) -> dict:
         try:
@@ -113,6 +127,7 @@ def routes(farm: Farm) -> list[BaseRoute]:
             if route is None:
                 raise ApiError(Code.NOT_FOUND, f"There is no API at {path}; check the URL.")
             check_csrf(request)
+            limit(request)  # before any work, like the signed API
             user = await run_in_threadpool(user_of, request)
             params = models.parse(route.model, await body_of(request))
             data = await run_in_threadpool(route.handler, farm, user, params, {"request_id": request_id})
@@ -125,8 +140,23 @@ def routes(farm: Farm) -> list[BaseRoute]:
     async def signin(request: Request) -> Response:
         async def work(request_id: str) -> Response:
             check_csrf(request)
+            bucket = f"ip:{ratelimit.client_ip(request)}"
+            if wait := signins.blocked(bucket):  # refused before any work, whatever the key
+                raise ratelimit.signin_refused(wait)
             body = models.parse(SignIn, await body_of(request))
-            user, key = await run_in_threadpool(sign_in, farm, body.accessId, body.accessKey)
+            # every attempt takes a token first (so parallel guesses cannot all slip past an empty bucket);
+            # one that is not a wrong id or key gets it back
+            if wait := signins.take(bucket):
+                raise ratelimit.signin_refused(wait)
+            wrong = False
+            try:
+                user, key = await run_in_threadpool(sign_in, farm, body.accessId, body.accessKey)
+            except ApiError as exc:
+                wrong = exc.code == Code.LOGIN_REQUIRED
+                raise
+            finally:
+                if not wrong:
+                    signins.give_back(bucket)
             response = reply({"userId": user.id, "userName": user.name, "isAdmin": user.is_admin}, request_id)
             response.set_cookie(COOKIE, sessions.issue(user, key), max_age=sessions.lifetime, path="/", httponly=True,
                                 samesite="strict", secure=request.url.scheme == "https")
@@ -146,6 +176,7 @@ def routes(farm: Farm) -> list[BaseRoute]:
 
     async def me(request: Request) -> Response:
         async def work(request_id: str) -> Response:
+            limit(request)
             user = await run_in_threadpool(user_of, request)
             return reply({"userId": user.id, "userName": user.name, "isAdmin": user.is_admin,
                           "allowCommands": user.allow_commands, "rules": button_rules, "serverTime": time.time()},
@@ -160,6 +191,7 @@ def routes(farm: Farm) -> list[BaseRoute]:
                 return queries.task_counts(conn, user)
 
         async def work(request_id: str) -> Response:
+            limit(request)
             return reply(await run_in_threadpool(read), request_id)
 
         return await guarded(request, work)
@@ -181,7 +213,11 @@ def routes(farm: Farm) -> list[BaseRoute]:
 
     async def thumbnail(request: Request) -> Response:
         try:
+            limit(request)
             path = await run_in_threadpool(thumbnail_path, request)
+        except ratelimit.Throttled as exc:
+            return JSONResponse({"error": exc.message}, status_code=429,
+                                headers={"Retry-After": ratelimit.retry_after(exc.wait)})
         except ApiError as exc:
             return JSONResponse({"error": exc.message}, status_code=401 if exc.code == Code.LOGIN_REQUIRED else 403)
         if path is None:
