@@ -642,6 +642,13 @@ class FakeWorker:
                                                "leaseId": lease_id, "result": result, "executeSeconds": 0.0})
         return bool(answer["accepted"])
 
+    async def complete_and_lease(self, lease_id: str, result: str = "done", count: int = 1) -> tuple[bool, list[dict]]:
+        """complete with ``next``: the result and the node's next leases in one call, as the real agent does."""
+        answer = await self._post("complete", {"workerId": self.worker_id, "session": self.session,
+                                               "leaseId": lease_id, "result": result, "executeSeconds": 0.0,
+                                               "next": count})
+        return bool(answer["accepted"]), answer.get("leases") or []
+
 
 async def keep_alive(workers: list[FakeWorker], client, interval: float = 3.0) -> None:
     """Heartbeat every fake worker every ``interval`` s (a silent node is declared lost after leaseSeconds)."""
@@ -749,7 +756,8 @@ def profiled(server: Server, output: str | None) -> Iterator[None]:
         yield
         return
     spy = shutil.which("py-spy") or str(Path(PYTHON).with_name("py-spy"))
-    child = subprocess.Popen([spy, "record", "--pid", str(server.process.pid), "--format", "raw", "--rate", "100",
+    rate = os.environ.get("BENCH_PROFILE_RATE", "100")
+    child = subprocess.Popen([spy, "record", "--pid", str(server.process.pid), "--format", "raw", "--rate", rate,
                               "--output", output, "--subprocesses",
                               *(["--gil"] if os.environ.get("BENCH_PROFILE_GIL") else [])],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)

@@ -1,15 +1,17 @@
 """Dispatch throughput: fake workers (real worker protocol, no rendering) leasing and completing chunks.
 
     python -m bench.dispatch [--database sqlite|postgres] [--concurrency 16,64] [--seconds 10] [--warmup 3]
-                             [--chunks 100000] [--client httpx,raw]
+                             [--chunks 100000] [--client httpx,raw] [--protocol separate,combined]
                              [--server-processes N]
 
 One server; one command task of --chunks single-frame chunks submitted through the SDK. For each
 client kind and concurrency C: C fake workers (asyncio, one client process, an HTTP connection each;
-heartbeats every 3 s so none is declared lost) each loop lease(max=1, wait=1)
-then complete(done) at once; leases granted per second are counted over --seconds after --warmup.
+heartbeats every 3 s so none is declared lost) each loop, per --protocol: "separate" lease(max=1, wait=1)
+then complete(done) at once (two calls a chunk); "combined" complete(done, next=1), which returns the
+node's next lease in the same call and transaction (one call a chunk: what `rayfarm worker` does).
+Leases granted per second are counted over --seconds after --warmup.
 Baseline, same client set-up and concurrency: GET /healthz requests per second.
-ratio = leases/s / healthz/s (one lease cycle is two requests: lease + complete).
+ratio = leases/s / healthz/s.
 Goal: >= 1,500 leases/s. The best concurrency is reported, every one is listed.
 """
 
@@ -23,13 +25,14 @@ GOAL = 1500.0
 
 
 async def measure(server, token: str, concurrency: int, seconds: float, warmup: float, meter: CpuMeter,
-                  kind: str, profile: str | None = None) -> dict:
+                  kind: str, protocol: str = "separate", profile: str | None = None) -> dict:
     clients = [common.make_client(kind) for _ in range(concurrency)]
     workers = [FakeWorker(clients[i], server.url, token, f"fw-{kind}-{concurrency}-{i}") for i in range(concurrency)]
     try:
         for start in range(0, concurrency, 64):
             await asyncio.gather(*(w.register() for w in workers[start:start + 64]))
         last_beat = [time.monotonic()] * concurrency
+        held: list[list[dict]] = [[] for _ in range(concurrency)]  # "combined": the lease the last complete gave
 
         async def health(index: int) -> int:
             response = await clients[index].get(server.url + "/healthz")
@@ -41,6 +44,14 @@ async def measure(server, token: str, concurrency: int, seconds: float, warmup: 
             if time.monotonic() - last_beat[index] > 3.0:  # what a real node does every heartbeatSeconds
                 last_beat[index] = time.monotonic()
                 await worker.heartbeat()
+            if protocol == "combined":  # complete with next=1: one call per chunk once the node has one
+                leases = held[index] or await worker.lease(1, wait=1.0)
+                held[index] = []
+                for lease in leases:
+                    accepted, held[index] = await worker.complete_and_lease(lease["leaseId"])
+                    if not accepted:
+                        raise RuntimeError("a fresh lease was not accepted on complete")
+                return len(leases)
             leases = await worker.lease(1, wait=1.0)
             for lease in leases:
                 if not await worker.complete(lease["leaseId"]):
@@ -53,7 +64,7 @@ async def measure(server, token: str, concurrency: int, seconds: float, warmup: 
     finally:
         for client in clients:
             await client.aclose()
-    return {"client": kind, "concurrency": concurrency, "leases_per_s": leases["rate"],
+    return {"client": kind, "protocol": protocol, "concurrency": concurrency, "leases_per_s": leases["rate"],
             "healthz_per_s": baseline["rate"],
             "ratio": round(leases["rate"] / baseline["rate"], 4) if baseline["rate"] else None,
             "lease_cycle_p50_ms": leases["p50_ms"], "lease_cycle_p99_ms": leases["p99_ms"],
@@ -70,12 +81,15 @@ def main() -> None:
     parser.add_argument("--client", default="httpx,raw",
                         help="load generator(s): httpx (httpx.AsyncClient per fake worker) and/or raw (a minimal "
                              "HTTP/1.1 client on asyncio streams, ~10x less client CPU per request)")
+    parser.add_argument("--protocol", default="separate,combined",
+                        help="separate: lease then complete (two calls a chunk); combined: complete with next=1 "
+                             "returns the next lease (one call a chunk, what rayfarm worker does)")
     parser.add_argument("--profile", help="py-spy the server during each lease window into PREFIX-<client>-<C>.txt")
     args = parser.parse_args()
     kinds = args.client.split(",")
     levels = [int(c) for c in args.concurrency.split(",")]
 
-    budget = 120 + len(kinds) * len(levels) * 2 * (args.seconds + args.warmup + 80)
+    budget = 120 + len(kinds) * len(levels) * (1 + args.protocol.count(",")) * 2 * (args.seconds + args.warmup + 80)
     with common.deadline(budget, "dispatch"), Bench(args.database, args.keep, "dispatch") as bench:
         server = bench.start_server(args.server_processes)
         user = bench.create_user("bench", "--allow-commands")
@@ -89,19 +103,22 @@ def main() -> None:
         runs = []
         quiet = common.wait_quiet()
         for kind in kinds:
-            for concurrency in levels:
-                meter = CpuMeter(**groups)
-                profile = f"{args.profile}-{kind}-{concurrency}.txt" if args.profile else None
-                result = asyncio.run(measure(server, token, concurrency, args.seconds, args.warmup, meter, kind,
-                                             profile))
-                note(f"{kind} C={concurrency}: {result['leases_per_s']} leases/s, {result['healthz_per_s']} healthz/s")
-                runs.append(result)
+            for protocol in args.protocol.split(","):
+                for concurrency in levels:
+                    meter = CpuMeter(**groups)
+                    profile = f"{args.profile}-{kind}-{protocol}-{concurrency}.txt" if args.profile else None
+                    result = asyncio.run(measure(server, token, concurrency, args.seconds, args.warmup, meter, kind,
+                                                 protocol, profile))
+                    note(f"{kind} {protocol} C={concurrency}: {result['leases_per_s']} leases/s, "
+                         f"{result['healthz_per_s']} healthz/s")
+                    runs.append(result)
         with common.sdk(server, user) as api:
             item = api.query.task_info([task_id])["items"][0]
         best = max(runs, key=lambda r: r["leases_per_s"])
         emit("dispatch", {
             "database": args.database, "server_processes": args.server_processes, "chunks": args.chunks,
-            "window_s": args.seconds, "best_client": best["client"], "best_concurrency": best["concurrency"],
+            "window_s": args.seconds, "best_client": best["client"], "best_protocol": best["protocol"],
+            "best_concurrency": best["concurrency"],
             "leases_per_s": best["leases_per_s"],
             "healthz_per_s": best["healthz_per_s"], "ratio": best["ratio"], "runs": runs,
             "task_done_frames": item["doneFrames"], "task_executing_frames": item["executingFrames"],

@@ -9,6 +9,7 @@ Patches (comma-separated in BENCH_WHATIF):
   writer threads queue on a Python lock instead of sleeping in SQLite's busy handler (which backs
   off 1, 2, 5, 10 ... 100 ms between retries, so a waiting writer often sleeps long after the lock freed).
 - ``token_no_thread``: the worker token is read without a thread-pool hop once it is cached.
+- ``yappi``: CPU profile of every server thread, written to ``$BENCH_YAPPI`` when the server exits.
 """
 
 import contextlib
@@ -50,6 +51,24 @@ def apply(names: list[str]) -> None:
                 raise WorkerError(401, "bad worker token")
 
         native.Native._authorized = authorized
+    if "yappi" in names:  # CPU profile of every thread, written to $BENCH_YAPPI (pip install yappi) at exit
+        import atexit
+        import signal
+
+        import yappi
+
+        yappi.set_clock_type("cpu")
+        yappi.start()
+
+        def dump():
+            yappi.stop()
+            with open(os.environ.get("BENCH_YAPPI", "/tmp/yappi.txt"), "w") as out:
+                yappi.get_func_stats().sort("ttot").print_all(out, columns={0: ("name", 90), 1: ("ncall", 9),
+                                                                              3: ("ttot", 8), 4: ("tsub", 8)})
+                yappi.get_thread_stats().print_all(out)
+
+        atexit.register(dump)
+        signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
 
 
 if __name__ == "__main__":

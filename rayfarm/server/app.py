@@ -148,6 +148,8 @@ def make_app(farm: Farm) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app):
         farm.wakeup.bind(asyncio.get_running_loop())
+        farm.writer.start()
+        farm.logs.start()
         jobs = [asyncio.create_task(every(HOUSEKEEPING_SECONDS, forget_nonces)),
                 asyncio.create_task(every(FLUSH_SECONDS, farm.replay.flush)),
                 asyncio.create_task(every(farm.settings.sweep_seconds, sweep))]
@@ -156,6 +158,8 @@ def make_app(farm: Farm) -> Starlette:
         finally:
             for job in jobs:
                 job.cancel()
+            await run_in_threadpool(farm.writer.stop)
+            await run_in_threadpool(farm.logs.stop)
             with contextlib.suppress(Exception):
                 await run_in_threadpool(farm.replay.flush)
             farm.db.dispose()

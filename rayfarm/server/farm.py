@@ -5,10 +5,12 @@ import threading
 import time
 
 from rayfarm.config import Settings, farm_secret
+from rayfarm.server.logsink import LogSink
 from rayfarm.server.metrics import Metrics
 from rayfarm.server.ratelimit import RateLimiter
 from rayfarm.server.replay import ReplayGuard
 from rayfarm.server.wakeup import Wakeup
+from rayfarm.server.writer import Writer
 from rayfarm.storage import Storage
 from rayfarm.store import users as users_store
 from rayfarm.store.db import Database
@@ -24,6 +26,8 @@ class Farm:
         self.keys = KeyBox(farm_secret(settings.data_dir))
         self.storage = Storage(settings.storage, settings.shared_roots)
         self.wakeup = Wakeup()
+        self.writer = Writer(self.db)
+        self.logs = LogSink(settings.logs)
         self.metrics = Metrics(self)
         shared = not self.db.is_sqlite or os.environ.get("RAYFARM_PROCESSES", "1") != "1"
         self.replay = ReplayGuard(self.db, settings.time_window, shared)

@@ -146,6 +146,7 @@ def frame_log(farm: Farm, user: User, body: FrameLog, ctx) -> dict:
         row = conn.execute(query).first()
     if row is None:
         raise ApiError(Code.NOT_FOUND, f"Task {body.taskId} has no such frame; list frames with queryTaskFrames.")
+    farm.logs.flush()  # what the nodes reported so far
     path = farm.settings.logs / str(body.taskId) / f"{row.id}.log"
     lines = path.read_text(encoding="utf-8", errors="replace").splitlines() if path.exists() else []
     return {"frameId": row.id, "frameIndex": row.frame_index, "frameStatus": row.status,

@@ -98,6 +98,7 @@ class Complete(Session):
     avgMemory: Sample | None = None
     outputs: Annotated[list[Annotated[str, Field(max_length=255)]], Field(max_length=10000)] = []
     log: Annotated[list[Annotated[str, Field(max_length=8192)]], Field(max_length=MAX_LOG_LINES)] = []
+    next: Annotated[int, Field(ge=0, le=256)] = 0  # lease up to this many next chunks in the same call
 
 
 def _storage_error(exc: OSError) -> WorkerError:
@@ -183,15 +184,7 @@ class Native:
         return workers.check_session(conn, worker_id, session)
 
     def append_log(self, task_id: int, frame_id: int, lines: list[str]) -> None:
-        """Best effort: a full or unwritable log folder must not fail the call whose state is already committed."""
-        folder = self.farm.settings.logs / str(task_id)
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            with open(folder / f"{frame_id}.log", "a", encoding="utf-8", errors="replace") as handle:
-                for line in lines:
-                    handle.write(line.rstrip("\n") + "\n")
-        except OSError as exc:
-            log.warning("could not write the render log of task %s frame %s: %s", task_id, frame_id, exc)
+        self.farm.logs.append(task_id, frame_id, lines)
 
     # ------------------------------------------------------------ calls
 
@@ -213,22 +206,41 @@ class Native:
         return JSONResponse({"workerId": worker_id, "session": session, "leaseSeconds": s.lease_seconds,
                              "heartbeatSeconds": s.heartbeat_seconds, "busyHeartbeatSeconds": s.busy_heartbeat_seconds})
 
-    def _claim(self, body: LeaseRequest) -> list[dict]:
+    def _claim_in(self, conn, worker, count: int) -> list[leases.Claimed]:
+        """Lease up to ``count`` chunks to the node in the caller's transaction (none while disabled or draining)."""
+        if worker.disabled or worker.draining:
+            return []
         s = self.farm.settings
-        with self.farm.db.write() as conn:
-            worker = self._session(conn, body.workerId, body.session)
-            if worker.disabled or worker.draining:
-                return []
-            software = list((worker.software or {}).keys())
-            claimed = leases.claim(conn, worker, software, body.max, time.time(), s.lease_seconds,
-                                   not self.farm.db.is_sqlite)
-        answer = []
+        return leases.claim(conn, worker, list((worker.software or {}).keys()), count, time.time(),
+                                    s.lease_seconds, not self.farm.db.is_sqlite)
+
+    def _log_attempts(self, worker, claimed: list[leases.Claimed]) -> None:
         for item in claimed:
-            frame, task = item.frame, item.task
-            self.append_log(task.id, frame.id, [f"=== attempt {frame.attempts + 1} on node {worker.name} at "
-                                                f"{datetime.now().isoformat(timespec='seconds')} ==="])
-            answer.append(self._lease_json(frame, task))
-        return answer
+            self.append_log(item.task.id, item.frame.id, [f"=== attempt {item.frame.attempts + 1} on node {worker.name} "
+                                                          f"at {datetime.now().isoformat(timespec='seconds')} ==="])
+
+    async def _claim(self, body: LeaseRequest) -> list[dict]:
+        def after(found):
+            self._log_attempts(*found)
+            return found[1]
+
+        def claim(conn):
+            worker = self._session(conn, body.workerId, body.session)
+            return worker, self._claim_in(conn, worker, body.max)
+
+        claimed = await self.farm.writer.run(claim, after)
+        return await self._lease_answers(claimed)
+
+    async def _lease_answers(self, claimed: list[leases.Claimed]) -> list[dict]:
+        """The leases' JSON; off the event loop when it reads files (a scene's or inputs' size and sha256)."""
+        if any(self._reads_files(item.task) for item in claimed):
+            return await run_in_threadpool(lambda: [self._lease_json(i.frame, i.task) for i in claimed])
+        return [self._lease_json(item.frame, item.task) for item in claimed]
+
+    @staticmethod
+    def _reads_files(task) -> bool:
+        render = task.render or {}
+        return render.get("scene_root") in ("input", "shared") or bool(render.get("inputs"))
 
     def _lease_json(self, frame, task) -> dict:
         render = dict(task.render or {})
@@ -266,7 +278,7 @@ class Native:
         metrics = self.farm.metrics
         while True:
             started = time.perf_counter()
-            found = await run_in_threadpool(self._claim, body)
+            found = await self._claim(body)
             if found:
                 metrics.dispatch.observe(time.perf_counter() - started)
                 metrics.leases.inc(len(found))
@@ -276,17 +288,20 @@ class Native:
             await self.farm.wakeup.wait(min(remaining, 2.0))
 
     async def heartbeat(self, request: Request, body: Heartbeat) -> Response:
-        def run():
+        def beat(conn):
             s = self.farm.settings
-            with self.farm.db.write() as conn:
-                worker = self._session(conn, body.workerId, body.session)
-                stop, logs = workers.heartbeat(conn, worker, [r.model_dump() for r in body.running], body.cpu,
-                                               body.memUsed, time.time(), s.lease_seconds)
+            worker = self._session(conn, body.workerId, body.session)
+            stop, logs = workers.heartbeat(conn, worker, [r.model_dump() for r in body.running], body.cpu,
+                                           body.memUsed, time.time(), s.lease_seconds)
+            return stop, logs, worker
+
+        def after(beaten):
+            stop, logs, worker = beaten
             for task_id, frame_id, lines in logs:
                 self.append_log(task_id, frame_id, lines)
             return stop, worker
 
-        stop, worker = await run_in_threadpool(run)
+        stop, worker = await self.farm.writer.run(beat, after)
         return JSONResponse({"stop": stop, "leaseExpires": time.time() + self.farm.settings.lease_seconds,
                              "disabled": bool(worker.disabled), "draining": bool(worker.draining)})
 
@@ -343,32 +358,51 @@ class Native:
         return worker_id, request.headers.get("x-worker-session", "")
 
     async def complete(self, request: Request, body: Complete) -> Response:
-        def run():
-            with self.farm.db.write() as conn:
-                done = leases.complete(conn, body.workerId, body.leaseId, body.result, error=body.error,
-                                       seconds=body.executeSeconds, avg_cpu=body.avgCpu, avg_memory=body.avgMemory,
-                                       now=time.time())
-                if done is None:  # a lease is bound to its node's session: say why, if it is the session
-                    self._session(conn, body.workerId, body.session)
-                    return False
-            frame, task = done.frame, done.task
-            lines = list(body.log)
-            if body.result != "done" and body.error:
-                lines.append(f"=== {body.result}: {body.error}")
-            if lines:
-                self.append_log(frame.task_id, frame.id, lines)
-            if body.result == "done":
-                try:
-                    self._thumbnails(task, frame, body.outputs)
-                except OSError as exc:  # the result is committed; a missing thumbnail must not turn it into an error
-                    log.warning("no thumbnails for task %s frame %s: %s", task.id, frame.id, exc)
-            return True
+        """Record a result; with ``next`` > 0 also lease the node its next chunks in the same transaction."""
+        def record(conn):
+            done = leases.complete(conn, body.workerId, body.leaseId, body.result, error=body.error,
+                                   seconds=body.executeSeconds, avg_cpu=body.avgCpu, avg_memory=body.avgMemory,
+                                   now=time.time())
+            worker = None
+            if done is None or body.next:  # a lease is bound to its node's session: say why, if it is the session
+                worker = self._session(conn, body.workerId, body.session)
+            claimed = self._claim_in(conn, worker, body.next) if body.next else []
+            return done, worker, claimed
 
-        accepted = await run_in_threadpool(run)
-        self.farm.metrics.results.labels(body.result, "yes" if accepted else "no").inc()
+        def after(recorded):
+            done, worker, claimed = recorded
+            if done is not None:
+                lines = list(body.log)
+                if body.result != "done" and body.error:
+                    lines.append(f"=== {body.result}: {body.error}")
+                if lines:
+                    self.append_log(done.frame.task_id, done.frame.id, lines)
+            if claimed:
+                self._log_attempts(worker, claimed)
+            return done, claimed
+
+        started = time.perf_counter()
+        done, claimed = await self.farm.writer.run(record, after)
+        accepted = done is not None
+        metrics = self.farm.metrics
+        metrics.results.labels(body.result, "yes" if accepted else "no").inc()
         if accepted:
             self.farm.wakeup.notify()
-        return JSONResponse({"accepted": accepted})
+            if body.result == "done" and body.outputs:
+                await run_in_threadpool(self._thumbnails_logged, done.task, done.frame, body.outputs)
+        answer: dict = {"accepted": accepted}
+        if body.next:
+            if claimed:
+                metrics.dispatch.observe(time.perf_counter() - started)
+                metrics.leases.inc(len(claimed))
+            answer["leases"] = await self._lease_answers(claimed)
+        return JSONResponse(answer)
+
+    def _thumbnails_logged(self, task, frame, names: list[str]) -> None:
+        try:
+            self._thumbnails(task, frame, names)
+        except OSError as exc:  # the result is committed; a missing thumbnail must not turn it into an error
+            log.warning("no thumbnails for task %s frame %s: %s", task.id, frame.id, exc)
 
     def _thumbnails(self, task, frame, names: list[str]) -> None:
         if not names:

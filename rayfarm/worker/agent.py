@@ -180,14 +180,17 @@ class Agent:
                 log.exception("lease call failed unexpectedly")
                 self.stop_event.wait(5.0)
                 continue
-            for lease in answer.get("leases") or []:
-                if self.stop_event.is_set():
-                    log.warning("lease %s arrived while stopping; not started", lease.get("leaseId"))
-                    continue
-                try:
-                    self._start(lease)
-                except (KeyError, TypeError, ValueError) as exc:
-                    log.error("ignoring a malformed lease %r: %s", lease, exc)
+            self._start_all(answer.get("leases") or [])
+
+    def _start_all(self, leases: list[dict[str, Any]]) -> None:
+        for lease in leases:
+            if self.stop_event.is_set():
+                log.warning("lease %s arrived while stopping; not started", lease.get("leaseId"))
+                continue
+            try:
+                self._start(lease)
+            except (KeyError, TypeError, ValueError) as exc:
+                log.error("ignoring a malformed lease %r: %s", lease, exc)
 
     def _start(self, lease: dict[str, Any]) -> None:
         job = Job(lease, self.work_dir, self.scenes)
@@ -233,7 +236,9 @@ class Agent:
                 return
             body = {**self._ids(), "leaseId": job.lease_id, "result": outcome.result, "error": outcome.error,
                     "executeSeconds": outcome.execute_seconds, "avgCpu": outcome.avg_cpu,
-                    "avgMemory": outcome.avg_memory, "outputs": names, "log": job.take_log()[-MAX_COMPLETE_LINES:]}
+                    "avgMemory": outcome.avg_memory, "outputs": names, "log": job.take_log()[-MAX_COMPLETE_LINES:],
+                    # this job's slot is free once the result is in: its next chunk comes with the answer
+                    "next": 0 if self.paused or self.stop_event.is_set() else 1}
             answer = self.client.post("complete", body, give_up=lambda: job.cancelled in DROP)
         except StaleSession:
             self._reregister(session)
@@ -247,6 +252,7 @@ class Agent:
             else:
                 log.warning("lease %s: result not reported, the node is stopping (%s)", job.lease_id, exc)
             return
+        self._start_all(answer.get("leases") or [])
         where = _where(job)
         if answer.get("accepted"):
             log.info("lease %s: result %s accepted for %s (%.1f s, %d files)", job.lease_id, outcome.result, where,

@@ -1,0 +1,79 @@
+"""Render logs written by one background thread: a node's call never waits for a log file to open.
+
+Lines are appended in the order they were given; ``flush()`` returns once everything given before it is
+on disk, so a reader in this process sees what the nodes reported. Logging is best effort: a full or
+unwritable log folder costs a warning, never a call whose state is already committed.
+"""
+
+import logging
+import queue
+import threading
+from pathlib import Path
+
+log = logging.getLogger("rayfarm.logs")
+
+
+class LogSink:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._serve, name="rayfarm-logs", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        thread = self._thread
+        if thread is not None:
+            self.flush()
+            self._thread = None
+            self._queue.put(None)
+            thread.join(timeout=30)
+
+    def append(self, task_id: int, frame_id: int, lines: list[str]) -> None:
+        if self._thread is None:
+            self._write({(task_id, frame_id): list(lines)})
+        else:
+            self._queue.put((task_id, frame_id, lines))
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait until every line appended before this call is written."""
+        if self._thread is not None:
+            done = threading.Event()
+            self._queue.put(done)
+            done.wait(timeout)
+
+    def _serve(self) -> None:
+        while True:
+            items = [self._queue.get()]
+            while True:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            grouped: dict[tuple[int, int], list[str]] = {}
+            waiting, stopping = [], False
+            for item in items:
+                if item is None:
+                    stopping = True
+                elif isinstance(item, threading.Event):
+                    waiting.append(item)
+                else:
+                    grouped.setdefault((item[0], item[1]), []).extend(item[2])
+            self._write(grouped)
+            for event in waiting:
+                event.set()
+            if stopping:
+                return
+
+    def _write(self, grouped: dict[tuple[int, int], list[str]]) -> None:
+        for (task_id, frame_id), lines in grouped.items():
+            folder = self.root / str(task_id)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                with open(folder / f"{frame_id}.log", "a", encoding="utf-8", errors="replace") as handle:
+                    handle.write("".join(line.rstrip("\n") + "\n" for line in lines))
+            except OSError as exc:
+                log.warning("could not write the render log of task %s frame %s: %s", task_id, frame_id, exc)
