@@ -29,11 +29,14 @@ class Claimed:
 _RUNNING = (select(frames.c.task_id, func.count().label("chunks"), func.count(distinct(frames.c.node_id)).label("nodes"),
                    func.max(case((frames.c.node_id == bindparam("worker_id"), 1), else_=0)).label("mine"))
             .where(frames.c.status == int(F.RENDERING)).group_by(frames.c.task_id).subquery())
-CANDIDATES = (select(tasks.c.id, tasks.c.user_id, tasks.c.task_user_level, tasks.c.submitted_at, tasks.c.software,
-                     tasks.c.task_limit, _RUNNING.c.chunks, _RUNNING.c.nodes, _RUNNING.c.mine)
-              .select_from(tasks.outerjoin(_RUNNING, _RUNNING.c.task_id == tasks.c.id))
+# Every runnable task with its running chunks and nodes, and this node's failures on it (blocklist).
+# The whole task row comes along: on SQLite (one writer at a time) it is the row the claim uses.
+CANDIDATES = (select(tasks, _RUNNING.c.chunks, _RUNNING.c.nodes, _RUNNING.c.mine,
+                     blocklist.c.failures.label("node_failures"))
+              .select_from(tasks.outerjoin(_RUNNING, _RUNNING.c.task_id == tasks.c.id)
+                           .outerjoin(blocklist, (blocklist.c.task_id == tasks.c.id)
+                                      & (blocklist.c.worker_id == bindparam("worker_id"))))
               .where(tasks.c.status.in_(RUNNABLE), tasks.c.is_deleted.is_(False)))
-BLOCKED = select(blocklist.c.task_id, blocklist.c.failures).where(blocklist.c.worker_id == bindparam("worker_id"))
 # live, enabled nodes other than the asking one that are not blocked for the task either
 OTHER_NODES = select(func.count()).select_from(workers).where(
     workers.c.id != bindparam("worker_id"), workers.c.state.in_(["idle", "busy"]), workers.c.disabled.is_(False),
@@ -63,13 +66,15 @@ CURRENT = select(frames).where(frames.c.lease_id == bindparam("lease_id"), frame
 CURRENT_LOCKED = CURRENT.with_for_update()
 
 
-def _candidates(conn: Connection, worker_id: int) -> tuple[list[Candidate], dict[int, int]]:
-    candidates, user_running = [], {}
+def _candidates(conn: Connection, worker_id: int) -> tuple[list[Candidate], dict[int, int], dict[int, object]]:
+    """(candidates, running chunks per user, task rows by id), in one query."""
+    candidates, user_running, rows = [], {}, {}
     for row in conn.execute(CANDIDATES, {"worker_id": worker_id}):
         user_running[row.user_id] = user_running.get(row.user_id, 0) + (row.chunks or 0)
         candidates.append(Candidate(row.id, row.user_id, row.task_user_level, row.submitted_at or 0.0,
                                     row.software or "", row.task_limit, row.nodes or 0, bool(row.mine)))
-    return candidates, user_running
+        rows[row.id] = row
+    return candidates, user_running, rows
 
 
 def _claim_one(conn: Connection, task_id: int, worker_id: int, now: float, lease_seconds: float,
@@ -79,9 +84,9 @@ def _claim_one(conn: Connection, task_id: int, worker_id: int, now: float, lease
     return conn.execute(CLAIM[skip_locked], params).first()
 
 
-def _blocked(conn: Connection, worker_id: int) -> dict[int, int]:
+def _blocked(conn: Connection, worker_id: int, rows: dict[int, object]) -> dict[int, int]:
     """Failures per task on this node; a block is lifted when no other node could take the task."""
-    blocked = dict(conn.execute(BLOCKED, {"worker_id": worker_id}).all())
+    blocked = {task_id: row.node_failures for task_id, row in rows.items() if row.node_failures}
     for task_id, failures in list(blocked.items()):
         if failures >= BLOCK_AFTER and not conn.scalar(OTHER_NODES, {"worker_id": worker_id, "task_id": task_id}):
             del blocked[task_id]
@@ -91,8 +96,8 @@ def _blocked(conn: Connection, worker_id: int) -> dict[int, int]:
 def claim(conn: Connection, worker, software: list[str], count: int, now: float, lease_seconds: float,
           is_postgres: bool) -> list[Claimed]:
     """Lease up to ``count`` chunks to ``worker`` in the scheduler's order."""
-    candidates, user_running = _candidates(conn, worker.id)
-    blocked = _blocked(conn, worker.id)
+    candidates, user_running, rows = _candidates(conn, worker.id)
+    blocked = _blocked(conn, worker.id, rows)
     claimed: list[Claimed] = []
     touched: set[int] = set()
     holding = False
@@ -101,10 +106,13 @@ def claim(conn: Connection, worker, software: list[str], count: int, now: float,
             break
         # Wait for a task lock only while holding none; then skip locked tasks: claims that rank tasks in
         # different orders can never wait on each other in a cycle (a PostgreSQL deadlock).
-        statement = LOCK_TASK_SKIP if holding and is_postgres else task_store.LOCK_TASK
-        task = conn.execute(statement, {"task_id": candidate.task_id}).first()
-        if task is None:
-            continue
+        if is_postgres:
+            statement = LOCK_TASK_SKIP if holding else task_store.LOCK_TASK
+            task = conn.execute(statement, {"task_id": candidate.task_id}).first()
+            if task is None:
+                continue
+        else:  # SQLite: this transaction is the only writer; the row read above is current
+            task = rows[candidate.task_id]
         holding = True
         if task.status not in RUNNABLE or task.is_deleted:
             continue
@@ -137,9 +145,9 @@ def lease_frame(conn: Connection, worker_id: int, lease_id: str):
     return conn.execute(CURRENT, {"lease_id": lease_id, "worker_id": worker_id}).first()
 
 
-LEASED_TASK = select(frames.c.task_id).where(frames.c.lease_id == bindparam("lease_id"),
-                                             frames.c.node_id == bindparam("worker_id"),
-                                             frames.c.status == int(F.RENDERING))
+LEASED_TASK_LOCKED = (select(tasks).where(tasks.c.id == select(frames.c.task_id).where(
+    frames.c.lease_id == bindparam("lease_id"), frames.c.node_id == bindparam("worker_id"),
+    frames.c.status == int(F.RENDERING)).scalar_subquery()).with_for_update())
 _NOW = bindparam("p_now", type_=Float)
 DONE = (update(frames).where(frames.c.lease_id == bindparam("p_lease"), frames.c.node_id == bindparam("p_worker"),
                              frames.c.status == int(F.RENDERING))
@@ -156,11 +164,10 @@ STILL_GOING = select(exists().where(frames.c.task_id == bindparam("task_id"),
 def complete(conn: Connection, worker_id: int, lease_id: str, result: str, *, error: str | None, seconds: float | None,
              avg_cpu: float | None, avg_memory: float | None, now: float) -> Claimed | None:
     """Record a chunk's result; None when the lease is no longer valid (the result is dropped)."""
-    seen = conn.execute(LEASED_TASK, {"lease_id": lease_id, "worker_id": worker_id}).first()
-    if seen is None:
+    # the lease's task, locked: task before frame, like every other writer (no deadlock cycles)
+    task = conn.execute(LEASED_TASK_LOCKED, {"lease_id": lease_id, "worker_id": worker_id}).first()
+    if task is None:
         return None
-    # task before frame, like every other writer: no deadlock cycles
-    task = conn.execute(task_store.LOCK_TASK, {"task_id": seen.task_id}).first()
     if result == "done":
         frame = conn.execute(DONE, {"p_lease": lease_id, "p_worker": worker_id, "p_now": now, "p_cpu": avg_cpu,
                                     "p_memory": avg_memory, "p_seconds": seconds}).first()
