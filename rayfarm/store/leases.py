@@ -30,8 +30,9 @@ _RUNNING = (select(frames.c.task_id, func.count().label("chunks"), func.count(di
                    func.max(case((frames.c.node_id == bindparam("worker_id"), 1), else_=0)).label("mine"))
             .where(frames.c.status == int(F.RENDERING)).group_by(frames.c.task_id).subquery())
 # Every runnable task with its running chunks and nodes, and this node's failures on it (blocklist).
-# The whole task row comes along: on SQLite (one writer at a time) it is the row the claim uses.
-CANDIDATES = (select(tasks, _RUNNING.c.chunks, _RUNNING.c.nodes, _RUNNING.c.mine,
+# Only the columns the scheduler ranks by: a farm may hold thousands of runnable tasks.
+CANDIDATES = (select(tasks.c.id, tasks.c.user_id, tasks.c.task_user_level, tasks.c.submitted_at, tasks.c.software,
+                     tasks.c.task_limit, _RUNNING.c.chunks, _RUNNING.c.nodes, _RUNNING.c.mine,
                      blocklist.c.failures.label("node_failures"))
               .select_from(tasks.outerjoin(_RUNNING, _RUNNING.c.task_id == tasks.c.id)
                            .outerjoin(blocklist, (blocklist.c.task_id == tasks.c.id)
@@ -67,7 +68,7 @@ CURRENT_LOCKED = CURRENT.with_for_update()
 
 
 def _candidates(conn: Connection, worker_id: int) -> tuple[list[Candidate], dict[int, int], dict[int, object]]:
-    """(candidates, running chunks per user, task rows by id), in one query."""
+    """(candidates, running chunks per user, their rows by task id), in one query."""
     candidates, user_running, rows = [], {}, {}
     for row in conn.execute(CANDIDATES, {"worker_id": worker_id}):
         user_running[row.user_id] = user_running.get(row.user_id, 0) + (row.chunks or 0)
@@ -106,13 +107,10 @@ def claim(conn: Connection, worker, software: list[str], count: int, now: float,
             break
         # Wait for a task lock only while holding none; then skip locked tasks: claims that rank tasks in
         # different orders can never wait on each other in a cycle (a PostgreSQL deadlock).
-        if is_postgres:
-            statement = LOCK_TASK_SKIP if holding else task_store.LOCK_TASK
-            task = conn.execute(statement, {"task_id": candidate.task_id}).first()
-            if task is None:
-                continue
-        else:  # SQLite: this transaction is the only writer; the row read above is current
-            task = rows[candidate.task_id]
+        statement = LOCK_TASK_SKIP if holding and is_postgres else task_store.LOCK_TASK
+        task = conn.execute(statement, {"task_id": candidate.task_id}).first()
+        if task is None:
+            continue
         holding = True
         if task.status not in RUNNABLE or task.is_deleted:
             continue
