@@ -50,25 +50,25 @@ class Database:
             cursor.execute("PRAGMA busy_timeout=60000")
             cursor.close()
 
-        @event.listens_for(engine, "begin")
-        def _on_begin(conn: Connection):
-            mode = "IMMEDIATE" if conn.get_execution_options().get("rayfarm_write") else "DEFERRED"
-            conn.exec_driver_sql(f"BEGIN {mode}")
-
         return engine
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[Connection]:
+    def _transaction(self, sqlite_begin: str) -> Iterator[Connection]:
         with self.engine.connect() as conn:
-            conn = conn.execution_options(rayfarm_write=True)
             with conn.begin():
+                # SQLite: our own BEGIN (the driver runs in autocommit mode; its commit() and rollback() end
+                # the transaction they find). Issued here rather than from a "begin" event listener: any
+                # connection event makes SQLAlchemy dispatch events around every statement.
+                if self.is_sqlite:
+                    conn.exec_driver_sql(sqlite_begin)
                 yield conn
 
-    @contextlib.contextmanager
-    def read(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
-            with conn.begin():
-                yield conn
+    def write(self):
+        """A transaction that may write (SQLite: BEGIN IMMEDIATE, writers queue instead of failing to upgrade)."""
+        return self._transaction("BEGIN IMMEDIATE")
+
+    def read(self):
+        return self._transaction("BEGIN")
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration (safe to run from several processes at once)."""

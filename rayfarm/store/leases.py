@@ -7,7 +7,7 @@ the same chunk. A result counts only while the frame row still carries the node'
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Float, bindparam, case, distinct, exists, func, select, update
+from sqlalchemy import Connection, Float, bindparam, case, distinct, exists, func, or_, select, update
 
 from rayfarm.domain.states import FrameStatus as F
 from rayfarm.domain.states import FrameType, TaskStatus
@@ -17,6 +17,12 @@ from rayfarm.store.schema import blocklist, frames, tasks, workers
 from rayfarm.store.workers import new_lease_id
 
 RUNNABLE = (int(TaskStatus.WAITING), int(TaskStatus.RENDERING))
+
+
+def one_of(column, values) -> object:
+    """``column IN (values)`` as plain comparisons: a hot statement's IN list would be expanded on every call."""
+    return or_(*(column == value for value in values))
+
 
 
 @dataclass
@@ -37,7 +43,7 @@ CANDIDATES = (select(tasks.c.id, tasks.c.user_id, tasks.c.task_user_level, tasks
               .select_from(tasks.outerjoin(_RUNNING, _RUNNING.c.task_id == tasks.c.id)
                            .outerjoin(blocklist, (blocklist.c.task_id == tasks.c.id)
                                       & (blocklist.c.worker_id == bindparam("worker_id"))))
-              .where(tasks.c.status.in_(RUNNABLE), tasks.c.is_deleted.is_(False)))
+              .where(one_of(tasks.c.status, RUNNABLE), tasks.c.is_deleted.is_(False)))
 # live, enabled nodes other than the asking one that are not blocked for the task either
 OTHER_NODES = select(func.count()).select_from(workers).where(
     workers.c.id != bindparam("worker_id"), workers.c.state.in_(["idle", "busy"]), workers.c.disabled.is_(False),
@@ -156,7 +162,7 @@ DONE = (update(frames).where(frames.c.lease_id == bindparam("p_lease"), frames.c
         .returning(*frames.c))
 # another chunk of the task still waits or renders: a done main chunk cannot change a rendering task's status
 STILL_GOING = select(exists().where(frames.c.task_id == bindparam("task_id"),
-                                    frames.c.status.in_([int(F.WAITING), int(F.RENDERING)])))
+                                    one_of(frames.c.status, [int(F.WAITING), int(F.RENDERING)])))
 
 
 def complete(conn: Connection, worker_id: int, lease_id: str, result: str, *, error: str | None, seconds: float | None,
