@@ -206,13 +206,13 @@ class Native:
         return JSONResponse({"workerId": worker_id, "session": session, "leaseSeconds": s.lease_seconds,
                              "heartbeatSeconds": s.heartbeat_seconds, "busyHeartbeatSeconds": s.busy_heartbeat_seconds})
 
-    def _claim_in(self, conn, worker, count: int) -> list[leases.Claimed]:
+    def _claim_in(self, conn, worker, count: int, holding: bool = False) -> list[leases.Claimed]:
         """Lease up to ``count`` chunks to the node in the caller's transaction (none while disabled or draining)."""
         if worker.disabled or worker.draining:
             return []
         s = self.farm.settings
         return leases.claim(conn, worker, list((worker.software or {}).keys()), count, time.time(),
-                                    s.lease_seconds, not self.farm.db.is_sqlite)
+                                    s.lease_seconds, not self.farm.db.is_sqlite, holding)
 
     def _log_attempts(self, worker, claimed: list[leases.Claimed]) -> None:
         for item in claimed:
@@ -362,15 +362,18 @@ class Native:
         def record(conn):
             done = leases.complete(conn, body.workerId, body.leaseId, body.result, error=body.error,
                                    seconds=body.executeSeconds, avg_cpu=body.avgCpu, avg_memory=body.avgMemory,
-                                   now=time.time())
+                                   now=time.time(), settle_after=not self.farm.db.is_sqlite)
             worker = None
             if done is None or body.next:  # a lease is bound to its node's session: say why, if it is the session
                 worker = self._session(conn, body.workerId, body.session)
-            claimed = self._claim_in(conn, worker, body.next) if body.next else []
+            claimed = self._claim_in(conn, worker, body.next, holding=done is not None) if body.next else []
             return done, worker, claimed
 
         def after(recorded):
             done, worker, claimed = recorded
+            if done is not None and done.settle_after:
+                with self.farm.db.write() as conn:
+                    leases.settle_if_finished(conn, done.task.id)
             if done is not None:
                 lines = list(body.log)
                 if body.result != "done" and body.error:

@@ -29,6 +29,7 @@ def one_of(column, values) -> object:
 class Claimed:
     frame: object  # frames row
     task: object  # tasks row
+    settle_after: bool = False  # the caller must run settle_if_finished(task) once this transaction committed
 
 
 # Hot-path statements are built once: building SQLAlchemy expressions per call costs more than the SQL.
@@ -37,8 +38,8 @@ _RUNNING = (select(frames.c.task_id, func.count().label("chunks"), func.count(di
             .where(frames.c.status == int(F.RENDERING)).group_by(frames.c.task_id).subquery())
 # Every runnable task with its running chunks and nodes, and this node's failures on it (blocklist).
 # Only the columns the scheduler ranks by: a farm may hold thousands of runnable tasks.
-CANDIDATES = (select(tasks.c.id, tasks.c.user_id, tasks.c.task_user_level, tasks.c.submitted_at, tasks.c.software,
-                     tasks.c.task_limit, _RUNNING.c.chunks, _RUNNING.c.nodes, _RUNNING.c.mine,
+CANDIDATES = (select(tasks.c.id, tasks.c.user_id, tasks.c.status, tasks.c.task_user_level, tasks.c.submitted_at,
+                     tasks.c.software, tasks.c.task_limit, _RUNNING.c.chunks, _RUNNING.c.nodes, _RUNNING.c.mine,
                      blocklist.c.failures.label("node_failures"))
               .select_from(tasks.outerjoin(_RUNNING, _RUNNING.c.task_id == tasks.c.id)
                            .outerjoin(blocklist, (blocklist.c.task_id == tasks.c.id)
@@ -67,6 +68,7 @@ def _claim_statement(skip_locked: bool):
 
 
 CLAIM = {False: _claim_statement(False), True: _claim_statement(True)}
+TASK_ROW = select(tasks).where(tasks.c.id == bindparam("task_id"))
 LOCK_TASK_SKIP = select(tasks).where(tasks.c.id == bindparam("task_id")).with_for_update(skip_locked=True)
 CURRENT = select(frames).where(frames.c.lease_id == bindparam("lease_id"), frames.c.node_id == bindparam("worker_id"),
                                frames.c.status == int(F.RENDERING))
@@ -101,23 +103,32 @@ def _blocked(conn: Connection, worker_id: int, rows: dict[int, object]) -> dict[
 
 
 def claim(conn: Connection, worker, software: list[str], count: int, now: float, lease_seconds: float,
-          is_postgres: bool) -> list[Claimed]:
-    """Lease up to ``count`` chunks to ``worker`` in the scheduler's order."""
+          is_postgres: bool, holding: bool = False) -> list[Claimed]:
+    """Lease up to ``count`` chunks to ``worker`` in the scheduler's order.
+
+    ``holding``: this transaction already holds row locks (a result recorded just before), so it must
+    not wait for a task lock (PostgreSQL: it skips locked tasks instead)."""
     candidates, user_running, rows = _candidates(conn, worker.id)
     blocked = _blocked(conn, worker.id, rows)
     claimed: list[Claimed] = []
     touched: set[int] = set()
-    holding = False
     for candidate in rank(candidates, software=software, blocked=blocked, user_running=user_running):
         if len(claimed) >= count:
             break
         # Wait for a task lock only while holding none; then skip locked tasks: claims that rank tasks in
         # different orders can never wait on each other in a cycle (a PostgreSQL deadlock).
-        statement = LOCK_TASK_SKIP if holding and is_postgres else task_store.LOCK_TASK
-        task = conn.execute(statement, {"task_id": candidate.task_id}).first()
-        if task is None:
-            continue
-        holding = True
+        if is_postgres and not candidate.limit and rows[candidate.task_id].status == TaskStatus.RENDERING:
+            # No task lock: the chunk is taken by its own conditional update (SKIP LOCKED), and nothing about
+            # the task changes; so nodes leasing chunks of one task do not queue for its row.
+            task = conn.execute(TASK_ROW, {"task_id": candidate.task_id}).first()
+            if task is None or task.status != TaskStatus.RENDERING:
+                continue  # changed meanwhile: next time, under its lock
+        else:  # a node limit to count under the lock, or the task's status changes with its first chunk
+            statement = LOCK_TASK_SKIP if holding and is_postgres else task_store.LOCK_TASK
+            task = conn.execute(statement, {"task_id": candidate.task_id}).first()
+            if task is None:
+                continue
+            holding = True
         if task.status not in RUNNABLE or task.is_deleted:
             continue
         if task.task_limit and not candidate.on_this_node:
@@ -130,6 +141,7 @@ def claim(conn: Connection, worker, software: list[str], count: int, now: float,
             if frame is None:
                 break
             claimed.append(Claimed(frame, task))
+            holding = True  # a frame row is locked now: wait for no task lock after this
             if task.status != TaskStatus.RENDERING:
                 touched.add(task.id)
             user_running[task.user_id] = user_running.get(task.user_id, 0) + 1
@@ -160,14 +172,33 @@ DONE = (update(frames).where(frames.c.lease_id == bindparam("p_lease"), frames.c
                 execute_seconds=func.coalesce(bindparam("p_seconds", type_=Float),
                                               _NOW - func.coalesce(frames.c.started_at, _NOW)))
         .returning(*frames.c))
+LEASED_MAIN = (select(frames.c.frame_type, tasks.c.status).select_from(frames.join(tasks, tasks.c.id == frames.c.task_id))
+               .where(frames.c.lease_id == bindparam("lease_id"), frames.c.node_id == bindparam("worker_id"),
+                      frames.c.status == int(F.RENDERING)))
 # another chunk of the task still waits or renders: a done main chunk cannot change a rendering task's status
 STILL_GOING = select(exists().where(frames.c.task_id == bindparam("task_id"),
                                     one_of(frames.c.status, [int(F.WAITING), int(F.RENDERING)])))
 
 
 def complete(conn: Connection, worker_id: int, lease_id: str, result: str, *, error: str | None, seconds: float | None,
-             avg_cpu: float | None, avg_memory: float | None, now: float) -> Claimed | None:
-    """Record a chunk's result; None when the lease is no longer valid (the result is dropped)."""
+             avg_cpu: float | None, avg_memory: float | None, now: float, settle_after: bool = False) -> Claimed | None:
+    """Record a chunk's result; None when the lease is no longer valid (the result is dropped).
+
+    ``settle_after`` (PostgreSQL, many nodes finishing chunks of one task at once): a done main chunk of a
+    rendering task is recorded without locking the task row; the caller runs ``settle_if_finished`` in a
+    new transaction once this one committed (see there why that cannot miss the task's end).
+    """
+    if settle_after and result == "done":
+        seen = conn.execute(LEASED_MAIN, {"lease_id": lease_id, "worker_id": worker_id}).first()
+        if seen is None:
+            return None
+        if seen.frame_type == FrameType.MAIN and seen.status == TaskStatus.RENDERING:
+            frame = conn.execute(DONE, {"p_lease": lease_id, "p_worker": worker_id, "p_now": now, "p_cpu": avg_cpu,
+                                        "p_memory": avg_memory, "p_seconds": seconds}).first()
+            if frame is None:
+                return None
+            task = conn.execute(TASK_ROW, {"task_id": frame.task_id}).first()
+            return Claimed(frame, task, settle_after=True)
     # the lease's task, locked: task before frame, like every other writer (no deadlock cycles)
     task = conn.execute(LEASED_TASK_LOCKED, {"lease_id": lease_id, "worker_id": worker_id}).first()
     if task is None:
@@ -190,6 +221,23 @@ def complete(conn: Connection, worker_id: int, lease_id: str, result: str, *, er
     conn.execute(update(frames).where(frames.c.id == frame.id).values(**values))
     task_store.settle(conn, frame.task_id)
     return Claimed(frame, task)
+
+
+def still_going(conn: Connection, task_id: int) -> bool:
+    return bool(conn.scalar(STILL_GOING, {"task_id": task_id}))
+
+
+def settle_if_finished(conn: Connection, task_id: int) -> None:
+    """After a ``settle_after`` result committed: settle the task if none of its chunks waits or renders.
+
+    Results recorded without the task lock may commit concurrently, each seeing the other's chunk still
+    rendering. Every such result runs this check after its commit, so the last one to commit sees all
+    the others' and settles the task; the check itself takes the task lock before settling."""
+    if still_going(conn, task_id):
+        return
+    conn.execute(task_store.LOCK_TASK, {"task_id": task_id}).first()
+    if not still_going(conn, task_id):
+        task_store.settle(conn, task_id)
 
 
 def _failure(conn: Connection, frame, worker_id: int | None, *, timed_out: bool) -> dict:
