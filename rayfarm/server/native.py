@@ -372,8 +372,11 @@ class Native:
         def after(recorded):
             done, worker, claimed = recorded
             if done is not None and done.settle_after:
-                with self.farm.db.write() as conn:
-                    leases.settle_if_finished(conn, done.task.id)
+                with self.farm.db.autocommit() as conn:  # one round trip while other chunks go on
+                    going = leases.still_going(conn, done.task.id)
+                if not going:
+                    with self.farm.db.write() as conn:
+                        leases.settle_if_finished(conn, done.task.id)
             if done is not None:
                 lines = list(body.log)
                 if body.result != "done" and body.error:

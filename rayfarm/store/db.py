@@ -63,6 +63,12 @@ class Database:
                     conn.exec_driver_sql(sqlite_begin)
                 yield conn
 
+    @contextlib.contextmanager
+    def autocommit(self) -> Iterator[Connection]:
+        """Each statement its own transaction (one round trip on PostgreSQL): for a single read."""
+        with self.engine.connect() as conn:
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")
+
     def write(self):
         """A transaction that may write (SQLite: BEGIN IMMEDIATE, writers queue instead of failing to upgrade)."""
         return self._transaction("BEGIN IMMEDIATE")
