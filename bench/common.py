@@ -634,8 +634,12 @@ class FakeWorker:
         return answer["leases"]
 
     async def heartbeat(self, running: list[str] = ()) -> dict:
-        return await self._post("heartbeat", {"workerId": self.worker_id, "session": self.session,
-                                              "running": [{"leaseId": lease, "progress": 50} for lease in running]})
+        answer = await self._post("heartbeat", {"workerId": self.worker_id, "session": self.session,
+                                                "running": [{"leaseId": lease, "progress": 50} for lease in running]})
+        # as a real node: the server stretches the intervals on a big farm
+        self.heartbeat_seconds = float(answer.get("heartbeatSeconds") or self.heartbeat_seconds)
+        self.busy_heartbeat_seconds = float(answer.get("busyHeartbeatSeconds") or self.busy_heartbeat_seconds)
+        return answer
 
     async def complete(self, lease_id: str, result: str = "done") -> bool:
         answer = await self._post("complete", {"workerId": self.worker_id, "session": self.session,

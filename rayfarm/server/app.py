@@ -126,6 +126,7 @@ def make_app(farm: Farm) -> Starlette:
         """Requeue chunks of lost nodes and expired leases; enforce per-chunk and over-time limits."""
         now = time.time()
         with farm.db.write() as conn:
+            farm.live_nodes = workers.count_live(conn)
             if not leases.sweep_turn(conn):
                 return  # another server process is sweeping right now
             outage.forgive_outage(conn, now, farm.settings.lease_seconds)  # the farm was down: not the nodes' fault

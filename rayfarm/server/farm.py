@@ -17,6 +17,9 @@ from rayfarm.store.db import Database
 from rayfarm.store.users import KeyBox, User
 
 USER_CACHE_SECONDS = 5.0
+# All nodes together send at most about this many heartbeats per second: a big farm's nodes beat less often
+# (never less often than three times per lease), so heartbeats cannot crowd out leases and results.
+HEARTBEAT_BUDGET = 200.0
 
 
 class Farm:
@@ -33,7 +36,15 @@ class Farm:
         self.replay = ReplayGuard(self.db, settings.time_window, shared)
         self.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
         self._users: dict[str, tuple[float, User, str]] = {}
+        self.live_nodes = 0  # idle or busy nodes, counted by the sweep and on registration
         self._lock = threading.Lock()
+
+    def heartbeat_intervals(self) -> tuple[float, float]:
+        """(idle, busy) heartbeat seconds for the nodes: the configured ones, stretched on a big farm."""
+        s = self.settings
+        floor, cap = self.live_nodes / HEARTBEAT_BUDGET, s.lease_seconds / 3
+        return (max(min(max(s.heartbeat_seconds, floor), cap), 0.05),
+                max(min(max(s.busy_heartbeat_seconds, floor), cap), 0.05))
 
     def knows_access_id(self, access_id: str) -> bool:
         """The access id was found in the database lately (no database access: a rate-limit hint only)."""

@@ -189,22 +189,22 @@ class Native:
     # ------------------------------------------------------------ calls
 
     async def register(self, request: Request, body: Register) -> Response:
-        def run():
-            with self.farm.db.write() as conn:
-                return workers.register(conn, body.model_dump(), time.time())
+        def run(conn):
+            return workers.register(conn, body.model_dump(), time.time())
 
-        def run_once_more_on_a_name_clash():
-            try:
-                return run()
-            except IntegrityError:  # the same name registered at the same moment: now its row exists
-                return run()
-
-        worker_id, session, released = await run_in_threadpool(run_once_more_on_a_name_clash)
+        try:
+            worker_id, session, released = await self.farm.writer.run(run)
+        except IntegrityError:  # the same name registered at the same moment: now its row exists
+            worker_id, session, released = await self.farm.writer.run(run)
         if released:
             self.farm.wakeup.notify()
-        s = self.farm.settings
-        return JSONResponse({"workerId": worker_id, "session": session, "leaseSeconds": s.lease_seconds,
-                             "heartbeatSeconds": s.heartbeat_seconds, "busyHeartbeatSeconds": s.busy_heartbeat_seconds})
+        self.farm.live_nodes += 1  # until the sweep counts again
+        return JSONResponse({"workerId": worker_id, "session": session, "leaseSeconds": self.farm.settings.lease_seconds,
+                             **self._intervals()})
+
+    def _intervals(self) -> dict:
+        idle, busy = self.farm.heartbeat_intervals()
+        return {"heartbeatSeconds": idle, "busyHeartbeatSeconds": busy}
 
     def _claim_in(self, conn, worker, count: int, holding: bool = False) -> list[leases.Claimed]:
         """Lease up to ``count`` chunks to the node in the caller's transaction (none while disabled or draining)."""
@@ -303,7 +303,8 @@ class Native:
 
         stop, worker = await self.farm.writer.run(beat, after)
         return JSONResponse({"stop": stop, "leaseExpires": time.time() + self.farm.settings.lease_seconds,
-                             "disabled": bool(worker.disabled), "draining": bool(worker.draining)})
+                             "disabled": bool(worker.disabled), "draining": bool(worker.draining),
+                             **self._intervals()})
 
     def _lease_target(self, worker_id: int, session: str, lease_id: str, name: str) -> Path | None:
         with self.farm.db.read() as conn:

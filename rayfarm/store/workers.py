@@ -3,7 +3,7 @@
 import secrets
 import uuid
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from rayfarm.domain.states import FrameStatus as F
 from rayfarm.store.schema import frames, settings, tasks, workers
@@ -104,6 +104,12 @@ def mark_lost(conn: Connection, now: float, lease_seconds: float) -> list[int]:
         return []
     conn.execute(update(workers).where(workers.c.id.in_(lost)).values(state="lost"))
     return release_leases(conn, list(lost), "node lost")
+
+
+def count_live(conn: Connection) -> int:
+    """Nodes that are idle or busy (not lost, not offline)."""
+    return int(conn.scalar(select(func.count()).select_from(workers).where(workers.c.state.in_(["idle", "busy"])))
+               or 0)
 
 
 def list_all(conn: Connection) -> list:

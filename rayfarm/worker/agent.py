@@ -330,11 +330,19 @@ class Agent:
             log.info("heartbeat works again")
             self._heartbeat_failing = False
         self.stop_leases(answer.get("stop") or [])
+        self._adopt_intervals(answer)
         paused = bool(answer.get("disabled") or answer.get("draining"))
         if paused != self.paused:
             log.info("the server %s this node", "paused" if paused else "resumed")
             self.paused = paused
             self._wake.set()
+
+    def _adopt_intervals(self, answer: dict[str, Any]) -> None:
+        """The server stretches heartbeat intervals as the farm grows; the latest answer says them."""
+        for key, attribute in (("heartbeatSeconds", "heartbeat_seconds"), ("busyHeartbeatSeconds", "busy_heartbeat_seconds")):
+            value = answer.get(key)
+            if isinstance(value, int | float) and 0 < value <= 3600:
+                setattr(self, attribute, float(value))
 
     def stop_leases(self, lease_ids: Sequence[str]) -> None:
         """Kill the render of every listed lease at once (SIGTERM now, SIGKILL 1 s later)."""

@@ -1,4 +1,4 @@
-"""The nodes' hot calls in batches (server/writer.py) and complete-and-lease (`next`) on the native API."""
+"""The nodes' hot calls: batches (server/writer.py), complete-and-lease (`next`), heartbeat intervals."""
 
 import asyncio
 import threading
@@ -130,3 +130,22 @@ def test_complete_with_next_leases_nothing_to_a_draining_node_and_refuses_a_stal
     status, answer = _worker_call(client, token, "complete", {"workerId": node["workerId"], "session": "stale",
                                                               "leaseId": "x", "result": "done", "next": 1})
     assert status == 409
+
+
+def test_heartbeat_intervals_stretch_on_a_big_farm_and_nodes_hear_it(native, monkeypatch):
+    farm, client, token = native
+    counted = [0]
+    monkeypatch.setattr(workers, "count_live", lambda conn: counted[0])  # what the sweep counts (every second)
+    node = _register(client, token, "n3")
+    farm.live_nodes = 1
+    status, answer = _worker_call(client, token, "heartbeat", {**node})
+    assert status == 200 and (answer["heartbeatSeconds"], answer["busyHeartbeatSeconds"]) == (3.0, 1.0)
+    counted[0] = farm.live_nodes = 1000  # a farm of a thousand nodes
+    status, answer = _worker_call(client, token, "heartbeat", {**node})
+    lease = farm.settings.lease_seconds
+    # at most HEARTBEAT_BUDGET beats a second from all nodes, but still three per lease
+    assert answer["busyHeartbeatSeconds"] == answer["heartbeatSeconds"] == pytest.approx(lease / 3)
+    counted[0] = farm.live_nodes = 300
+    status, answer = _worker_call(client, token, "register", {"name": "n4", "software": {"command": ""}})
+    assert answer["busyHeartbeatSeconds"] == pytest.approx(min(301 / 200, lease / 3))
+    assert answer["heartbeatSeconds"] == pytest.approx(min(3.0, lease / 3))
