@@ -287,8 +287,9 @@ class Worker:
         work_dir = self.server.bench.tmp / "nodes" / self.name
         work_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
+            module = "bench.whatif" if os.environ.get("BENCH_WHATIF") else "rayfarm"  # what-if patches, as the server
             self.process = subprocess.Popen(
-                [PYTHON, "-m", "rayfarm", "worker", "--server", self.server.url, "--token", self.server.bench.token(),
+                [PYTHON, "-m", module, "worker", "--server", self.server.url, "--token", self.server.bench.token(),
                  "--name", self.name, "--work-dir", str(work_dir)],
                 stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True, env=self.server.bench.env())
         return self

@@ -9,7 +9,8 @@ Patches (comma-separated in BENCH_WHATIF):
   writer threads queue on a Python lock instead of sleeping in SQLite's busy handler (which backs
   off 1, 2, 5, 10 ... 100 ms between retries, so a waiting writer often sleeps long after the lock freed).
 - ``token_no_thread``: the worker token is read without a thread-pool hop once it is cached.
-- ``yappi``: CPU profile of every server thread, written to ``$BENCH_YAPPI`` when the server exits.
+- ``yappi``: CPU profile of every thread of the server and of each worker, written to
+  ``$BENCH_YAPPI-<pid>.txt`` when the process exits.
 """
 
 import contextlib
@@ -62,7 +63,7 @@ def apply(names: list[str]) -> None:
 
         def dump():
             yappi.stop()
-            with open(os.environ.get("BENCH_YAPPI", "/tmp/yappi.txt"), "w") as out:
+            with open(os.environ.get("BENCH_YAPPI", "/tmp/yappi") + f"-{os.getpid()}.txt", "w") as out:
                 yappi.get_func_stats().sort("ttot").print_all(out, columns={0: ("name", 90), 1: ("ncall", 9),
                                                                               3: ("ttot", 8), 4: ("tsub", 8)})
                 yappi.get_thread_stats().print_all(out)

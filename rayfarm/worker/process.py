@@ -100,10 +100,12 @@ class TreeSampler:
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.known: dict[int, psutil.Process] = {}
-        self.sample()  # first cpu_percent() call only sets the baseline
+        # Not sampled here: a process-tree scan reads every /proc entry, and this runs as the render starts.
+        self._primed = False
 
     def sample(self) -> tuple[float, int] | None:
-        """(cpu, memory) now, or None when the process is gone."""
+        """(cpu, memory) now, or None when the process is gone (and on the first call, which only sets
+        the CPU baseline)."""
         try:
             root = self.known.get(self.pid) or psutil.Process(self.pid)
             tree = [root, *root.children(recursive=True)]
@@ -121,6 +123,7 @@ class TreeSampler:
             except psutil.Error:
                 continue
         self.known = alive
-        if not alive:
+        if not alive or not self._primed:
+            self._primed = True
             return None
         return round(cpu / CPUS, 2), memory
