@@ -133,6 +133,110 @@ class QueryOperator:
         """
         return self._connect.post(self._connect.url.queryAllFrameStats)
 
+    def restart_failed_frames(self, task_param_list: list[int], status: list[int] | None = None) -> dict:
+        """Render the failed frames of tasks again.
+
+        Args:
+            task_param_list: Task ID list.
+            status: Frame statuses to render again instead of the default (failed and timed out).
+
+        Returns:
+            ``{"count": n}``: how many frames wait to render again.
+        """
+        data: dict[str, Any] = {"taskIds": task_param_list}
+        if status:
+            data["status"] = status
+        return self._connect.post(self._connect.url.recommitTasks, data)
+
+    @staticmethod
+    def _frame_selection(task_id: int, select_all: int, ids_list: list[int] | None,
+                         status: list[int] | None) -> dict:
+        if select_all == 1:
+            if not task_id:
+                raise AttributeError("task_id is required when select_all is 1")
+            data: dict[str, Any] = {"taskId": task_id, "selectAll": select_all}
+        else:
+            if not ids_list:
+                raise AttributeError("ids is required when select_all is 0")
+            data = {"taskId": task_id, "ids": ids_list, "selectAll": select_all}
+        if status:
+            data["status"] = status
+        return data
+
+    def restart_frame(self, task_id: int, select_all: int = 1, ids_list: list[int] | None = None,
+                      status: list[int] | None = None) -> dict:
+        """Render chosen frames of a task again.
+
+        Args:
+            task_id: Task ID number.
+            select_all: 1 to choose every frame of the task, 0 to choose ``ids_list``.
+            ids_list: Frame ids (the ``id`` of ``task_frames`` items), when ``select_all`` is 0.
+            status: Only frames in these frame statuses.
+
+        Returns:
+            ``{"count": n}``: how many frames wait to render again.
+        """
+        return self._connect.post(self._connect.url.recommitTaskFrames,
+                                  self._frame_selection(task_id, select_all, ids_list, status))
+
+    def stop_frame(self, task_id: int, select_all: int = 1, ids_list: list[int] | None = None,
+                   status: list[int] | None = None) -> dict:
+        """Stop chosen waiting or rendering frames of a task.
+
+        Args:
+            task_id: Task ID number.
+            select_all: 1 to choose every frame of the task, 0 to choose ``ids_list``.
+            ids_list: Frame ids, when ``select_all`` is 0.
+            status: Only frames in these frame statuses.
+
+        Returns:
+            ``{"count": n}``: how many frames were stopped.
+        """
+        return self._connect.post(self._connect.url.stopTaskFrames,
+                                  self._frame_selection(task_id, select_all, ids_list, status))
+
+    def get_frame_thumbnall(self, frame_id: int, frame_status: int = 4) -> list[str]:
+        """Thumbnail paths of a done frame (the official SDK's spelling; ``get_frame_thumbnail`` too).
+
+        Args:
+            frame_id: Frame id.
+            frame_status: State of the frame; only done frames (4) have thumbnails.
+
+        Returns:
+            Thumbnail paths, to download with the file calls.
+        """
+        return self._connect.post(self._connect.url.loadingFrameThumbnail, {"id": frame_id, "frameStatus": frame_status})
+
+    get_frame_thumbnail = get_frame_thumbnall
+
+    def get_all_frames(self, task_id: int, start_page: int = 1, end_page: int = 2000,
+                       page_size: int = 100) -> dict[str, dict]:
+        """Every frame item of a task, by frame index (``"1"``, ``"5-8"``), reading pages in turn.
+
+        Args:
+            task_id: Task ID number.
+            start_page: The first page to read.
+            end_page: The last page to read (it stops earlier at an empty page).
+            page_size: Frames per page.
+        """
+        frames: dict[str, dict] = {}
+        for number in range(int(start_page), int(end_page) + 1):
+            page = self.task_frames(task_id=int(task_id), page_num=number, page_size=page_size)
+            if not page["items"]:
+                break
+            for item in page["items"]:
+                frames[item["frameIndex"]] = item
+        return frames
+
+    def get_custome_frames(self, task_id: int, restartframes: list[str]) -> dict:
+        """Render again the frames of a task named by frame index (e.g. ``["2-4[1]", "10"]``); the
+        official SDK's spelling, ``get_custom_frames`` too."""
+        frames = self.get_all_frames(task_id)
+        ids = [item["id"] for index, item in frames.items() if str(index) in restartframes]
+        return self.restart_frame(task_id=task_id, select_all=0, ids_list=ids)
+
+    get_custom_frames = get_custome_frames
+
     # ---------------------------------------------------------------- rayfarm's own
 
     def workers(self) -> list[dict]:

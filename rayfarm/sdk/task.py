@@ -224,15 +224,8 @@ class TaskOperator:
         Returns:
             ``{"count": n}``: how many frames wait to render again.
         """
-        data: dict[str, Any] = {
-            "taskId": task_id,
-            "selectAll": 1 if select_all else 0,
-        }
-        if frame_ids:
-            data["ids"] = [int(frame_id) for frame_id in frame_ids]
-        if status:
-            data["status"] = [int(code) for code in status]
-        return self._connect.post(self._connect.url.recommitTaskFrames, data)
+        return self._connect.post(self._connect.url.recommitTaskFrames,
+                                  _frame_selection(task_id, frame_ids, select_all, status))
 
     def stop_task_frames(self, task_id: int, frame_ids: Sequence[int] | None = None, select_all: bool = False,
                          status: Sequence[int] | None = None) -> dict:
@@ -248,12 +241,16 @@ class TaskOperator:
         Returns:
             ``{"count": n}``: how many frames were stopped.
         """
-        data: dict[str, Any] = {
-            "taskId": task_id,
-            "selectAll": 1 if select_all else 0,
-        }
-        if frame_ids:
-            data["ids"] = [int(frame_id) for frame_id in frame_ids]
-        if status:
-            data["status"] = [int(code) for code in status]
-        return self._connect.post(self._connect.url.stopTaskFrames, data)
+        return self._connect.post(self._connect.url.stopTaskFrames,
+                                  _frame_selection(task_id, frame_ids, select_all, status))
+
+
+def _frame_selection(task_id: int, frame_ids: Sequence[int] | None, select_all: bool,
+                     status: Sequence[int] | None) -> dict[str, Any]:
+    """The body of recommitTaskFrames / stopTaskFrames: ``ids`` and ``status`` only when given."""
+    data: dict[str, Any] = {"taskId": task_id, "selectAll": 1 if select_all else 0}
+    if frame_ids:
+        data["ids"] = [int(frame_id) for frame_id in frame_ids]
+    if status:
+        data["status"] = [int(code) for code in status]
+    return data

@@ -21,6 +21,8 @@ class ApiUrl:
     queryTaskFrames = "/api/render/handle/queryTaskFrames"
     recommitTaskFrames = "/api/render/handle/recommitTaskFrames"
     stopTaskFrames = "/api/render/handle/stopTaskFrames"
+    recommitTasks = "/api/render/handle/recommitTasks"
+    loadingFrameThumbnail = "/api/render/handle/loadingFrameThumbnail"
     queryAllFrameStats = "/api/render/handle/queryAllFrameStats"
     queryTaskInfo = "/api/render/handle/queryTaskInfo/v2"
     updateTaskUserLevel = "/api/rendering/task/renderingTask/updateTaskUserLevel"

@@ -107,36 +107,32 @@ def _per_second(rate: float) -> str:
     return f"{rate:g} per second"
 
 
+def _take(farm, request: Request, access_id: str | None, anonymous: str) -> tuple[float, str]:
+    """A token from the access id's bucket, else from the address's: (seconds to wait, who ran out)."""
+    if access_id:
+        return farm.limiter.take(f"id:{access_id}"), "this access id"
+    return farm.limiter.take(f"ip:{client_ip(request)}"), anonymous
+
+
 def check_signed(farm, request: Request) -> None:
     """Before a signed Renderbus call does any work: ApiError(429) if its key is out of tokens."""
-    limiter = farm.limiter
-    if not limiter.enabled:
+    if not farm.limiter.enabled:
         return
     access_id = request.headers.get("accessid", "")[:128]
-    if access_id and farm.knows_access_id(access_id):
-        wait = limiter.take(f"id:{access_id}")
-        who = "this access id"
-    else:
-        wait = limiter.take(f"ip:{client_ip(request)}")
-        who = "this address without a known access id"
+    known = access_id if access_id and farm.knows_access_id(access_id) else None
+    wait, who = _take(farm, request, known, "this address without a known access id")
     if wait:
-        raise ApiError(Code.TOO_MANY_REQUESTS, too_many_message(limiter, who, wait))
+        raise ApiError(Code.TOO_MANY_REQUESTS, too_many_message(farm.limiter, who, wait))
 
 
 def check_web(farm, request: Request, access_id: str | None) -> None:
     """Before a dashboard call does any work: Throttled if the signed-in access id (from the session cookie),
     or the address for a call without a valid session, is out of tokens."""
-    limiter = farm.limiter
-    if not limiter.enabled:
+    if not farm.limiter.enabled:
         return
-    if access_id:
-        wait = limiter.take(f"id:{access_id}")
-        who = "this access id"
-    else:
-        wait = limiter.take(f"ip:{client_ip(request)}")
-        who = "this address without a dashboard session"
+    wait, who = _take(farm, request, access_id, "this address without a dashboard session")
     if wait:
-        raise Throttled(too_many_message(limiter, who, wait), wait)
+        raise Throttled(too_many_message(farm.limiter, who, wait), wait)
 
 
 def signin_refused(wait: float) -> Throttled:

@@ -213,3 +213,39 @@ def test_sdk_task_frames_sends_status_only_when_given(farm, user, api):
         assert check_envelope(raw.send(FRAMES, {"taskId": task_id, "status": []}))["code"] == 200
     finally:
         raw.close()
+
+
+def test_the_official_sdk_frame_calls_by_their_official_names(farm, api, node, tmp_path):
+    """restart_failed_frames, restart_frame, stop_frame, get_all_frames, get_custome_frames and
+    get_frame_thumbnall: the official QueryOperator's names, signatures and requests."""
+    for frame in ("2", "3"):
+        (tmp_path / f"fail-{frame}").touch()
+    task_id = command_task(api, [PYTHON, "-c", FAIL_IF_MARKED, str(tmp_path), "{frame}"], "1-4[1]")
+    wait_for(lambda: task_status(api, task_id) in FINISHED, 60, "the task to finish", interval=0.2,
+             details=lambda: report(farm, api, task_id))
+    everything = api.query.get_all_frames(task_id, page_size=1)  # four pages of one, then an empty page
+    assert sorted(everything) == ["1", "2", "3", "4"] and everything["2"]["frameStatus"] == 5
+    assert api.query.get_all_frames(task_id, start_page=2, end_page=3, page_size=1).keys() == {"2", "3"}
+    assert api.query.get_frame_thumbnall(everything["1"]["id"]) == []  # a command renders no image
+
+    (tmp_path / "fail-2").unlink()
+    assert api.query.get_custome_frames(task_id, ["2"]) == {"count": 1}  # by frame index
+    wait_for(lambda: task_status(api, task_id) in FINISHED, 60, "frame 2 to render again", interval=0.2,
+             details=lambda: report(farm, api, task_id))
+    assert by_index(api, task_id)["2"]["frameStatus"] == 4 and by_index(api, task_id)["3"]["frameStatus"] == 5
+    (tmp_path / "fail-3").unlink()
+    assert api.query.restart_failed_frames([task_id]) == {"count": 1}
+    wait_for(lambda: task_status(api, task_id) == 25, 60, "the task to be done", interval=0.2,
+             details=lambda: report(farm, api, task_id))
+    assert {i: f["recommitFlag"] for i, f in by_index(api, task_id).items()} == {"1": 0, "2": 1, "3": 1, "4": 0}
+    assert api.query.restart_frame(task_id, select_all=0, ids_list=[everything["4"]["id"]]) == {"count": 1}
+    assert by_index(api, task_id)["4"]["recommitFlag"] == 1
+    with pytest.raises(AttributeError):  # as the official SDK: ids are required without select_all
+        api.query.restart_frame(task_id, select_all=0)
+
+    slow = command_task(api, [PYTHON, "-c", SLOW, str(tmp_path), "{frame}"], "1-2[1]")
+    wait_for(lambda: 2 in {f["frameStatus"] for f in by_index(api, slow).values()}, 30, "a frame to render",
+             interval=0.2, details=lambda: report(farm, api, slow))
+    assert api.query.stop_frame(slow, select_all=1) == {"count": 2}
+    assert {f["frameStatus"] for f in by_index(api, slow).values()} == {3}
+    api.task.abort_task([slow])

@@ -105,6 +105,13 @@ def test_task_operator_surface_matches_the_official_sdk():
         "platforms": "(self)",
         "iter_tasks": "(self, page_size=100, status_list=None, search_keyword=None, start_time=None, end_time=None, "
                       "recycle_flag=None)",
+        # the official QueryOperator's frame calls, same names and signatures
+        "restart_failed_frames": "(self, task_param_list, status=None)",
+        "restart_frame": "(self, task_id, select_all=1, ids_list=None, status=None)",
+        "stop_frame": "(self, task_id, select_all=1, ids_list=None, status=None)",
+        "get_frame_thumbnall": "(self, frame_id, frame_status=4)",
+        "get_all_frames": "(self, task_id, start_page=1, end_page=2000, page_size=100)",
+        "get_custome_frames": "(self, task_id, restartframes)",
     }
     for name, text in query.items():
         assert plain_signature(getattr(QueryOperator, name)) == text, name
