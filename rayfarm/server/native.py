@@ -237,10 +237,8 @@ class Native:
             return await run_in_threadpool(lambda: [self._lease_json(i.frame, i.task) for i in claimed])
         return [self._lease_json(item.frame, item.task) for item in claimed]
 
-    @staticmethod
-    def _reads_files(task) -> bool:
-        render = task.render or {}
-        return render.get("scene_root") in ("input", "shared") or bool(render.get("inputs"))
+    def _reads_files(self, task) -> bool:
+        return self._scene_file(task) is not None or bool((task.render or {}).get("inputs"))
 
     def _lease_json(self, frame, task) -> dict:
         render = dict(task.render or {})

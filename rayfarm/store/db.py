@@ -78,11 +78,7 @@ class Database:
         On SQLite the writers of this process also queue on a lock of their own, in turn: waiting in
         SQLite's busy handler instead (it sleeps 1, 2, 5 ... 100 ms between retries) let a user's write
         oversleep again and again behind the nodes' batches (bench.load: p99 of writes 8.5 s → 2.2 s)."""
-        if self._write_lock is None:
-            with self._transaction("BEGIN IMMEDIATE") as conn:
-                yield conn
-            return
-        with self._write_lock, self._transaction("BEGIN IMMEDIATE") as conn:
+        with self._write_lock or contextlib.nullcontext(), self._transaction("BEGIN IMMEDIATE") as conn:
             yield conn
 
     def read(self):

@@ -29,7 +29,7 @@ def one_of(column, values) -> object:
 class Claimed:
     frame: object  # frames row
     task: object  # tasks row
-    settle_after: bool = False  # the caller must run settle_if_finished(task) once this transaction committed
+    settle_after: bool = False  # once committed, the caller checks still_going and runs settle_if_finished
 
 
 # Hot-path statements are built once: building SQLAlchemy expressions per call costs more than the SQL.
@@ -185,8 +185,9 @@ def complete(conn: Connection, worker_id: int, lease_id: str, result: str, *, er
     """Record a chunk's result; None when the lease is no longer valid (the result is dropped).
 
     ``settle_after`` (PostgreSQL, many nodes finishing chunks of one task at once): a done main chunk of a
-    rendering task is recorded without locking the task row; the caller runs ``settle_if_finished`` in a
-    new transaction once this one committed (see there why that cannot miss the task's end).
+    rendering task is recorded without locking the task row; once this transaction committed, the caller
+    checks ``still_going`` and, if nothing goes on, runs ``settle_if_finished`` (see there why that cannot
+    miss the task's end).
     """
     if settle_after and result == "done":
         seen = conn.execute(LEASED_MAIN, {"lease_id": lease_id, "worker_id": worker_id}).first()
@@ -228,13 +229,12 @@ def still_going(conn: Connection, task_id: int) -> bool:
 
 
 def settle_if_finished(conn: Connection, task_id: int) -> None:
-    """After a ``settle_after`` result committed: settle the task if none of its chunks waits or renders.
+    """After a ``settle_after`` result committed and a read saw none of the task's chunks waiting or
+    rendering: under the task lock, settle the task if that still holds.
 
     Results recorded without the task lock may commit concurrently, each seeing the other's chunk still
-    rendering. Every such result runs this check after its commit, so the last one to commit sees all
-    the others' and settles the task; the check itself takes the task lock before settling."""
-    if still_going(conn, task_id):
-        return
+    rendering. Every such result reads again after its commit, so the last one to commit sees all the
+    others' and settles the task."""
     conn.execute(task_store.LOCK_TASK, {"task_id": task_id}).first()
     if not still_going(conn, task_id):
         task_store.settle(conn, task_id)
