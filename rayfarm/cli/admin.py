@@ -37,6 +37,20 @@ def settings(data_dir: Path | None, url: str | None = None, shared_roots: list[P
     return Settings(data_dir=directory, database_url=database_url(directory, url), shared_roots=roots)
 
 
+def networks(texts: list[str]) -> list[str]:
+    """Addresses or CIDR networks, checked and written the standard way (``10.0.0.0/8``, ``::1/128``)."""
+    import ipaddress
+
+    found = []
+    for text in texts:
+        try:
+            found.append(str(ipaddress.ip_network(text.strip(), strict=False)))
+        except ValueError:
+            fail(f"--trusted-proxy {text!r} is not an IP address or network; write it like 10.0.0.5 or 10.0.0.0/24.",
+                 Exit.USAGE)
+    return found
+
+
 def open_farm(data_dir: Path | None, url: str | None = None):
     from rayfarm.server.farm import Farm
 

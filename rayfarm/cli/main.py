@@ -40,12 +40,16 @@ def server(data_dir: DataDir = None, database_url: DatabaseUrl = None,
            rate_limit: Annotated[float, typer.Option("--rate-limit", min=0, help="Requests per second allowed per "
                                                      "access id, node or address, per process (0 = no limit).")] = 1000.0,
            rate_burst: Annotated[int, typer.Option("--rate-burst", min=1, help="Requests a caller may send at once "
-                                                   "before --rate-limit applies.")] = 2000) -> None:
+                                                   "before --rate-limit applies.")] = 2000,
+           trusted_proxy: Annotated[list[str] | None, typer.Option(
+               "--trusted-proxy", help="Address or CIDR of a reverse proxy in front of the farm (repeatable): its "
+                                       "X-Forwarded-For and X-Forwarded-Proto are believed, nobody else's.")] = None) -> None:
     """Run the farm server in the foreground."""
     from rayfarm.server.run import serve
 
     settings = admin.settings(data_dir, database_url, shared_root)
     settings.rate_limit, settings.rate_burst = rate_limit, rate_burst
+    settings.trusted_proxies = admin.networks(trusted_proxy or [])
     serve(settings, host, port, log_level, processes)
 
 

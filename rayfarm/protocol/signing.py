@@ -15,14 +15,18 @@ SIGNED_HEADERS = ("accessId", "channel", "platform", "UTCTimestamp", "nonce", "v
 
 
 class CanonicalError(ValueError):
-    """The body cannot be canonicalised (not a JSON object, or nested too deep)."""
+    """The request cannot be canonicalised: not a JSON object, nested too deep, or ambiguous (two values for one
+    signed key, or a body key that would override a signed header with another value)."""
 
 
 MAX_DEPTH = 32
 
 
 def flatten(value: Any, prefix: str = "", out: dict | None = None, depth: int = 0) -> dict:
-    """Flatten nested JSON: dict keys joined with '.', list indexes appended directly."""
+    """Flatten nested JSON: dict keys joined with '.', list indexes appended directly.
+
+    Two values that flatten to one key (``{"a": [1], "a0": 2}``) make the signed string ambiguous: two bodies
+    would share one signature. That is refused (CanonicalError); no client sends such a body."""
     if out is None:
         out = {}
     if depth > MAX_DEPTH:
@@ -33,18 +37,35 @@ def flatten(value: Any, prefix: str = "", out: dict | None = None, depth: int = 
     elif isinstance(value, list):
         for index, item in enumerate(value):
             flatten(item, f"{prefix}{index}", out, depth + 1)
+    elif prefix in out:
+        raise CanonicalError(f"two values of the body are signed under the one name {prefix!r}")
     else:
         out[prefix] = value
     return out
 
 
-def string_to_sign(host: str, path: str, headers: Mapping[str, Any], body: Mapping[str, Any]) -> str:
+def signed_pairs(headers: Mapping[str, Any], body: Mapping[str, Any]) -> dict[str, Any]:
+    """The key/value pairs the signature covers: the signed headers and the flattened body.
+
+    The SDK merges the body over the headers, so a body key named like a signed header (``nonce``,
+    ``UTCTimestamp``...) would replace the header's value in what is signed while the server checks the
+    header. That is refused unless both print the same (the official ``task_record`` sends ``platform``
+    in both): the values checked are always exactly the values signed."""
     if not isinstance(body, Mapping):
         raise CanonicalError("the request body must be a JSON object")
-    # Same order of precedence as the SDK: headers first, body keys override them.
-    combined: dict[str, Any] = {name: headers[name] for name in SIGNED_HEADERS if name in headers}
-    combined.update(body)
-    merged = flatten(combined)
+    pairs = flatten(body)
+    for name in SIGNED_HEADERS:
+        if name in pairs:
+            if name not in headers or str(pairs[name]) != str(headers[name]):
+                raise CanonicalError(f"the body's {name!r} differs from the {name} header; send {name} as a "
+                                     f"header only")
+        elif name in headers:
+            pairs[name] = headers[name]
+    return pairs
+
+
+def string_to_sign(host: str, path: str, headers: Mapping[str, Any], body: Mapping[str, Any]) -> str:
+    merged = signed_pairs(headers, body)
     joined = "&".join(f"{key}={merged[key]}" for key in sorted(merged))
     message = f"[POST]{host}:{path}&{joined}"
     try:

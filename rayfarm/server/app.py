@@ -22,7 +22,7 @@ from rayfarm.server.farm import Farm
 from rayfarm.server.native import Native
 from rayfarm.server.replay import FLUSH_SECONDS
 from rayfarm.server.table import TABLE
-from rayfarm.store import leases, outage, workers
+from rayfarm.store import leases, outage, web_sessions, workers
 from rayfarm.store import tasks as task_store
 
 log = logging.getLogger("rayfarm.server")
@@ -46,11 +46,28 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+class DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object whose keys are all different: with a key twice, what is signed and what is used could differ."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise DuplicateKey(twice)
+    return obj
+
+
 def decode_json(raw: bytes) -> dict:
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, object_pairs_hook=_unique_keys)
+    except DuplicateKey as exc:
+        raise ApiError(Code.INVALID_PARAMETER, f"The request body names {str(exc)[:64]!r} twice; send each key "
+                                               f"once.") from None
     except (ValueError, RecursionError):
         raise ApiError(Code.INVALID_PARAMETER, "The request body is not valid JSON; send a JSON object.") from None
     if not isinstance(body, dict):
@@ -119,8 +136,12 @@ def make_app(farm: Farm) -> Starlette:
         body, content_type = await run_in_threadpool(metrics.render)
         return Response(body, media_type=content_type)
 
-    def forget_nonces() -> None:
-        farm.replay.forget_older_than(time.time() - 2 * farm.settings.time_window - 60)
+    def forget_old() -> None:
+        """Requests too old to be replayed, dashboard sessions past their expiry."""
+        now = time.time()
+        farm.replay.forget_older_than(now - 2 * farm.settings.time_window - 60)
+        with farm.db.write() as conn:
+            web_sessions.forget_expired(conn, now)
 
     def sweep() -> None:
         """Requeue chunks of lost nodes and expired leases; enforce per-chunk and over-time limits."""
@@ -151,7 +172,7 @@ def make_app(farm: Farm) -> Starlette:
         farm.wakeup.bind(asyncio.get_running_loop())
         farm.writer.start()
         farm.logs.start()
-        jobs = [asyncio.create_task(every(HOUSEKEEPING_SECONDS, forget_nonces)),
+        jobs = [asyncio.create_task(every(HOUSEKEEPING_SECONDS, forget_old)),
                 asyncio.create_task(every(FLUSH_SECONDS, farm.replay.flush)),
                 asyncio.create_task(every(farm.settings.sweep_seconds, sweep))]
         try:

@@ -18,9 +18,25 @@ def host_forms(host: str) -> list[str]:
     return [host]
 
 
+def _once(headers: Mapping[str, str]) -> None:
+    """Each signed header at most once: the value checked must be the one value signed."""
+    getlist = getattr(headers, "getlist", None)
+    if getlist is None:
+        return
+    for name in signing.SIGNED_HEADERS:
+        if len(getlist(name.lower())) > 1:
+            raise ApiError(Code.ILLEGAL_REQUEST, f"The request has more than one {name} header; send each signed "
+                                                 f"header once.")
+
+
 def authenticate(farm: Farm, headers: Mapping[str, str], host: str, path: str, body: dict,
                  changes_state: bool = True) -> User:
-    """Check access id, timestamp, signature and nonce, in that order; the caller's user."""
+    """Check access id, timestamp, signature and replay, in that order; the caller's user.
+
+    The access id, timestamp and nonce checked are the headers' values, and the signature covers exactly
+    those (signing.signed_pairs refuses a body that would override one), so no value can be moved or
+    re-timed under a captured signature; the replay guard then refuses the signature's second use."""
+    _once(headers)
     access_id = headers.get("accessid")
     if not access_id:
         raise ApiError(Code.LOGIN_REQUIRED, "The request has no accessId header; sign in with your access id and key.")
@@ -54,12 +70,12 @@ def authenticate(farm: Farm, headers: Mapping[str, str], host: str, path: str, b
     try:
         messages = [signing.string_to_sign(h, path, signed, body) for h in host_forms(host)]
     except signing.CanonicalError as exc:
-        raise ApiError(Code.INVALID_PARAMETER, f"The request body cannot be signed: {exc}.") from None
+        raise ApiError(Code.INVALID_PARAMETER, f"The request cannot be checked: {exc}.") from None
     if not any(signing.verify(key, message, signature) for message in messages):
         raise ApiError(Code.SIGNATURE_INVALID,
                        "The signature does not match; check the access key and that the domain you use is the one "
                        "the request is sent to.")
-    if not farm.replay.accept(access_id, nonce, now, changes_state):
+    if not farm.replay.accept(access_id, signature, now, changes_state):
         raise ApiError(Code.ILLEGAL_REQUEST,
-                       "This nonce was used already (a replayed request); send each request with a new nonce.")
+                       "This request was sent already (a replay); sign each request anew, with a new nonce.")
     return user

@@ -359,12 +359,11 @@ class Native:
     async def complete(self, request: Request, body: Complete) -> Response:
         """Record a result; with ``next`` > 0 also lease the node its next chunks in the same transaction."""
         def record(conn):
+            # the session first: only the node itself (its current session) may report on its leases
+            worker = self._session(conn, body.workerId, body.session)
             done = leases.complete(conn, body.workerId, body.leaseId, body.result, error=body.error,
                                    seconds=body.executeSeconds, avg_cpu=body.avgCpu, avg_memory=body.avgMemory,
                                    now=time.time(), settle_after=not self.farm.db.is_sqlite)
-            worker = None
-            if done is None or body.next:  # a lease is bound to its node's session: say why, if it is the session
-                worker = self._session(conn, body.workerId, body.session)
             claimed = self._claim_in(conn, worker, body.next, holding=done is not None) if body.next else []
             return done, worker, claimed
 

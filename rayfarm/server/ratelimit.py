@@ -10,7 +10,12 @@ native calls answer HTTP 429 with ``Retry-After``.
 
 The dashboard (rayfarm/web/routes.py) uses the same buckets: a call with a valid session cookie counts
 against the cookie's access id (so the dashboard does not add to a user's rate), one without against the
-address. Failed sign-ins have a bucket of their own per address, much smaller (``signin_limiter``).
+address. Failed sign-ins have buckets of their own, much smaller (``signin_limiter``): one per address
+and one per access id tried.
+
+The address is the TCP peer's, or, when that peer is a ``--trusted-proxy``, the client address the proxy
+forwarded (uvicorn's ProxyHeadersMiddleware, set up in server/run.py): behind a proxy every user keeps a
+bucket of their own, and nobody else can pick their address with an X-Forwarded-For header.
 """
 
 import math
@@ -135,10 +140,10 @@ def check_web(farm, request: Request, access_id: str | None) -> None:
         raise Throttled(too_many_message(farm.limiter, who, wait), wait)
 
 
-def signin_refused(wait: float) -> Throttled:
+def signin_refused(wait: float, who: str) -> Throttled:
     seconds = int(retry_after(wait))
-    return Throttled(f"Too many failed sign-ins from this address; wait {seconds} second{'s' if seconds != 1 else ''} "
-                     f"and try again.", wait)
+    return Throttled(f"Too many failed sign-ins {who}; wait {seconds} "
+                     f"second{'s' if seconds != 1 else ''} and try again.", wait)
 
 
 def refused_attempts_wait(farm, request: Request) -> float:

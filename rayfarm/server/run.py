@@ -12,6 +12,7 @@ from rayfarm.server.farm import Farm
 
 ENV_SHARED_ROOTS = "RAYFARM_SHARED_ROOTS"
 ENV_RATE_LIMIT, ENV_RATE_BURST = "RAYFARM_RATE_LIMIT", "RAYFARM_RATE_BURST"
+ENV_TRUSTED_PROXIES = "RAYFARM_TRUSTED_PROXIES"
 
 
 def build(settings: Settings, migrate: bool = True):
@@ -26,7 +27,8 @@ def app_from_env():
     roots = [Path(p) for p in os.environ.get(ENV_SHARED_ROOTS, "").split(os.pathsep) if p]
     settings = Settings(data_dir=Path(os.environ["RAYFARM_DATA_DIR"]),
                         database_url=os.environ["RAYFARM_DATABASE_URL"], shared_roots=roots,
-                        rate_limit=float(os.environ[ENV_RATE_LIMIT]), rate_burst=int(os.environ[ENV_RATE_BURST]))
+                        rate_limit=float(os.environ[ENV_RATE_LIMIT]), rate_burst=int(os.environ[ENV_RATE_BURST]),
+                        trusted_proxies=[p for p in os.environ.get(ENV_TRUSTED_PROXIES, "").split(",") if p])
     return build(settings, migrate=False)
 
 
@@ -36,7 +38,11 @@ def serve(settings: Settings, host: str, port: int, log_level: str = "info", pro
                    timeout_graceful_shutdown=5,
                    # longer than clients keep idle connections (httpx: 5 s, uvicorn's default too), so a client never
                    # sends on a connection the server is closing that instant (ReadError/reset; bench/load.py saw it)
-                   timeout_keep_alive=75)
+                   timeout_keep_alive=75,
+                   # The client's address (rate limits, sign-in throttling) and scheme come from X-Forwarded-For and
+                   # X-Forwarded-Proto only when a --trusted-proxy sent them (uvicorn's ProxyHeadersMiddleware takes
+                   # the nearest address no trusted proxy added); by default nobody is believed, loopback included.
+                   proxy_headers=bool(settings.trusted_proxies), forwarded_allow_ips=list(settings.trusted_proxies))
     if processes <= 1:
         uvicorn.run(build(settings), **options)
         return
@@ -46,4 +52,5 @@ def serve(settings: Settings, host: str, port: int, log_level: str = "info", pro
     os.environ["RAYFARM_DATABASE_URL"] = settings.database_url
     os.environ[ENV_SHARED_ROOTS] = os.pathsep.join(str(r) for r in settings.shared_roots)
     os.environ[ENV_RATE_LIMIT], os.environ[ENV_RATE_BURST] = str(settings.rate_limit), str(settings.rate_burst)
+    os.environ[ENV_TRUSTED_PROXIES] = ",".join(settings.trusted_proxies)
     uvicorn.run("rayfarm.server.run:app_from_env", factory=True, workers=processes, **options)

@@ -130,11 +130,21 @@ frames = Table(
     sqlite_autoincrement=True,
 )
 
-nonces = Table(
-    "nonces", metadata,
+# the replay guard: signed requests accepted inside the time window (store/replays.py)
+seen_requests = Table(
+    "seen_requests", metadata,
     Column("access_id", String(64), primary_key=True),
-    Column("nonce", String(64), primary_key=True),
+    Column("signature", String(64), primary_key=True),
     Column("seen_at", Float, nullable=False, index=True),
+)
+
+# signed-in dashboard sessions (store/web_sessions.py): the cookie names one; signing out deletes it
+web_sessions = Table(
+    "web_sessions", metadata,
+    Column("id", String(64), primary_key=True),  # random, carried in the signed session cookie
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False, index=True),
 )
 
 settings = Table(

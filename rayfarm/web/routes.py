@@ -36,7 +36,7 @@ from rayfarm.server.farm import Farm
 from rayfarm.server.table import TABLE
 from rayfarm.storage import inside
 from rayfarm.web import queries
-from rayfarm.web.session import COOKIE, Sessions, current_user, sign_in
+from rayfarm.web.session import COOKIE, Sessions, current_user, end_session, sign_in, start_session
 
 log = logging.getLogger("rayfarm.web")
 STATIC = Path(__file__).with_name("static")
@@ -140,14 +140,25 @@ def routes(farm: Farm) -> list[BaseRoute]:
     async def signin(request: Request) -> Response:
         async def work(request_id: str) -> Response:
             check_csrf(request)
-            bucket = f"ip:{ratelimit.client_ip(request)}"
-            if wait := signins.blocked(bucket):  # refused before any work, whatever the key
-                raise ratelimit.signin_refused(wait)
+            address = f"ip:{ratelimit.client_ip(request)}"
+            if wait := signins.blocked(address):  # refused before any work, whatever the key
+                raise ratelimit.signin_refused(wait, "from this address")
             body = models.parse(SignIn, await body_of(request))
-            # every attempt takes a token first (so parallel guesses cannot all slip past an empty bucket);
-            # one that is not a wrong id or key gets it back
-            if wait := signins.take(bucket):
-                raise ratelimit.signin_refused(wait)
+            # failed sign-ins count per (real) address and per access id tried: one client cannot guess on and on,
+            # and many addresses (or one proxy's many users) cannot guess one user's key together either
+            buckets = [(address, "from this address"), (f"id:{body.accessId}", "for this access id")]
+            # every attempt takes its tokens first (so parallel guesses cannot all slip past an empty bucket);
+            # one that is not a wrong id or key gets them back
+            taken = []
+            try:
+                for bucket, who in buckets:
+                    if wait := signins.take(bucket):
+                        raise ratelimit.signin_refused(wait, who)
+                    taken.append(bucket)
+            except ratelimit.Throttled:
+                for bucket in taken:
+                    signins.give_back(bucket)
+                raise
             wrong = False
             try:
                 user, key = await run_in_threadpool(sign_in, farm, body.accessId, body.accessKey)
@@ -156,23 +167,30 @@ def routes(farm: Farm) -> list[BaseRoute]:
                 raise
             finally:
                 if not wrong:
-                    signins.give_back(bucket)
+                    for bucket in taken:
+                        signins.give_back(bucket)
+            cookie = await run_in_threadpool(start_session, farm, sessions, user, key)
             response = reply({"userId": user.id, "userName": user.name, "isAdmin": user.is_admin}, request_id)
-            response.set_cookie(COOKIE, sessions.issue(user, key), max_age=sessions.lifetime, path="/", httponly=True,
+            response.set_cookie(COOKIE, cookie, max_age=sessions.lifetime, path="/", httponly=True,
                                 samesite="strict", secure=request.url.scheme == "https")
             return response
 
         return await guarded(request, work)
 
-    async def signout(request: Request) -> Response:
-        async def work(request_id: str) -> Response:
-            check_csrf(request)
-            response = reply(None, request_id)
-            response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict",
-                                   secure=request.url.scheme == "https")
-            return response
+    def signout(everywhere: bool):
+        async def endpoint(request: Request) -> Response:
+            async def work(request_id: str) -> Response:
+                check_csrf(request)
+                limit(request)
+                await run_in_threadpool(end_session, farm, sessions, request.cookies.get(COOKIE), everywhere)
+                response = reply(None, request_id)
+                response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict",
+                                       secure=request.url.scheme == "https")
+                return response
 
-        return await guarded(request, work)
+            return await guarded(request, work)
+
+        return endpoint
 
     async def me(request: Request) -> Response:
         async def work(request_id: str) -> Response:
@@ -229,7 +247,8 @@ def routes(farm: Farm) -> list[BaseRoute]:
         Route("/", page, methods=["GET"]),
         Mount("/web/static", StaticFiles(directory=STATIC), name="web-static"),
         Route("/web/signin", signin, methods=["POST"]),
-        Route("/web/signout", signout, methods=["POST"]),
+        Route("/web/signout", signout(everywhere=False), methods=["POST"]),
+        Route("/web/signout-everywhere", signout(everywhere=True), methods=["POST"]),
         Route("/web/me", me, methods=["GET"]),
         Route("/web/counts", counts, methods=["GET"]),
         Route("/web/thumbnails/{task_id:int}/{frame_id:int}/{name}", thumbnail, methods=["GET"]),

@@ -1,9 +1,10 @@
-"""Dashboard sessions: a cookie signed by the server (itsdangerous) holding the user and an expiry.
+"""Dashboard sessions: a cookie signed by the server (itsdangerous) naming a session row, the user and an expiry.
 
-The signing key is derived from the farm secret (secret.key or RAYFARM_SECRET), so a session
-survives restarts and is accepted by every server process of the farm. The access key itself never
-reaches the browser; the cookie holds a keyed fingerprint of it, so rotating a user's key ends their
-sessions. Disabling a user refuses their next request.
+The signing key is derived from the farm secret (secret.key or RAYFARM_SECRET), and the session is a row
+of the database (store/web_sessions.py), so a session survives restarts and is accepted by every server
+process of the farm, and signing out (one session, or every session of the user) ends it everywhere at
+once. The access key itself never reaches the browser; the cookie holds a keyed fingerprint of it, so
+rotating a user's key ends their sessions. Disabling a user refuses their next request.
 """
 
 import hashlib
@@ -14,6 +15,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 
 from rayfarm.protocol.codes import ApiError, Code
 from rayfarm.server.farm import Farm
+from rayfarm.store import web_sessions
 from rayfarm.store.users import User
 
 COOKIE = "rayfarm_session"
@@ -32,10 +34,10 @@ class Sessions:
     def fingerprint(self, access_key: str) -> str:
         return hmac.new(self._fingerprint_key, access_key.encode(), hashlib.sha256).hexdigest()[:32]
 
-    def issue(self, user: User, access_key: str, now: float | None = None) -> str:
+    def issue(self, user: User, access_key: str, session_id: str, now: float | None = None) -> str:
         expires = int((time.time() if now is None else now) + self.lifetime)
         return self._serializer.dumps({"uid": user.id, "aid": user.access_id, "kf": self.fingerprint(access_key),
-                                       "exp": expires})
+                                       "sid": session_id, "exp": expires})
 
     def read(self, cookie: str, now: float | None = None) -> dict | None:
         """The payload of a cookie this farm signed and that has not expired; None otherwise."""
@@ -45,7 +47,7 @@ class Sessions:
             return None
         if not isinstance(data, dict) or not isinstance(data.get("exp"), int) or not isinstance(data.get("uid"), int):
             return None
-        if not isinstance(data.get("aid"), str) or not isinstance(data.get("kf"), str):
+        if not all(isinstance(data.get(name), str) for name in ("aid", "kf", "sid")):
             return None
         if data["exp"] <= (time.time() if now is None else now):
             return None
@@ -69,6 +71,14 @@ def sign_in(farm: Farm, access_id: str, access_key: str) -> tuple[User, str]:
     return user, key
 
 
+def start_session(farm: Farm, sessions: Sessions, user: User, access_key: str) -> str:
+    """A new session row for a signed-in user; the cookie that names it."""
+    now = time.time()
+    with farm.db.write() as conn:
+        session_id = web_sessions.start(conn, user.id, now, sessions.lifetime)
+    return sessions.issue(user, access_key, session_id, now)
+
+
 def current_user(farm: Farm, sessions: Sessions, cookie: str | None) -> User:
     """The signed-in user of a request's session cookie; 602 when there is none or it is not valid any more."""
     data = sessions.read(cookie) if cookie else None
@@ -77,6 +87,22 @@ def current_user(farm: Farm, sessions: Sessions, cookie: str | None) -> User:
     found = farm.user_by_access_id(data["aid"])
     if found is None or found[0].id != data["uid"] or not hmac.compare_digest(sessions.fingerprint(found[1]), data["kf"]):
         raise ApiError(Code.LOGIN_REQUIRED, SIGNED_OUT)  # the key was rotated or the user is gone
+    with farm.db.read() as conn:
+        if not web_sessions.live(conn, data["sid"], data["uid"], time.time()):
+            raise ApiError(Code.LOGIN_REQUIRED, SIGNED_OUT)  # signed out (here, or everywhere)
     if found[0].disabled:
         raise ApiError(Code.FORBIDDEN, "This account is disabled; ask the farm's administrator to enable it.")
     return found[0]
+
+
+def end_session(farm: Farm, sessions: Sessions, cookie: str | None, everywhere: bool = False) -> None:
+    """Sign out: the cookie's session ends (``everywhere``: every session of its user, once the cookie is checked)."""
+    if everywhere:
+        user = current_user(farm, sessions, cookie)
+        with farm.db.write() as conn:
+            web_sessions.end_all(conn, user.id)
+        return
+    data = sessions.read(cookie) if cookie else None
+    if data is not None:
+        with farm.db.write() as conn:
+            web_sessions.end(conn, data["sid"])

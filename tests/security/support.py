@@ -17,7 +17,7 @@ from tests.farmproc import Credentials, FarmServer
 from tests.integration.support import SCENE, Raw, blender_task_json, check_envelope, running_farm
 
 # What changes without any request: the replay memory, and a node's liveness as seen by the sweep.
-VOLATILE_TABLES = {"nonces"}
+VOLATILE_TABLES = {"seen_requests"}
 VOLATILE_COLUMNS = {"workers": {"state", "last_seen", "cpu", "mem_used"}}
 VOLATILE_SETTINGS = {"last_sweep"}  # when the sweep last ran (rayfarm/store/outage.py)
 # Files the server writes on its own (its log, the database) are not part of the file snapshot.

@@ -21,8 +21,10 @@ from rayfarm.server.table import TABLE
 from rayfarm.store.db import sqlite_url
 from tests.security.support import (
     SCENE,
+    Node,
     Raw,
     check_envelope,
+    command_task,
     db_snapshot,
     diff,
     file_snapshot,
@@ -42,7 +44,7 @@ UPLOAD_ROUTES = {"/v1/upload/{upload_id}"}  # the unguessable upload id is the c
 # cookie from /web/signin, and /web/api/<path> runs the signed route /api/<path> (same TABLE) for it.
 WEB_PUBLIC = {"/", "/web/static"}
 WEB_SESSION = {"/web/me", "/web/counts", "/web/thumbnails/{task_id:int}/{frame_id:int}/{name}"}
-WEB_SIGN = {"/web/signin", "/web/signout"}
+WEB_SIGN = {"/web/signin", "/web/signout", "/web/signout-everywhere"}
 WEB_API = "/web/api/{rest:path}"
 WEB = {"X-Rayfarm-Web": "1"}
 
@@ -66,11 +68,8 @@ def world(farm):
     ok(raw_alice, "/api/render/handle/addTaskLabel", {"taskIds": [waiting], "label": "keep"})
     ok(raw_alice, "/api/render/project/add", {"newName": "alpha"})
     frame = ok(raw_alice, "/api/render/handle/queryTaskFrames", {"taskId": waiting})["items"][0]["id"]
-    used_nonce = secrets.token_hex(8)
-    ok_answer = raw_alice.call(PROFILE, {}, nonce=used_nonce)
-    assert ok_answer["code"] == 200
     yield {"alice": alice, "bob": bob, "raw": raw_alice, "raw_bob": raw_bob, "raw_dave": raw_dave,
-           "waiting": waiting, "created": created, "frame": frame, "nonce": used_nonce}
+           "waiting": waiting, "created": created, "frame": frame}
     for client in (raw_alice, raw_bob, raw_dave):
         client.close()
 
@@ -181,7 +180,34 @@ def _variants(w: dict, token: str) -> list[tuple[str, int, dict]]:
         ("timestamp an hour old", 610, {"timestamp": now - 3600}),
         ("timestamp an hour ahead", 610, {"timestamp": now + 3600}),
         ("timestamp just outside the window", 610, {"timestamp": now - 400}),
-        ("replayed nonce", 603, {"nonce": w["nonce"]}),
+    ]
+
+
+def _moved_into_the_body(raw: Raw, path: str, body: dict, name: str, signed_value: str, sent_value: str):
+    """A request signed with ``name`` = ``signed_value``, sent with the header changed to ``sent_value`` and
+    the signed value in the body, where the SDK's string to sign would take it from (a captured call made new)."""
+    headers = raw.headers(path, body, **{"nonce" if name == "nonce" else "timestamp": signed_value})
+    headers[name] = str(sent_value)
+    return raw.send(path, {**body, name: signed_value}, headers=headers)
+
+
+def _twice(raw: Raw, path: str, body: dict, name: str):
+    """A signed request with a second, different value of one signed header."""
+    headers = raw.headers(path, body)
+    pairs = [*headers.items(), (name, "1" + headers[name])]
+    return raw.client.post(raw.farm.url + path, json=body, headers=pairs)
+
+
+def _forged(raw: Raw, path: str, body: dict) -> list[tuple[str, int, httpx.Response]]:
+    """Captured-request tricks: a signed value moved into the body under a fresh header value, a header twice."""
+    now = int(time.time())
+    return [
+        ("nonce moved into the body", 600, _moved_into_the_body(raw, path, body, "nonce", secrets.token_hex(8),
+                                                                secrets.token_hex(8))),
+        ("an hour-old timestamp moved into the body", 600,
+         _moved_into_the_body(raw, path, body, "UTCTimestamp", now - 3600, now)),
+        ("nonce header twice", 603, _twice(raw, path, body, "nonce")),
+        ("timestamp header twice", 603, _twice(raw, path, body, "UTCTimestamp")),
     ]
 
 
@@ -191,8 +217,9 @@ def test_signed_route_refuses_bad_credentials_and_changes_nothing(farm, world, p
     body = bodies(world)[path]
     before_db, before_files = db_snapshot(farm), file_snapshot(farm.data_dir.parent)
     wrong = []
-    for name, code, options in _variants(world, farm.worker_token()):
-        answer = check_envelope(raw.send(path, body, **options))
+    sent = [(name, code, raw.send(path, body, **options)) for name, code, options in _variants(world, farm.worker_token())]
+    for name, code, response in sent + _forged(raw, path, body):
+        answer = check_envelope(response)
         if answer["code"] != code or answer["data"] is not None:
             wrong.append((name, code, answer))
     # the exact same request twice: the second is a replay (the first one is refused for its body, so
@@ -284,6 +311,58 @@ def test_native_route_takes_only_the_worker_token(farm, world, route):
     assert not wrong, wrong
     assert diff(before_db, db_snapshot(farm)) == {}
     assert diff(before_files, file_snapshot(farm.data_dir.parent)) == {}
+
+
+# ------------------------------------------------------------------ native API: a node acts only as itself
+
+
+def _as_node(node: Node, worker_id: int, session: str, lease: dict) -> list[tuple[str, str, str, dict | None]]:
+    """Every node call that names a node, sent with ``node``'s token but (``worker_id``, ``session``)."""
+    who = {"workerId": worker_id, "session": session}
+    frame = lease["frameId"]
+    return [
+        ("lease", "POST", "/v1/worker/lease", {**who, "max": 5}),
+        ("heartbeat", "POST", "/v1/worker/heartbeat", {**who, "running": [{"leaseId": lease["leaseId"],
+                                                                            "progress": 50, "log": ["forged"]}]}),
+        ("complete done", "POST", "/v1/worker/complete", {**who, "leaseId": lease["leaseId"], "result": "done"}),
+        ("complete failed", "POST", "/v1/worker/complete", {**who, "leaseId": lease["leaseId"], "result": "failed",
+                                                            "error": "injected by another node"}),
+        ("output", "PUT", f"/v1/worker/output/{lease['leaseId']}/forged.png", None),
+        ("scene", "GET", f"/v1/worker/scene/{frame}", None),
+        ("input", "GET", f"/v1/worker/input/{frame}/0", None),
+    ]
+
+
+def test_a_node_acts_only_on_its_own_session_and_leases(farm, world):
+    """Node X's id and lease with node Y's session (both hold the token) is refused on every node route, and
+    changes nothing: X's chunk stays X's, no attempt is counted, no error text or log line is injected."""
+    task = command_task(world["raw"], frames="1-1[1]")
+    x, y = Node(farm, "victim-x"), Node(farm, "forger-y")
+    try:
+        (lease,) = x.lease()
+        assert lease["taskId"] == task
+        before_db, before_files = db_snapshot(farm), file_snapshot(farm.data_dir.parent)
+        wrong = []
+        for name, method, url, body in _as_node(y, x.id, y.session, lease):
+            headers = {"X-Worker-Id": str(x.id), "X-Worker-Session": y.session}
+            response = y.http.request(method, url, json=body, headers=headers,
+                                      content=None if body is not None else b"\x89PNG forged")
+            if response.status_code != 409 or "session" not in response.json().get("error", ""):
+                wrong.append((name, response.status_code, response.text[:300]))
+        # Y as itself cannot finish X's lease either: the result is dropped
+        answer = y.post("complete", {"workerId": y.id, "session": y.session, "leaseId": lease["leaseId"],
+                                     "result": "failed", "error": "not mine"})
+        if answer["accepted"] is not False:
+            wrong.append(("complete as itself", 200, answer))
+        assert not wrong, wrong
+        assert diff(before_db, db_snapshot(farm)) == {}
+        assert diff(before_files, file_snapshot(farm.data_dir.parent)) == {}
+        # the lease was real: X itself completes it
+        assert x.post("complete", {"workerId": x.id, "session": x.session, "leaseId": lease["leaseId"],
+                                   "result": "done"})["accepted"] is True
+    finally:
+        x.close()
+        y.close()
 
 
 # ------------------------------------------------------------------ upload URLs: the upload id is the key
@@ -381,6 +460,7 @@ def test_dashboard_session_routes_and_sign_in(farm, world, web_alice, web_bob):
     with httpx.Client(base_url=farm.url, timeout=30) as anonymous:
         for url in ("/web/me", "/web/counts"):
             assert check_envelope(anonymous.get(url))["code"] == 602
+        assert check_envelope(anonymous.post("/web/signout-everywhere", json={}, headers=WEB))["code"] == 602
         thumb = f"/web/thumbnails/{world['waiting']}/{world['frame']}/a.png.jpg"
         assert anonymous.get(thumb).status_code == 401
         assert web_bob.get(thumb).status_code == 404  # alice's frame: like one that does not exist
@@ -393,6 +473,7 @@ def test_dashboard_session_routes_and_sign_in(farm, world, web_alice, web_bob):
         answer = anonymous.post("/web/signin", json={"accessId": dave.access_id, "accessKey": dave.access_key},
                                 headers=WEB)
         assert check_envelope(answer)["code"] == 403 and "set-cookie" not in answer.headers  # disabled
+    assert check_envelope(web_alice.post("/web/signout-everywhere", json={}))["code"] == 403  # no dashboard header
     assert check_envelope(web_alice.get("/web/me"))["data"]["userName"] == "alice"
 
 

@@ -71,8 +71,13 @@ def test_sign_in_brute_force_is_throttled_even_for_the_right_key_until_it_waits(
         # a refused right key reads exactly like a refused wrong one: throttling does not tell which guess was right
         assert messages == {re.sub(r"\d+ seconds?", "N seconds", right["message"])}, messages
 
-        with browser(farm, "127.0.0.12") as elsewhere:  # another address is not slowed by these failures
-            assert check_envelope(sign_in(elsewhere, user.access_id, user.access_key))["code"] == 200
+        (bystander,) = make_users(farm, "bystander")
+        with browser(farm, "127.0.0.12") as elsewhere:  # another address and another user: not slowed at all
+            assert check_envelope(sign_in(elsewhere, bystander.access_id, bystander.access_key))["code"] == 200
+            # the guessed access id is throttled from every address: many addresses cannot guess one key together
+            other = refused(sign_in(elsewhere, user.access_id, "guess-from-elsewhere"))
+            assert re.fullmatch(r"Too many failed sign-ins for this access id; wait \d+ seconds? and try again\.",
+                                other["message"]), other
 
         deadline = time.monotonic() + WAIT_LIMIT
         while True:  # waiting as told lets the right key in

@@ -176,7 +176,7 @@ def test_dashboard_signs_in_watches_a_blender_render_and_drives_a_task(scene, fa
     expect(page.locator("#offline")).to_be_hidden()
 
     # signing out drops the session: the sign-in form is back and the cookie is gone
-    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign out", exact=True).click()
     expect(page.get_by_role("heading", name="Sign in to rayfarm")).to_be_visible()
     assert "rayfarm_session" not in {c["name"] for c in page.context.cookies()}
     assert [e for e in errors if "ERR_FAILED" not in e] == []  # only the requests aborted on purpose failed

@@ -11,6 +11,7 @@ import time
 import warnings
 
 import pytest
+from itsdangerous import URLSafeSerializer
 from starlette.exceptions import StarletteDeprecationWarning
 
 from rayfarm.config import farm_secret
@@ -62,6 +63,11 @@ def sign_in(client: TestClient, user, key: str) -> dict:
     return response.json()
 
 
+def cookie_payload(cookie: str) -> dict:
+    """What a session cookie carries, read without its signature (itsdangerous may have compressed it)."""
+    return URLSafeSerializer(b"unused").load_payload(cookie.rsplit(".", 1)[0].encode())
+
+
 def envelope(response) -> dict:
     assert response.status_code == 200, response.text
     payload = response.json()
@@ -85,9 +91,9 @@ def test_sign_in_sets_a_signed_http_only_strict_cookie_without_the_key(farm, cli
         answer = secure.post("/web/signin", json={"accessId": user.access_id, "accessKey": key}, headers=WEB)
         assert "; Secure" in answer.headers["set-cookie"] and "HttpOnly" in answer.headers["set-cookie"]
     assert key not in raw and key not in cookie
-    payload = json.loads(base64.urlsafe_b64decode(cookie.split(".")[0] + "=="))
+    payload = cookie_payload(cookie)
     assert payload["uid"] == user.id and payload["exp"] > time.time() + LIFETIME - 60 and set(payload) == {
-        "uid", "aid", "kf", "exp"}
+        "uid", "aid", "kf", "sid", "exp"}
 
     me = envelope(client.get("/web/me"))["data"]
     assert me["userId"] == user.id and me["isAdmin"] is False
@@ -129,8 +135,8 @@ def test_tampered_foreign_and_expired_cookies_are_refused(farm, client):
     task_id = submit(farm, alice)
     sign_in(client, alice, alice_key)
     good = client.cookies[COOKIE]
-    payload, signature = good.split(".")
-    data = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    signature = good.rsplit(".", 1)[1]
+    data = cookie_payload(good)
 
     def works(cookie: str) -> int:
         client.cookies.set(COOKIE, cookie)
@@ -144,14 +150,16 @@ def test_tampered_foreign_and_expired_cookies_are_refused(farm, client):
     assert works(f"{longer}.{signature}") == 602  # a later expiry
     assert works(good[:-2] + ("AA" if not good.endswith("AA") else "BB")) == 602
     assert works("") == 602 and works("garbage") == 602
-    assert works(Sessions(b"another farm's secret").issue(alice, alice_key)) == 602
+    sid = data["sid"]
+    assert works(Sessions(b"another farm's secret").issue(alice, alice_key, sid)) == 602
 
     # the server's secret derives from the farm's secret: a cookie made with it now is accepted (another
     # process or a restarted server reads it), but one that expired a second ago is not
     sessions = Sessions(farm_secret(farm.settings.data_dir))
-    assert works(sessions.issue(alice, alice_key)) == 200
-    assert works(sessions.issue(alice, alice_key, now=time.time() - LIFETIME - 1)) == 602
-    assert works(sessions.issue(alice, "an old key")) == 602  # made for a key the user no longer has
+    assert works(sessions.issue(alice, alice_key, sid)) == 200
+    assert works(sessions.issue(alice, alice_key, sid, now=time.time() - LIFETIME - 1)) == 602
+    assert works(sessions.issue(alice, "an old key", sid)) == 602  # made for a key the user no longer has
+    assert works(sessions.issue(alice, alice_key, "a-session-that-never-was")) == 602  # no such session row
 
 
 def test_rotating_the_key_ends_browser_sessions(farm, client):

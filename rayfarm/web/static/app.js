@@ -24,7 +24,8 @@ class App {
     this.me = null;
     this.view = null;
     this.timer = null;
-    document.getElementById('signout').addEventListener('click', () => this.signOut());
+    document.getElementById('signout').addEventListener('click', () => this.signOut('/web/signout'));
+    document.getElementById('signout-everywhere').addEventListener('click', () => this.signOut('/web/signout-everywhere'));
     document.getElementById('skip').addEventListener('click', (event) => {
       event.preventDefault();
       this.main.focus();
@@ -101,8 +102,8 @@ class App {
     form.accessId.focus();
   }
 
-  async signOut() {
-    await fetch('/web/signout', { method: 'POST', headers: HEADERS, body: '{}', credentials: 'same-origin' });
+  async signOut(path) {
+    await fetch(path, { method: 'POST', headers: HEADERS, body: '{}', credentials: 'same-origin' });
     this.signedOut('');
   }
 
