@@ -24,8 +24,8 @@ from sqlalchemy import func, select
 
 from rayfarm.protocol import signing
 from rayfarm.store.schema import tasks
-from tests.security.support import check_envelope, database_url, make_users, start_farm
 from tests.security.support import _engines as engines
+from tests.security.support import check_envelope, database_url, make_users, start_farm
 
 CREATE = "/api/render/submit/createTask"
 PROFILE = "/api/render/setUp/queryUserProfile"
@@ -129,8 +129,9 @@ def mutation(draw, original: dict[str, str], body: dict) -> Wire:
         raw = draw(_body_variants(body))
     elif kind == "signature":
         signature = headers["signature"]
-        headers["signature"] = draw(st.sampled_from([signature.rstrip("="), signature.replace("+", "-").replace("/", "_"),
-                                                     signature.swapcase(), signature + "=", signature[:20] + " " + signature[20:]]))
+        headers["signature"] = draw(st.sampled_from([
+            signature.rstrip("="), signature.replace("+", "-").replace("/", "_"), signature.swapcase(),
+            signature + "=", signature[:20] + " " + signature[20:]]))
     else:  # "stale": the original signature over a changed timestamp (re-timing without the body trick)
         headers["UTCTimestamp"] = str(int(headers["UTCTimestamp"]) - draw(st.sampled_from([1, 60, 3600])))
     return list(headers.items()), raw
