@@ -5,6 +5,7 @@ that would leave its root ('..', absolute tricks, symlinks pointing outside).
 """
 
 import os
+import stat
 from pathlib import Path
 
 from rayfarm.domain.paths import to_storage_path
@@ -47,6 +48,17 @@ class Storage:
     def input_path(self, user_id: int, local_path: str) -> Path:
         """Where a user's local path lives in their input storage (may not exist yet; nothing is created)."""
         return inside(self.user_dir(user_id, "input", create=False), to_storage_path(local_path))
+
+    def measure(self, user_id: int) -> int:
+        """The bytes a user stores as the storage quota counts them: uploaded content (kept once, in ``cas``;
+        ``input`` holds links to it) and render outputs. Thumbnails and partial uploads are not counted."""
+        total = 0
+        for kind in ("cas", "output"):
+            for folder, _dirs, names in os.walk(self.user_dir(user_id, kind, create=False)):
+                for name in names:
+                    info = os.lstat(os.path.join(folder, name))
+                    total += info.st_size if stat.S_ISREG(info.st_mode) else 0
+        return total
 
     def output_dir(self, user_id: int, name: str) -> Path:
         return inside(self.user_dir(user_id, "output"), name)

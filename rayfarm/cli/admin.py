@@ -59,9 +59,9 @@ def open_farm(data_dir: Path | None, url: str | None = None):
     return farm
 
 
-def write_users(data_dir: Path | None, url: str | None, change):
+def write_users(data_dir: Path | None, url: str | None, change, farm=None):
     """Run ``change(conn, farm)`` in one write transaction; a refusal is printed and exits 3 (refused)."""
-    farm = open_farm(data_dir, url)
+    farm = farm or open_farm(data_dir, url)
     try:
         with farm.db.write() as conn:
             return change(conn, farm)
@@ -92,19 +92,88 @@ def create(name: str, data_dir: DataDir = None, database_url: DatabaseUrl = None
 @user_app.command("list")
 def list_users(data_dir: DataDir = None, database_url: DatabaseUrl = None, json_out: Json = False) -> None:
     """List the farm's users."""
+    from rayfarm.store import quotas
     from rayfarm.store import users as users_store
 
     farm = open_farm(data_dir, database_url)
     with farm.db.read() as conn:
         found = users_store.list_all(conn)
+        used = quotas.usage_by_user(conn)
     if json_out:
         print(json.dumps([{"userId": u.id, "userName": u.name, "accessId": u.access_id, "disabled": u.disabled,
-                           "allowCommands": u.allow_commands, "admin": u.is_admin} for u in found]))
+                           "allowCommands": u.allow_commands, "admin": u.is_admin, "quota": used[u.id].as_json()}
+                          for u in found]))
         return
-    table = Table("id", "name", "access id", "state", "commands", "admin")
+    table = Table("id", "name", "access id", "state", "commands", "admin", "active tasks", "frames/task", "storage")
     for u in found:
+        active, frames, storage = _quota_cells(used[u.id])
         table.add_row(str(u.id), u.name, u.access_id, "disabled" if u.disabled else "active",
-                      "yes" if u.allow_commands else "no", "yes" if u.is_admin else "no")
+                      "yes" if u.allow_commands else "no", "yes" if u.is_admin else "no", active, frames, storage)
+    console.print(table)
+
+
+def _limit(value: int | None, shown=str) -> str:
+    return "unlimited" if value is None else shown(value)
+
+
+def _quota_cells(usage) -> tuple[str, str, str]:
+    """(active tasks, frames per task, storage) as "in use / limit"."""
+    from rayfarm.domain.frames import MAX_FRAMES
+    from rayfarm.domain.quotas import show_size
+
+    frames = str(usage.max_frames_per_task) if usage.max_frames_per_task else f"{MAX_FRAMES} (the farm's limit)"
+    return (f"{usage.active_tasks} / {_limit(usage.max_active_tasks)}", frames,
+            f"{show_size(usage.storage_bytes)} / {_limit(usage.max_storage_bytes, show_size)}")
+
+
+@user_app.command("quota")
+def quota(name: str, data_dir: DataDir = None, database_url: DatabaseUrl = None, json_out: Json = False,
+          active_tasks: Annotated[str | None, typer.Option("--active-tasks", help="Tasks waiting or rendering at "
+                                                           "once (also caps tasks created but not submitted).")] = None,
+          frames_per_task: Annotated[str | None, typer.Option("--frames-per-task", help="Frames in one task.")] = None,
+          storage: Annotated[str | None, typer.Option("--storage", help="Uploads and render outputs, e.g. 500G, "
+                                                      "2T (binary units).")] = None,
+          recount: Annotated[bool, typer.Option("--recount", help="Measure the user's stored bytes on disk again "
+                                                "(after files were removed by hand, or an upgrade).")] = False) -> None:
+    """Show a user's limits and usage, or change them (0 or none: unlimited)."""
+    from rayfarm.domain import quotas as words
+    from rayfarm.store import quotas
+    from rayfarm.store import users as users_store
+
+    limits: dict[str, int | None] = {}
+    try:
+        if active_tasks is not None:
+            limits["max_active_tasks"] = words.parse_count(active_tasks, "--active-tasks")
+        if frames_per_task is not None:
+            limits["max_frames_per_task"] = words.parse_frames(frames_per_task)
+        if storage is not None:
+            limits["max_storage_bytes"] = words.parse_size(storage)
+    except ValueError as exc:
+        fail(str(exc), Exit.USAGE)
+
+    farm = open_farm(data_dir, database_url)
+    measured = None
+    if recount:  # measured before the write transaction: it may take a while
+        with farm.db.read() as conn:
+            user = users_store.by_name(conn, name)
+        measured = farm.storage.measure(user.id) if user else None  # an unknown name: set_limits says so
+
+    def change(conn, farm):
+        usage = quotas.set_limits(conn, name, **limits)
+        return usage if measured is None else quotas.set_stored(conn, name, measured)
+
+    usage = write_users(data_dir, database_url, change, farm)
+    if json_out:
+        print(json.dumps({"userName": name, **usage.as_json()}))
+        return
+    active, frames, stored = _quota_cells(usage)
+    table = Table("limit", "in use / limit", title=f"Quotas of {name}" + (" (changed)" if limits else ""))
+    table.add_row("tasks waiting or rendering", active)
+    table.add_row("tasks created, not submitted", f"{usage.unsubmitted_tasks} / {_limit(usage.max_active_tasks)}")
+    table.add_row("frames per task", frames)
+    table.add_row("storage (uploads and outputs)", stored)
+    if usage.reserved_bytes:
+        table.add_row("reserved by unfinished uploads", words.show_size(usage.reserved_bytes))
     console.print(table)
 
 

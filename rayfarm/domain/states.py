@@ -48,6 +48,9 @@ FINISHED = frozenset({TaskStatus.DONE, TaskStatus.DONE_WITH_FAILURES, TaskStatus
 UNFINISHED_FRAMES = frozenset({FrameStatus.WAITING, FrameStatus.RENDERING, FrameStatus.HELD,
                                FrameStatus.WAITING_PREPROCESS})
 FAILED_FRAMES = frozenset({FrameStatus.FAILED, FrameStatus.TIMED_OUT})
+# Tasks that hold the farm's queue: they render, or will, without their owner starting them again
+# (40 waits only for full speed). Counted by the active-tasks quota (rayfarm/store/quotas.py).
+ACTIVE = frozenset({TaskStatus.WAITING, TaskStatus.RENDERING, TaskStatus.PREPROCESSING, TaskStatus.TEST_DONE})
 
 
 def public_code(status: int) -> int:

@@ -30,7 +30,6 @@ from rayfarm.store.users import User
 from rayfarm.worker_files import hash_file, sha256_of
 
 MAX_UPLOAD = 64 * 1024**3
-UPLOAD_LIFETIME = 24 * 3600
 FrameIds = Annotated[list[m.TaskId], Field(max_length=100_000)]
 Statuses = Annotated[list[m.StatusCode], Field(max_length=20)]
 
@@ -162,8 +161,8 @@ def download(farm: Farm, user: User, body: Download, ctx) -> Response:
     return FileResponse(path, filename=path.name, headers={"X-Sha256": sha256_of(path)})
 
 
-def _cas(farm: Farm, user_id: int, sha256: str) -> Path:
-    return farm.storage.user_dir(user_id, "cas") / sha256
+def _cas(farm: Farm, user_id: int, sha256: str, create: bool = True) -> Path:
+    return farm.storage.user_dir(user_id, "cas", create=create) / sha256
 
 
 def _place(farm: Farm, user_id: int, sha256: str, local_path: str) -> None:
@@ -199,12 +198,15 @@ def _placeable(farm: Farm, user_id: int, local_path: str) -> None:
 def upload_init(farm: Farm, user: User, body: UploadInit, ctx) -> dict:
     storage_path = to_storage_path(body.localPath)
     _placeable(farm, user.id, body.localPath)
-    blob = _cas(farm, user.id, body.sha256)
+    blob = _cas(farm, user.id, body.sha256, create=False)
     if blob.is_file() and blob.stat().st_size == body.size:
         _place(farm, user.id, body.sha256, body.localPath)
         return {"uploadId": None, "offset": body.size, "done": True, "storagePath": storage_path}
     with farm.db.write() as conn:
-        upload_id = uploads.begin(conn, user.id, body.localPath, storage_path, body.size, body.sha256)
+        expired = uploads.drop_expired(conn, user.id, time.time())
+        upload_id = uploads.begin(conn, user, body.localPath, storage_path, body.size, body.sha256)
+    for old in expired:  # partial files of sessions that can no longer finish
+        (farm.storage.user_dir(user.id, "uploads") / old).unlink(missing_ok=True)
     part = farm.storage.user_dir(user.id, "uploads") / upload_id
     offset = part.stat().st_size if part.exists() else 0
     return {"uploadId": upload_id, "offset": offset, "done": False, "storagePath": storage_path,
@@ -216,7 +218,7 @@ def _session(farm: Farm, upload_id: str):
         return None
     with farm.db.read() as conn:
         row = uploads.get(conn, upload_id)
-    if row is None or row.completed_at is not None or row.created_at < time.time() - UPLOAD_LIFETIME:
+    if row is None or row.completed_at is not None or row.created_at < time.time() - uploads.LIFETIME:
         return None
     return row
 
@@ -264,11 +266,13 @@ async def upload_put(farm: Farm, request: Request) -> Response:
                              "offset": 0}, status_code=422)
 
     def finish():
-        os.replace(part, _cas(farm, row.user_id, row.sha256))
+        blob = _cas(farm, row.user_id, row.sha256)
+        replaced = blob.stat().st_size if blob.is_file() else 0  # content stored once: counted once
+        os.replace(part, blob)
+        with farm.db.write() as conn:  # the bytes are stored: they count, even if they cannot be placed
+            uploads.finish(conn, row.id, row.user_id, received - replaced)
         _placeable(farm, row.user_id, row.local_path)  # a folder or file may have appeared there meanwhile
         _place(farm, row.user_id, row.sha256, row.local_path)
-        with farm.db.write() as conn:
-            uploads.finish(conn, row.id)
 
     try:
         await run_in_threadpool(finish)

@@ -21,7 +21,7 @@ from starlette.routing import Route
 from rayfarm.domain.paths import output_name
 from rayfarm.server import ratelimit
 from rayfarm.server.farm import Farm
-from rayfarm.store import leases, workers
+from rayfarm.store import leases, quotas, workers
 from rayfarm.store.schema import tasks
 from rayfarm.store.workers import WorkerError
 from rayfarm.worker_files import make_thumbnail, safe_file_name, sha256_of
@@ -304,7 +304,8 @@ class Native:
                              "disabled": bool(worker.disabled), "draining": bool(worker.draining),
                              **self._intervals()})
 
-    def _lease_target(self, worker_id: int, session: str, lease_id: str, name: str) -> Path | None:
+    def _lease_target(self, worker_id: int, session: str, lease_id: str, name: str) -> tuple[Path, int] | None:
+        """Where the leased chunk's output file goes, and whose storage it counts in."""
         with self.farm.db.read() as conn:
             self._session(conn, worker_id, session)
             frame = leases.lease_frame(conn, worker_id, lease_id)
@@ -316,7 +317,7 @@ class Native:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise _storage_error(exc) from None
-        return folder / name
+        return folder / name, task.user_id
 
     async def output(self, request: Request, body: None) -> Response:
         lease_id = request.path_params["lease_id"]
@@ -326,9 +327,10 @@ class Native:
         worker_id, session = self._identity(request)
         if len(lease_id) > 64 or "\x00" in lease_id:  # not a lease id this farm hands out
             return JSONResponse({"accepted": False})
-        target = await run_in_threadpool(self._lease_target, worker_id, session, lease_id, name)
-        if target is None:
+        found = await run_in_threadpool(self._lease_target, worker_id, session, lease_id, name)
+        if found is None:
             return JSONResponse({"accepted": False})
+        target, user_id = found
         digest, size, temp = hashlib.sha256(), 0, None
         try:
             fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
@@ -339,12 +341,16 @@ class Native:
                         raise WorkerError(413, "The output file is larger than the farm accepts (8 GiB).")
                     digest.update(chunk)
                     await asyncio.to_thread(handle.write, chunk)
+            replaced = target.stat().st_size if target.is_file() else 0
             os.replace(temp, target)
         except OSError as exc:
             raise _storage_error(exc) from None
         finally:
             if temp and os.path.exists(temp):
                 os.unlink(temp)
+        # Stored whatever the user's quota: it counts, so their next upload or submit may be refused.
+        if size != replaced:
+            await self.farm.writer.run(lambda conn: quotas.add_stored(conn, user_id, size - replaced))
         return JSONResponse({"accepted": True, "size": size, "sha256": digest.hexdigest()})
 
     def _identity(self, request: Request) -> tuple[int, str]:

@@ -13,7 +13,7 @@ from rayfarm.domain.uploadjson import asset_paths
 from rayfarm.protocol.codes import ApiError, Code
 from rayfarm.server import models as m
 from rayfarm.server.farm import Farm
-from rayfarm.store import projects, queries
+from rayfarm.store import projects, queries, quotas
 from rayfarm.store import tasks as task_store
 from rayfarm.store.users import User
 
@@ -52,9 +52,13 @@ def user_profile(farm: Farm, user: User, body, ctx) -> dict:
 
 
 def user_setting(farm: Farm, user: User, body, ctx) -> dict:
+    """The Renderbus settings, plus the caller's quotas and usage (rayfarm fields; null: unlimited)."""
+    with farm.db.read() as conn:
+        usage = quotas.usage(conn, user.id)
     return {"taskOverTime": 12, "singleNodeRenderFrames": "1", "maxIgnoreMapFlag": "0", "autoCommit": "2",
             "separateAccountFlag": 0, "mifileSwitchFlag": 0, "assfileSwitchFlag": 0, "manuallyStartAnalysisFlag": 0,
-            "downloadDisable": 0, "ignoreMapFlag": 0, "justUploadConfigFlag": 0, "justUploadCgFlag": 0}
+            "downloadDisable": 0, "ignoreMapFlag": 0, "justUploadConfigFlag": 0, "justUploadCgFlag": 0,
+            **usage.as_json()}
 
 
 def transfer_bid(farm: Farm, user: User, body, ctx) -> dict:

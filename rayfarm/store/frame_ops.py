@@ -6,6 +6,7 @@ from rayfarm.domain import states
 from rayfarm.domain.states import FrameStatus as F
 from rayfarm.domain.states import Op, TaskStatus
 from rayfarm.protocol.codes import ApiError, Code
+from rayfarm.store import quotas
 from rayfarm.store import tasks as task_store
 from rayfarm.store.schema import frames, tasks
 from rayfarm.store.users import User
@@ -44,6 +45,9 @@ def recommit(conn: Connection, user: User, task_ids: list[int], statuses: list[i
     rows = task_store.owned(conn, user, task_ids)
     for task_id, row in rows.items():
         states.check(Op.RECOMMIT, row.status, task_id, bool(row.is_deleted))
+    reopened = sum(1 for row in rows.values() if row.status in states.FINISHED)
+    if reopened:
+        quotas.check_activate(conn, user, reopened)
     total = 0
     for task_id, row in rows.items():
         chosen = _frame_ids(conn, task_id, frame_ids, select_all) if len(rows) == 1 else None

@@ -17,6 +17,8 @@ from sqlalchemy import (
                         text,
 )
 
+from rayfarm.domain.quotas import DEFAULT_ACTIVE_TASKS
+
 metadata = MetaData(naming_convention={
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -35,6 +37,12 @@ users = Table(
     Column("disabled", Boolean, nullable=False, default=False),
     Column("email", String(255), nullable=False, default=""),
     Column("created_at", Float, nullable=False),
+    # Quotas (rayfarm/store/quotas.py): NULL is unlimited. storage_bytes is what the user stores now.
+    Column("max_active_tasks", Integer, default=DEFAULT_ACTIVE_TASKS,
+           server_default=text(str(DEFAULT_ACTIVE_TASKS))),
+    Column("max_frames_per_task", Integer),
+    Column("max_storage_bytes", BigInteger),
+    Column("storage_bytes", BigInteger, nullable=False, default=0, server_default=text("0")),
     sqlite_autoincrement=True,
 )
 
@@ -72,6 +80,7 @@ tasks = Table(
     Column("completed_at", Float),
     Index("ix_tasks_user_deleted_submitted", "user_id", "is_deleted", "submitted_at"),
     Index("ix_tasks_status", "status"),
+    Index("ix_tasks_user_status", "user_id", "status"),  # a user's active and unsubmitted tasks (quotas)
     sqlite_autoincrement=True,
 )
 

@@ -17,7 +17,7 @@ from rayfarm.domain.states import FrameStatus as F
 from rayfarm.domain.states import FrameType, Op, TaskStatus
 from rayfarm.domain.taskjson import TaskSpec, describe, parse
 from rayfarm.protocol.codes import ApiError, Code
-from rayfarm.store import bulk
+from rayfarm.store import bulk, quotas
 from rayfarm.store.schema import frames, labels, task_files, tasks
 from rayfarm.store.users import User
 
@@ -69,6 +69,7 @@ def _plan(rows: dict, op: str) -> list[int]:
 def create(conn: Connection, user: User, *, count: int, level: int, platform: str, out_user_id: int | None,
            task_labels: list[str], clone_id: int | None, artist: str | None) -> list[tuple[int, str]]:
     source = owned(conn, user, [clone_id], lock=False)[clone_id] if clone_id else None
+    quotas.check_create(conn, user, count)
     now = time.time()
     created = []
     for _ in range(count):
@@ -115,6 +116,7 @@ def submit(conn: Connection, user: User, task_id: int, producer: str | None,
     if not states.check(Op.SUBMIT, row.status, task_id, bool(row.is_deleted)):
         return False
     spec = parse(content)
+    quotas.check_submit(conn, user, spec.total_frames)  # before any work; the active tasks again at the end
     located = check_spec(user, spec, get_file(conn, task_id, "upload.json"))
     chunks = fr.chunk(spec.runs, spec.per_chunk, spec.priority)
     held = bool(spec.priority)
@@ -130,6 +132,7 @@ def submit(conn: Connection, user: User, task_id: int, producer: str | None,
         submit_hash=hashlib.sha256((content or "").encode()).hexdigest(),
         over_time_stop=row.over_time_stop or (spec.task_stop_time or None),
         producer=(producer or row.producer)))
+    quotas.check_activate(conn, user, 1, counted=True)  # locked: two submits at once cannot both take the last place
     return True
 
 
@@ -160,6 +163,7 @@ def start(conn: Connection, user: User, ids: list[int]) -> None:
     todo = _plan(rows, Op.START)
     if not todo:
         return
+    quotas.check_activate(conn, user, len(todo))
     _set_frames(conn, todo, [F.STOPPED], F.WAITING, stop_reason=None)
     conn.execute(update(frames).where(frames.c.task_id.in_(todo), frames.c.status == int(F.TIMED_OUT),
                                       frames.c.stop_reason == "overtime")

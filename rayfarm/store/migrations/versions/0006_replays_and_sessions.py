@@ -4,14 +4,14 @@ Honest calls that drew the same nonce were refused as replays; a replay must rep
 that is what is remembered. The old table only held the last 10 minutes' nonces: it is dropped.
 Dashboard sessions get rows so that signing out ends a session on every server process.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
