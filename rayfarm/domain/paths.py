@@ -10,6 +10,7 @@ import re
 from rayfarm.protocol.codes import ApiError, Code
 
 _DRIVE = re.compile(r"^([A-Za-z]):(/|$)")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._+#()-]{0,254}$")
 
 
 def to_storage_path(local_path: str) -> str:
@@ -48,3 +49,10 @@ def output_name(task_id: int, scene: str) -> str:
     stem = scene.rsplit(".", 1)[0] if "." in scene else scene
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._")[:100].rstrip("._") or "scene"
     return f"{task_id}_{safe}"
+
+
+def safe_file_name(name: str) -> str | None:
+    """A plain file name (no folders, no '..', no hidden files), or None."""
+    if not name or "/" in name or "\\" in name or name in (".", "..") or not _SAFE_NAME.match(name):
+        return None
+    return name

@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 
+from rayfarm.files.hashing import hash_file
 from rayfarm.sdk.connect import Connect
 from rayfarm.sdk.errors import RayfarmAPIError, RayfarmError
-from rayfarm.worker_files import hash_file
 
 UPLOAD_INIT = "/api/rayfarm/file/uploadInit"
 DOWNLOAD = "/api/rayfarm/file/download"

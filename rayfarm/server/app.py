@@ -2,7 +2,6 @@
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 import uuid
@@ -15,10 +14,11 @@ from starlette.routing import Route as HttpRoute
 
 from rayfarm import web
 from rayfarm.protocol.codes import ApiError, Code
-from rayfarm.protocol.envelope import envelope, success
+from rayfarm.protocol.envelope import envelope, json_object, success
 from rayfarm.server import files, models, ratelimit
 from rayfarm.server.auth import authenticate
 from rayfarm.server.farm import Farm
+from rayfarm.server.http import BodyTooLarge, read_body
 from rayfarm.server.native import Native
 from rayfarm.server.replay import FLUSH_SECONDS
 from rayfarm.server.table import TABLE
@@ -27,52 +27,6 @@ from rayfarm.store import tasks as task_store
 
 log = logging.getLogger("rayfarm.server")
 HOUSEKEEPING_SECONDS = 30.0
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-class DuplicateKey(ValueError):
-    pass
-
-
-def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
-    """A JSON object whose keys are all different: with a key twice, what is signed and what is used could differ."""
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        seen: set[str] = set()
-        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
-        raise DuplicateKey(twice)
-    return obj
-
-
-def decode_json(raw: bytes) -> dict:
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw, object_pairs_hook=_unique_keys)
-    except DuplicateKey as exc:
-        raise ApiError(Code.INVALID_PARAMETER, f"The request body names {str(exc)[:64]!r} twice; send each key "
-                                               f"once.") from None
-    except (ValueError, RecursionError):
-        raise ApiError(Code.INVALID_PARAMETER, "The request body is not valid JSON; send a JSON object.") from None
-    if not isinstance(body, dict):
-        raise ApiError(Code.INVALID_PARAMETER, "The request body must be a JSON object, like {\"taskIds\": [1]}.")
-    return body
 
 
 def answer(payload: dict) -> JSONResponse:
@@ -107,7 +61,7 @@ def make_app(farm: Farm) -> Starlette:
             except BodyTooLarge:
                 raise ApiError(Code.INVALID_PARAMETER, f"The request body is larger than "
                                                        f"{farm.settings.max_body // (1024 * 1024)} MiB; send less.") from None
-            body = decode_json(raw)
+            body = json_object(raw)
             host = request.headers.get("host", "")
             data = await run_in_threadpool(handle, route, request.headers, host, path, body, request_id)
             if route.wakes:

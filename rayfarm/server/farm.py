@@ -5,13 +5,13 @@ import threading
 import time
 
 from rayfarm.config import Settings, farm_secret
+from rayfarm.files.storage import Storage
 from rayfarm.server.logsink import LogSink
 from rayfarm.server.metrics import Metrics
 from rayfarm.server.ratelimit import RateLimiter
 from rayfarm.server.replay import ReplayGuard
 from rayfarm.server.wakeup import Wakeup
 from rayfarm.server.writer import Writer
-from rayfarm.storage import Storage
 from rayfarm.store import users as users_store
 from rayfarm.store.db import Database
 from rayfarm.store.users import KeyBox, User

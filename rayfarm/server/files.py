@@ -6,7 +6,6 @@ sha256, kept once per content in the user's ``cas`` folder and linked where the 
 """
 
 import os
-import shutil
 import time
 from datetime import datetime
 from pathlib import Path
@@ -18,16 +17,16 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route as HttpRoute
 
 from rayfarm.domain.paths import to_storage_path
+from rayfarm.files.hashing import hash_file, sha256_of
+from rayfarm.files.storage import inside
 from rayfarm.protocol.codes import ApiError, Code
 from rayfarm.server import models as m
 from rayfarm.server import ratelimit
 from rayfarm.server.farm import Farm
 from rayfarm.server.renderbus import Route
-from rayfarm.storage import inside
 from rayfarm.store import frame_ops, queries, uploads
 from rayfarm.store.schema import frames, tasks
 from rayfarm.store.users import User
-from rayfarm.worker_files import hash_file, sha256_of
 
 MAX_UPLOAD = 64 * 1024**3
 FrameIds = Annotated[list[m.TaskId], Field(max_length=100_000)]
@@ -161,46 +160,12 @@ def download(farm: Farm, user: User, body: Download, ctx) -> Response:
     return FileResponse(path, filename=path.name, headers={"X-Sha256": sha256_of(path)})
 
 
-def _cas(farm: Farm, user_id: int, sha256: str, create: bool = True) -> Path:
-    return farm.storage.user_dir(user_id, "cas", create=create) / sha256
-
-
-def _place(farm: Farm, user_id: int, sha256: str, local_path: str) -> None:
-    """Link the stored content where the user's local path maps (replacing what was there)."""
-    farm.storage.user_dir(user_id, "input")  # owner-only
-    target = farm.storage.input_path(user_id, local_path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temp = target.with_name(f".{target.name}.link")
-    if temp.exists():
-        temp.unlink()
-    try:
-        os.link(_cas(farm, user_id, sha256), temp)
-    except OSError:
-        shutil.copyfile(_cas(farm, user_id, sha256), temp)
-    os.replace(temp, target)
-
-
-def _placeable(farm: Farm, user_id: int, local_path: str) -> None:
-    """600 unless a file can be placed where the local path maps: not onto a folder, not under a file."""
-    root = farm.storage.user_dir(user_id, "input", create=False).resolve()
-    target = farm.storage.input_path(user_id, local_path)  # refuses paths that leave the storage
-    if target.is_dir():
-        raise ApiError(Code.INVALID_PARAMETER, f"{local_path!r} is a folder in your input storage; upload the file "
-                                               f"under its own name.")
-    for parent in target.parents:
-        if parent == root or root not in parent.parents:
-            break
-        if parent.exists() and not parent.is_dir():
-            raise ApiError(Code.INVALID_PARAMETER, f"{local_path!r} would be inside {parent.name!r}, which is a file "
-                                                   f"in your input storage; choose another path.")
-
-
 def upload_init(farm: Farm, user: User, body: UploadInit, ctx) -> dict:
     storage_path = to_storage_path(body.localPath)
-    _placeable(farm, user.id, body.localPath)
-    blob = _cas(farm, user.id, body.sha256, create=False)
+    farm.storage.check_placeable(user.id, body.localPath)
+    blob = farm.storage.content_path(user.id, body.sha256, create=False)
     if blob.is_file() and blob.stat().st_size == body.size:
-        _place(farm, user.id, body.sha256, body.localPath)
+        farm.storage.place(user.id, body.sha256, body.localPath)
         return {"uploadId": None, "offset": body.size, "done": True, "storagePath": storage_path}
     with farm.db.write() as conn:
         expired = uploads.drop_expired(conn, user.id, time.time())
@@ -266,13 +231,13 @@ async def upload_put(farm: Farm, request: Request) -> Response:
                              "offset": 0}, status_code=422)
 
     def finish():
-        blob = _cas(farm, row.user_id, row.sha256)
+        blob = farm.storage.content_path(row.user_id, row.sha256)
         replaced = blob.stat().st_size if blob.is_file() else 0  # content stored once: counted once
         os.replace(part, blob)
         with farm.db.write() as conn:  # the bytes are stored: they count, even if they cannot be placed
             uploads.finish(conn, row.id, row.user_id, received - replaced)
-        _placeable(farm, row.user_id, row.local_path)  # a folder or file may have appeared there meanwhile
-        _place(farm, row.user_id, row.sha256, row.local_path)
+        farm.storage.check_placeable(row.user_id, row.local_path)  # a folder or file may have appeared there meanwhile
+        farm.storage.place(row.user_id, row.sha256, row.local_path)
 
     try:
         await run_in_threadpool(finish)

@@ -6,6 +6,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from rayfarm.domain.states import FrameStatus
 from rayfarm.protocol.codes import ApiError, Code
+from rayfarm.protocol.text import unstorable
 
 
 def _no_bool(value):
@@ -132,28 +133,17 @@ def _where(loc: tuple) -> str:
     return text or "body"
 
 
-def _unstorable(text: str) -> bool:
-    """Text no database stores: a NUL character, or a lone surrogate (from a "\\ud800" JSON escape)."""
-    if "\x00" in text:
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
 def _nul_at(body: dict) -> tuple | None:
     """Where the first NUL character (or lone surrogate) sits in the body's keys or strings, or None."""
     stack: list[tuple[tuple, object]] = [((), body)]
     while stack:
         loc, value = stack.pop()
         if isinstance(value, str):
-            if _unstorable(value):
+            if unstorable(value):
                 return loc
         elif isinstance(value, dict):
             for key, item in value.items():
-                if _unstorable(str(key)):
+                if unstorable(str(key)):
                     return loc + (str(key).encode("utf-8", "replace").decode().replace("\x00", "?"),)
                 stack.append((loc + (key,), item))
         elif isinstance(value, list):

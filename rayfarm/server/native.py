@@ -18,13 +18,14 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from rayfarm.domain.paths import output_name
+from rayfarm.domain.paths import output_name, safe_file_name
+from rayfarm.files.hashing import sha256_of
+from rayfarm.files.thumbnails import make_thumbnail
 from rayfarm.server import ratelimit
 from rayfarm.server.farm import Farm
 from rayfarm.store import leases, quotas, workers
 from rayfarm.store.schema import tasks
 from rayfarm.store.workers import WorkerError
-from rayfarm.worker_files import make_thumbnail, safe_file_name, sha256_of
 
 log = logging.getLogger("rayfarm.native")
 MAX_LOG_LINES = 2000

@@ -29,12 +29,13 @@ from starlette.staticfiles import StaticFiles
 
 from rayfarm.config import farm_secret
 from rayfarm.domain import states
+from rayfarm.files.storage import inside
 from rayfarm.protocol.codes import ApiError, Code
-from rayfarm.protocol.envelope import envelope, success
+from rayfarm.protocol.envelope import envelope, json_object, success
 from rayfarm.server import models, ratelimit
 from rayfarm.server.farm import Farm
+from rayfarm.server.http import BodyTooLarge, read_body
 from rayfarm.server.table import TABLE
-from rayfarm.storage import inside
 from rayfarm.web import queries
 from rayfarm.web.session import COOKIE, Sessions, current_user, end_session, sign_in, start_session
 
@@ -82,8 +83,6 @@ def check_csrf(request: Request) -> None:
 
 
 def routes(farm: Farm) -> list[BaseRoute]:
-    from rayfarm.server.app import BodyTooLarge, decode_json, read_body  # app.py mounts these routes
-
     sessions = Sessions(farm_secret(farm.settings.data_dir))
     signins = ratelimit.signin_limiter(farm.settings)  # failed sign-ins, per address
     # task status codes in which each button does something (unsubmitted tasks are never listed here)
@@ -102,7 +101,7 @@ def routes(farm: Farm) -> list[BaseRoute]:
             raw = await read_body(request, farm.settings.max_body)
         except BodyTooLarge:
             raise ApiError(Code.INVALID_PARAMETER, "The request body is too large; send less.") from None
-        return decode_json(raw)
+        return json_object(raw)
 
     async def guarded(request: Request, work) -> Response:
         """Await ``work(request_id)``; an ApiError becomes its envelope, anything else a logged 500 envelope."""

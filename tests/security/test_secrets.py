@@ -17,8 +17,8 @@ from cryptography.fernet import Fernet
 
 from rayfarm.cli.up import _credentials
 from rayfarm.config import Settings, data_dir, farm_secret
+from rayfarm.files.storage import Storage
 from rayfarm.server.farm import Farm
-from rayfarm.storage import Storage
 from rayfarm.store.db import sqlite_url
 from rayfarm.store.users import KeyBox
 from tests.dbs import on_postgres

@@ -177,7 +177,7 @@ def test_models_parse_only_raises_600_or_601(path, body):
 def test_inside_only_raises_api_error_and_never_leaves_the_root(tmp_path_factory, relative):
     from pathlib import Path
 
-    from rayfarm.storage import inside
+    from rayfarm.files.storage import inside
 
     root = Path(tmp_path_factory.getbasetemp()) / "inside-root"
     root.mkdir(exist_ok=True)

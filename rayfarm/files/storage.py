@@ -1,28 +1,22 @@
-"""Farm file storage: each user's input and output folders, and the shared roots.
+"""The farm's file storage: each user's input and output folders, and the shared roots.
 
 Every path that comes from a user goes through :meth:`Storage.inside`, which refuses anything
 that would leave its root ('..', absolute tricks, symlinks pointing outside).
 """
 
 import os
+import shutil
 import stat
 from pathlib import Path
 
 from rayfarm.domain.paths import to_storage_path
 from rayfarm.protocol.codes import ApiError, Code
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate, e.g. from a "\ud800" JSON escape
-        return False
-    return True
+from rayfarm.protocol.text import unstorable
 
 
 def inside(root: Path, relative: str) -> Path:
     """``root/relative`` resolved, or ApiError(600) if it would escape ``root`` (or is no path at all)."""
-    if "\x00" in relative or not relative.isprintable() and not _encodable(relative):
+    if unstorable(relative):
         raise ApiError(Code.INVALID_PARAMETER, "A path contains a NUL character or text that is not valid Unicode; "
                                                "give a plain file path.")
     root = root.resolve()
@@ -59,6 +53,38 @@ class Storage:
                     info = os.lstat(os.path.join(folder, name))
                     total += info.st_size if stat.S_ISREG(info.st_mode) else 0
         return total
+
+    def content_path(self, user_id: int, sha256: str, create: bool = True) -> Path:
+        """Where uploaded content is kept, once per sha256 (``cas``); ``input`` holds links to it."""
+        return self.user_dir(user_id, "cas", create=create) / sha256
+
+    def place(self, user_id: int, sha256: str, local_path: str) -> None:
+        """Link the stored content where the user's local path maps (replacing what was there)."""
+        self.user_dir(user_id, "input")  # owner-only
+        target = self.input_path(user_id, local_path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temp = target.with_name(f".{target.name}.link")
+        if temp.exists():
+            temp.unlink()
+        try:
+            os.link(self.content_path(user_id, sha256), temp)
+        except OSError:
+            shutil.copyfile(self.content_path(user_id, sha256), temp)
+        os.replace(temp, target)
+
+    def check_placeable(self, user_id: int, local_path: str) -> None:
+        """600 unless a file can be placed where the local path maps: not onto a folder, not under a file."""
+        root = self.user_dir(user_id, "input", create=False).resolve()
+        target = self.input_path(user_id, local_path)  # refuses paths that leave the storage
+        if target.is_dir():
+            raise ApiError(Code.INVALID_PARAMETER, f"{local_path!r} is a folder in your input storage; upload the "
+                                                   f"file under its own name.")
+        for parent in target.parents:
+            if parent == root or root not in parent.parents:
+                break
+            if parent.exists() and not parent.is_dir():
+                raise ApiError(Code.INVALID_PARAMETER, f"{local_path!r} would be inside {parent.name!r}, which is a "
+                                                       f"file in your input storage; choose another path.")
 
     def output_dir(self, user_id: int, name: str) -> Path:
         return inside(self.user_dir(user_id, "output"), name)
