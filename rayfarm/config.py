@@ -57,7 +57,7 @@ class Settings:
     heartbeat_seconds: float = 3.0  # idle node's heartbeat interval
     busy_heartbeat_seconds: float = 1.0  # heartbeat interval while rendering (stop reaches it this fast)
     sweep_seconds: float = 1.0  # how often leases and time limits are checked
-    # reverse proxies (CIDRs) whose X-Forwarded-For / -Proto are believed; none by default (server/run.py)
+    # reverse proxies (CIDRs) whose X-Forwarded-For / -Proto are believed; none by default (rayfarm/app.py)
     trusted_proxies: list[str] = field(default_factory=list)
 
     @property

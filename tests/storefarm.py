@@ -5,10 +5,11 @@ import time
 from pathlib import Path
 
 from rayfarm.config import Settings
+from rayfarm.scheduler import dispatch, results
 from rayfarm.server.farm import Farm
-from rayfarm.store import leases, workers
 from rayfarm.store import tasks as task_store
 from rayfarm.store import users as users_store
+from rayfarm.store import workers
 from rayfarm.store.db import sqlite_url
 
 OPEN: list[Farm] = []
@@ -49,7 +50,7 @@ def task_json(frames: str = "1-4", per_chunk: int = 1, pre: str = "000", pause: 
 
 def submit(farm: Farm, user, level: int = 50, **kwargs) -> int:
     with farm.db.write() as conn:
-        (task_id, _), = task_store.create(conn, user, count=1, level=level, platform="2", out_user_id=None,
+        (task_id, _), = task_store.create(conn, user, count=1, priority=level, platform="2", out_user_id=None,
                                           task_labels=[], clone_id=None, artist=None)
         task_store.put_file(conn, user, task_id, "task.json", task_json(**kwargs))
         task_store.submit(conn, user, task_id, None, lambda *args: {"scene_root": None})
@@ -66,13 +67,12 @@ def register(farm: Farm, name: str, software=("command", "blender")):
 
 def claim(farm: Farm, worker, count: int = 1, now: float | None = None):
     with farm.db.write() as conn:
-        return leases.claim(conn, worker, list(worker.software), count, now or time.time(), 10.0,
-                            not farm.db.is_sqlite)
+        return dispatch.claim(conn, worker, count, now or time.time(), 10.0)
 
 
 def complete(farm: Farm, worker, claimed, result: str = "done", now: float | None = None):
     with farm.db.write() as conn:
-        return leases.complete(conn, worker.id, claimed.frame.lease_id, result, error="boom" if result != "done" else None,
+        return results.complete(conn, worker.id, claimed.frame.lease_id, result, error="boom" if result != "done" else None,
                                seconds=1.0, avg_cpu=None, avg_memory=None, now=now or time.time())
 
 

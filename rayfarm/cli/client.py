@@ -7,19 +7,19 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-from rayfarm.cli.session import AccessId, AccessKey, Exit, ProfileName, Server, calling, connect, fail, out
+from rayfarm.cli.session import Exit, Login, calling, fail, out, with_login
 from rayfarm.sdk.files import FileOperator
 
 
+@with_login
 def upload(files: Annotated[list[Path] | None, typer.Argument(help="Files to upload.")] = None,
            upload_json: Annotated[Path | None, typer.Option("--upload-json", help="A Renderbus upload.json.")] = None,
            as_path: Annotated[str | None, typer.Option("--as", help="The local path task.json uses (one file).")] = None,
-           server: Server = None, access_id: AccessId = None, access_key: AccessKey = None,
-           profile: ProfileName = None) -> None:
+                                                       *, login: Login) -> None:
     """Upload scenes and assets into your input storage (resumable; unchanged files are not sent again)."""
     if not files and not upload_json:
         fail("Name files to upload, or --upload-json upload.json.", Exit.USAGE)
-    operator = FileOperator(connect(server, access_id, access_key, profile).connect)
+    operator = FileOperator(login.connect().connect)
     with calling(), _bar() as bar:
         for file in files or []:
             job = bar.add_task(file.name, total=file.stat().st_size if file.exists() else 0)
@@ -32,12 +32,12 @@ def upload(files: Annotated[list[Path] | None, typer.Argument(help="Files to upl
                 bar.console.print(f"uploaded -> {stored}", markup=False, highlight=False)
 
 
+@with_login
 def download(task_id: Annotated[int, typer.Argument(help="The task whose outputs to download.", min=1)],
              dest: Annotated[Path | None, typer.Argument(help="Folder to write into (default: ./<task output name>).")] = None,
-             server: Server = None, access_id: AccessId = None, access_key: AccessKey = None,
-             profile: ProfileName = None) -> None:
+                                                         *, login: Login) -> None:
     """Download every output file of a task, with a progress bar."""
-    api = connect(server, access_id, access_key, profile)
+    api = login.connect()
     with calling():
         info = api.query.task_info([task_id])["items"][0]
         target = dest or Path(os.getcwd()) / (info.get("outputFileName") or str(task_id))

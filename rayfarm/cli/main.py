@@ -45,7 +45,7 @@ def server(data_dir: DataDir = None, database_url: DatabaseUrl = None,
                "--trusted-proxy", help="Address or CIDR of a reverse proxy in front of the farm (repeatable): its "
                                        "X-Forwarded-For and X-Forwarded-Proto are believed, nobody else's.")] = None) -> None:
     """Run the farm server in the foreground."""
-    from rayfarm.server.run import serve
+    from rayfarm.app import serve
 
     settings = admin.settings(data_dir, database_url, shared_root)
     settings.rate_limit, settings.rate_burst = rate_limit, rate_burst

@@ -9,11 +9,14 @@ Credentials, first found wins, each of server / access id / access key on its ow
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from enum import IntEnum
 from typing import Annotated, Any, NoReturn
 from urllib.parse import urlparse
@@ -104,6 +107,41 @@ def connect(server: str | None, access_id: str | None, access_key: str | None, p
     # A command line answers quickly: few retries (the SDK's default waits up to two minutes).
     options = {"retries": 2, "retry_deadline": 10.0, "timeout": 30.0, **options}
     return RayfarmAPI(found["access_id"], found["access_key"], domain=domain, protocol=protocol, **options)
+
+
+@dataclass(frozen=True)
+class Login:
+    """The connection options of a command (``--server``, ``--access-id``, ``--access-key``, ``--profile``)."""
+
+    server: str | None = None
+    access_id: str | None = None
+    access_key: str | None = None
+    profile: str | None = None
+
+    def connect(self, **options: Any) -> RayfarmAPI:
+        return connect(self.server, self.access_id, self.access_key, self.profile, **options)
+
+
+_LOGIN_OPTIONS = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+                  for name, annotation in (("server", Server), ("access_id", AccessId), ("access_key", AccessKey),
+                                           ("profile", ProfileName))]
+
+
+def with_login(command: Callable[..., Any]) -> Callable[..., Any]:
+    """A command that talks to the farm: it gets the four connection options (declared here, once) and is
+    called with them as ``login``, a :class:`Login`."""
+    signature = inspect.signature(command, eval_str=True)
+    kept = [p for p in signature.parameters.values() if p.name != "login"]
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, server: str | None = None, access_id: str | None = None, access_key: str | None = None,
+                profile: str | None = None, **kwargs: Any) -> Any:
+        return command(*args, login=Login(server, access_id, access_key, profile), **kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=kept + _LOGIN_OPTIONS)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in kept + _LOGIN_OPTIONS}
+    del wrapper.__wrapped__  # typer reads the signature above, not the command's own
+    return wrapper
 
 
 @contextmanager

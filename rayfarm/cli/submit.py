@@ -14,7 +14,7 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 from rayfarm.cli.blendscene import MOVIE_FORMATS, SceneError, SceneInfo, find_blender, read_scene
-from rayfarm.cli.session import AccessId, AccessKey, Exit, Json, ProfileName, Server, calling, connect, emit, err, fail
+from rayfarm.cli.session import Exit, Json, Login, calling, emit, err, fail, with_login
 from rayfarm.cli.tasks import duration
 from rayfarm.cli.watch import follow, report, state_name
 from rayfarm.domain import frames as frame_ranges
@@ -95,6 +95,7 @@ def _download(api: RayfarmAPI, task_id: int, target: Path) -> list[Path]:
         return api.files.download_task(task_id, target, progress)
 
 
+@with_login
 def submit(scene: Annotated[Path, typer.Argument(help="The .blend file to render.")],
            frames: Annotated[str | None, typer.Option(help="Frames like 1-100, 1-100[2] or 1,5,10-20 "
                                                            "(default: the scene's range).")] = None,
@@ -130,8 +131,7 @@ def submit(scene: Annotated[Path, typer.Argument(help="The .blend file to render
            download: Annotated[Path | None, typer.Option(help="Download the outputs into this folder "
                                                               "(implies --wait).")] = None,
            interval: Annotated[float, typer.Option(help="Seconds between looks while waiting.", min=0.1)] = 1.0,
-           json_out: Json = False, server: Server = None, access_id: AccessId = None, access_key: AccessKey = None,
-           profile: ProfileName = None) -> None:
+           json_out: Json = False, *, login: Login) -> None:
     """Render a Blender scene on the farm.
 
     Reads the frame range (and camera, resolution, format, external files) with Blender unless given,
@@ -150,7 +150,7 @@ def submit(scene: Annotated[Path, typer.Argument(help="The .blend file to render
              f"such as PNG or OPEN_EXR.", Exit.USAGE)
     chunk_seconds = duration(chunk_timeout) if chunk_timeout else None
     overtime_seconds = duration(overtime) if overtime else None
-    api = connect(server, access_id, access_key, profile, retries=3, retry_deadline=120.0)
+    api = login.connect(retries=3, retry_deadline=120.0)
     with calling():
         api.login()  # wrong credentials or an unreachable farm fail now, before Blender runs
 

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from rayfarm.cli.session import AccessId, AccessKey, Exit, Json, ProfileName, Server, calling, connect, emit, fail, out
+from rayfarm.cli.session import Exit, Json, Login, calling, emit, fail, out, with_login
 from rayfarm.cli.watch import FRAME_STATES, TASK_STATES, clock, follow, report, state_name, task_item, with_state
 from rayfarm.sdk import RayfarmAPI
 from rayfarm.sdk.files import FileOperator
@@ -69,17 +69,17 @@ def duration(text: str) -> int:
 
 
 @task_app.command("list")
+@with_login
 def list_tasks(state: Annotated[list[str] | None, typer.Option("--state", help="Only these states (names or codes; "
                                                                                 "repeat or comma-separate).")] = None,
                search: Annotated[str | None, typer.Option("--search", help="Scene name or task id.")] = None,
                page: Annotated[int, typer.Option("--page", min=1, help="Page, from 1 (newest tasks first).")] = 1,
                page_size: Annotated[int, typer.Option("--page-size", min=1, max=1000, help="Tasks per page.")] = 50,
                deleted: Annotated[bool, typer.Option("--deleted", help="List deleted tasks instead.")] = False,
-               json_out: Json = False, server: Server = None, access_id: AccessId = None, access_key: AccessKey = None,
-               profile: ProfileName = None) -> None:
+               json_out: Json = False, *, login: Login) -> None:
     """List your tasks, newest first."""
     codes = parse_states(state, TASK_STATES)
-    api = connect(server, access_id, access_key, profile)
+    api = login.connect()
     with calling():
         answer = api.query.get_task_list(page_num=page, page_size=page_size, status_list=codes or None,
                                          search_keyword=search, recycle_flag=1 if deleted else None)
@@ -97,10 +97,10 @@ def list_tasks(state: Annotated[list[str] | None, typer.Option("--state", help="
 
 
 @task_app.command("show")
-def show(task_id: TaskId, json_out: Json = False, server: Server = None, access_id: AccessId = None,
-         access_key: AccessKey = None, profile: ProfileName = None) -> None:
+@with_login
+def show(task_id: TaskId, json_out: Json = False, *, login: Login) -> None:
     """Show one task: state, progress, frame counts, settings and times."""
-    item = with_state(task_item(connect(server, access_id, access_key, profile), task_id))
+    item = with_state(task_item(login.connect(), task_id))
     if json_out:
         emit(item)
         return
@@ -121,15 +121,15 @@ def show(task_id: TaskId, json_out: Json = False, server: Server = None, access_
 
 
 @task_app.command("frames")
+@with_login
 def frames(task_id: TaskId,
            state: Annotated[list[str] | None, typer.Option("--state", help="Only chunks in these states (names or "
                                                                             "codes; repeat or comma-separate).")] = None,
-           json_out: Json = False, server: Server = None, access_id: AccessId = None, access_key: AccessKey = None,
-           profile: ProfileName = None) -> None:
+           json_out: Json = False, *, login: Login) -> None:
     """List a task's chunks (one row per `frames per chunk` frames) with their state, node and times."""
     codes = sorted(set(parse_states(state, FRAME_STATES)))
     items = [{**f, "state": state_name(f["frameStatus"], FRAME_STATES)}
-             for f in all_frames(connect(server, access_id, access_key, profile), task_id, codes)]
+             for f in all_frames(login.connect(), task_id, codes)]
     if json_out:
         emit({"taskId": task_id, "total": len(items), "items": items})
         return
@@ -143,15 +143,15 @@ def frames(task_id: TaskId,
 
 
 @task_app.command("watch")
+@with_login
 def watch(task_id: TaskId,
           interval: Annotated[float, typer.Option(help="Seconds between looks.", min=0.1)] = 1.0,
-          json_out: Json = False, server: Server = None, access_id: AccessId = None, access_key: AccessKey = None,
-          profile: ProfileName = None) -> None:
+          json_out: Json = False, *, login: Login) -> None:
     """Follow a task with a live progress bar until it ends.
 
     Exit code: 0 done, 5 failed / done with failed frames / abandoned, 6 stopped or paused.
     """
-    api = connect(server, access_id, access_key, profile, retries=3, retry_deadline=120.0)
+    api = login.connect(retries=3, retry_deadline=120.0)
     try:
         item, outcome = follow(api, task_id, interval)
     except KeyboardInterrupt:
@@ -163,14 +163,13 @@ def watch(task_id: TaskId,
 
 
 @task_app.command("log")
+@with_login
 def task_log(task_id: TaskId, frame: Annotated[str, typer.Argument(help="Frame index (e.g. 5-8) or frame id.")],
-             tail: Annotated[int, typer.Option(help="Lines from the end.", min=1)] = 200,
-             server: Server = None, access_id: AccessId = None, access_key: AccessKey = None,
-             profile: ProfileName = None) -> None:
+             tail: Annotated[int, typer.Option(help="Lines from the end.", min=1)] = 200, *, login: Login) -> None:
     """Print the render log of one chunk of a task."""
     from rayfarm.sdk.errors import RayfarmAPIError
 
-    operator = FileOperator(connect(server, access_id, access_key, profile).connect)
+    operator = FileOperator(login.connect().connect)
     with calling():
         try:
             log = operator.frame_log(task_id, frame, tail)
@@ -185,70 +184,70 @@ def task_log(task_id: TaskId, frame: Annotated[str, typer.Argument(help="Frame i
 # ------------------------------------------------------------------ acting
 
 
-def _each(task_ids: list[int], server, access_id, access_key, profile, call: str, done: str) -> None:
-    api = connect(server, access_id, access_key, profile)
+def _each(task_ids: list[int], login: Login, call: str, done: str) -> None:
+    api = login.connect()
     with calling():
         getattr(api.task, call)(list(task_ids))
     out.print(f"{done} {'task' if len(task_ids) == 1 else 'tasks'} {', '.join(map(str, task_ids))}.", highlight=False)
 
 
 @task_app.command("stop")
-def stop(task_ids: TaskIds, server: Server = None, access_id: AccessId = None, access_key: AccessKey = None,
-         profile: ProfileName = None) -> None:
+@with_login
+def stop(task_ids: TaskIds, *, login: Login) -> None:
     """Stop tasks: running renders are killed at once; `task start` resumes them."""
-    _each(task_ids, server, access_id, access_key, profile, "stop_task", "Stopped")
+    _each(task_ids, login, "stop_task", "Stopped")
 
 
 @task_app.command("start")
-def start(task_ids: TaskIds, server: Server = None, access_id: AccessId = None, access_key: AccessKey = None,
-          profile: ProfileName = None) -> None:
+@with_login
+def start(task_ids: TaskIds, *, login: Login) -> None:
     """Resume stopped tasks."""
-    _each(task_ids, server, access_id, access_key, profile, "start_task", "Started")
+    _each(task_ids, login, "start_task", "Started")
 
 
 @task_app.command("abort")
-def abort(task_ids: TaskIds, server: Server = None, access_id: AccessId = None, access_key: AccessKey = None,
-          profile: ProfileName = None) -> None:
+@with_login
+def abort(task_ids: TaskIds, *, login: Login) -> None:
     """Abandon tasks for good (they cannot be started again)."""
-    _each(task_ids, server, access_id, access_key, profile, "abort_task", "Abandoned")
+    _each(task_ids, login, "abort_task", "Abandoned")
 
 
 @task_app.command("delete")
+@with_login
 def delete(task_ids: TaskIds, yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
-           server: Server = None, access_id: AccessId = None, access_key: AccessKey = None,
-           profile: ProfileName = None) -> None:
+           *, login: Login) -> None:
     """Delete stopped or finished tasks (they move to the recycle bin: `task list --deleted`)."""
     if not yes:
         if not sys.stdin.isatty():
             fail("Deleting needs confirmation: add --yes.", Exit.USAGE)
         typer.confirm(f"Delete task(s) {', '.join(map(str, task_ids))}?", abort=True)
-    _each(task_ids, server, access_id, access_key, profile, "delete_task", "Deleted")
+    _each(task_ids, login, "delete_task", "Deleted")
 
 
 @task_app.command("full-speed")
-def full_speed(task_ids: TaskIds, server: Server = None, access_id: AccessId = None, access_key: AccessKey = None,
-               profile: ProfileName = None) -> None:
+@with_login
+def full_speed(task_ids: TaskIds, *, login: Login) -> None:
     """Render the rest of tasks paused after their priority frames (or release held frames now)."""
-    _each(task_ids, server, access_id, access_key, profile, "full_speed", "Full speed for")
+    _each(task_ids, login, "full_speed", "Full speed for")
 
 
 @task_app.command("priority")
+@with_login
 def priority(task_id: TaskId, level: Annotated[int, typer.Argument(help="0-100; higher renders first.", min=0, max=100)],
-             server: Server = None, access_id: AccessId = None, access_key: AccessKey = None,
-             profile: ProfileName = None) -> None:
+             *, login: Login) -> None:
     """Change a task's priority level."""
-    api = connect(server, access_id, access_key, profile)
+    api = login.connect()
     with calling():
         api.task.update_priority(task_id, level)
     out.print(f"Task {task_id} has priority {level}.", highlight=False)
 
 
 @task_app.command("limit")
+@with_login
 def limit(task_id: TaskId, nodes: Annotated[int, typer.Argument(help="Most nodes at once (0: no limit).", min=0)],
-          server: Server = None, access_id: AccessId = None, access_key: AccessKey = None,
-          profile: ProfileName = None) -> None:
+          *, login: Login) -> None:
     """Limit how many nodes render a task at once."""
-    api = connect(server, access_id, access_key, profile)
+    api = login.connect()
     with calling():
         api.task.update_task_limit(task_id, nodes)
     out.print(f"Task {task_id} renders on {f'at most {nodes} node(s)' if nodes else 'any number of nodes'} at once.",
@@ -256,12 +255,12 @@ def limit(task_id: TaskId, nodes: Annotated[int, typer.Argument(help="Most nodes
 
 
 @task_app.command("overtime")
+@with_login
 def overtime(task_id: TaskId, limit: Annotated[str, typer.Argument(help="Like 1800, 30m, 2h; 0 or off: no limit.")],
-             server: Server = None, access_id: AccessId = None, access_key: AccessKey = None,
-             profile: ProfileName = None) -> None:
+             *, login: Login) -> None:
     """Stop a task when one of its frames renders longer than this."""
     seconds = duration(limit)
-    api = connect(server, access_id, access_key, profile)
+    api = login.connect()
     with calling():
         api.task.set_task_overtime_top([task_id], seconds)
     out.print(f"Task {task_id}: {f'stops when a frame renders longer than {seconds} s' if seconds else 'no over-time stop'}.",
@@ -269,15 +268,14 @@ def overtime(task_id: TaskId, limit: Annotated[str, typer.Argument(help="Like 18
 
 
 @task_app.command("retry")
+@with_login
 def retry(task_id: TaskId,
           everything: Annotated[bool, typer.Option("--all", help="Re-render every finished or stopped chunk, "
                                                                  "not only the failed ones.")] = False,
           frame: Annotated[list[str] | None, typer.Option("--frame", help="Only this chunk (frame index like 5-8; "
-                                                                          "repeatable).")] = None,
-          server: Server = None, access_id: AccessId = None, access_key: AccessKey = None,
-          profile: ProfileName = None) -> None:
+                                                                          "repeatable).")] = None, *, login: Login) -> None:
     """Render failed frames again (or chosen chunks, or the whole task)."""
-    api = connect(server, access_id, access_key, profile)
+    api = login.connect()
     statuses = RERENDERABLE if everything or frame else FAILED
     frame_ids = None
     if frame:

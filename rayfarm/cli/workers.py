@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from rayfarm.cli.session import AccessId, AccessKey, Exit, Json, ProfileName, Server, calling, connect, emit, fail, out
+from rayfarm.cli.session import Exit, Json, Login, calling, emit, fail, out, with_login
 
 NodeServer = Annotated[str | None, typer.Option("--server", envvar="RAYFARM_SERVER", help="Farm server URL.")]
 Token = Annotated[str | None, typer.Option("--token", envvar="RAYFARM_WORKER_TOKEN",
@@ -68,10 +68,10 @@ def run(server: NodeServer = None, token: Token = None, name: NodeName = None, s
 
 
 @worker_app.command("list")
-def list_nodes(json_out: Json = False, server: Server = None, access_id: AccessId = None, access_key: AccessKey = None,
-               profile: ProfileName = None) -> None:
+@with_login
+def list_nodes(json_out: Json = False, *, login: Login) -> None:
     """List the farm's render nodes: state, what they render, load, last seen."""
-    api = connect(server, access_id, access_key, profile)
+    api = login.connect()
     with calling():
         nodes = api.query.workers()
     if json_out:
@@ -92,8 +92,8 @@ def list_nodes(json_out: Json = False, server: Server = None, access_id: AccessI
     out.print(table)
 
 
-def _set_mode(nodes: list[str], mode: str, server, access_id, access_key, profile) -> None:
-    api = connect(server, access_id, access_key, profile)
+def _set_mode(nodes: list[str], mode: str, login: Login) -> None:
+    api = login.connect()
     with calling():
         known = api.query.workers()
     by_name = {node["name"]: node["id"] for node in known}
@@ -115,21 +115,21 @@ def _set_mode(nodes: list[str], mode: str, server, access_id, access_key, profil
 
 
 @worker_app.command("disable")
-def disable(nodes: Nodes, server: Server = None, access_id: AccessId = None, access_key: AccessKey = None,
-            profile: ProfileName = None) -> None:
+@with_login
+def disable(nodes: Nodes, *, login: Login) -> None:
     """Take nodes out now: their running chunks go back to waiting (administrators)."""
-    _set_mode(nodes, "disable", server, access_id, access_key, profile)
+    _set_mode(nodes, "disable", login)
 
 
 @worker_app.command("drain")
-def drain(nodes: Nodes, server: Server = None, access_id: AccessId = None, access_key: AccessKey = None,
-          profile: ProfileName = None) -> None:
+@with_login
+def drain(nodes: Nodes, *, login: Login) -> None:
     """Let nodes finish what they render, then take no more (administrators)."""
-    _set_mode(nodes, "drain", server, access_id, access_key, profile)
+    _set_mode(nodes, "drain", login)
 
 
 @worker_app.command("enable")
-def enable(nodes: Nodes, server: Server = None, access_id: AccessId = None, access_key: AccessKey = None,
-           profile: ProfileName = None) -> None:
+@with_login
+def enable(nodes: Nodes, *, login: Login) -> None:
     """Let disabled or draining nodes take chunks again (administrators)."""
-    _set_mode(nodes, "enable", server, access_id, access_key, profile)
+    _set_mode(nodes, "enable", login)

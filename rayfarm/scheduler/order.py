@@ -4,7 +4,7 @@ Among tasks with waiting chunks:
 1. a task the node cannot run is skipped: software it lacks, a task that failed on this node
    ``BLOCK_AFTER`` times, or a task already rendering on ``taskLimit`` nodes (unless this node is
    one of them and has a free slot — it adds no node);
-2. higher ``taskUserLevel`` first;
+2. higher priority (``taskUserLevel``) first;
 3. among equals, fair share: the user with fewest running chunks first;
 4. then the earliest submitted task, then the lowest id.
 """
@@ -19,7 +19,7 @@ BLOCK_AFTER = 2  # failures of one task on one node before that node gets no mor
 class Candidate:
     task_id: int
     user_id: int
-    level: int
+    priority: int  # taskUserLevel: higher first
     submitted_at: float
     software: str
     limit: int | None  # nodes at most (None = no limit)
@@ -42,5 +42,5 @@ def rank(candidates: Iterable[Candidate], *, software: Iterable[str], blocked: M
     """Eligible candidates, best first."""
     names = set(software)
     chosen = [c for c in candidates if eligible(c, names, blocked)]
-    chosen.sort(key=lambda c: (-c.level, user_running.get(c.user_id, 0), c.submitted_at, c.task_id))
+    chosen.sort(key=lambda c: (-c.priority, user_running.get(c.user_id, 0), c.submitted_at, c.task_id))
     return chosen

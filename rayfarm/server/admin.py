@@ -8,7 +8,7 @@ from rayfarm.protocol.codes import ApiError, Code
 from rayfarm.server import models as m
 from rayfarm.server.farm import Farm
 from rayfarm.server.renderbus import Route
-from rayfarm.store import queries, workers
+from rayfarm.store import counts, workers
 from rayfarm.store import tasks as task_store
 from rayfarm.store.users import User
 
@@ -39,7 +39,7 @@ def worker_mode(farm: Farm, user: User, body: WorkerMode, ctx) -> dict:
 
 def farm_summary(farm: Farm, user: User, body, ctx) -> dict:
     with farm.db.read() as conn:
-        return queries.farm_summary(conn, user)
+        return counts.farm_summary(conn, user)
 
 
 ADMIN_ROUTES = {

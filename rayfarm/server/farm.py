@@ -11,10 +11,10 @@ from rayfarm.server.metrics import Metrics
 from rayfarm.server.ratelimit import RateLimiter
 from rayfarm.server.replay import ReplayGuard
 from rayfarm.server.wakeup import Wakeup
-from rayfarm.server.writer import Writer
 from rayfarm.store import users as users_store
 from rayfarm.store.db import Database
 from rayfarm.store.users import KeyBox, User
+from rayfarm.store.writer import Writer
 
 USER_CACHE_SECONDS = 5.0
 # All nodes together send at most about this many heartbeats per second: a big farm's nodes beat less often

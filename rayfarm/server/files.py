@@ -1,4 +1,4 @@
-"""Frames, outputs, thumbnails, logs and file transfer routes (signed like every Renderbus call).
+"""File routes: the user's outputs listed and downloaded, and resumable uploads (signed like every Renderbus call).
 
 Uploads are resumable: ``uploadInit`` (signed) opens a session whose unguessable id is the
 capability for ``PUT /v1/upload/{id}`` (raw bytes at an offset); the file is checked against its
@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route as HttpRoute
 
-from rayfarm.domain.paths import to_storage_path
+from rayfarm.domain.paths import output_name, to_storage_path
 from rayfarm.files.hashing import hash_file, sha256_of
 from rayfarm.files.storage import inside
 from rayfarm.protocol.codes import ApiError, Code
@@ -24,42 +24,15 @@ from rayfarm.server import models as m
 from rayfarm.server import ratelimit
 from rayfarm.server.farm import Farm
 from rayfarm.server.renderbus import Route
-from rayfarm.store import frame_ops, queries, uploads
-from rayfarm.store.schema import frames, tasks
+from rayfarm.store import queries, uploads
 from rayfarm.store.users import User
 
 MAX_UPLOAD = 64 * 1024**3
-FrameIds = Annotated[list[m.TaskId], Field(max_length=100_000)]
-Statuses = Annotated[list[m.StatusCode], Field(max_length=20)]
-
-
-class Recommit(m.Body):
-    taskIds: m.TaskIds
-    status: Statuses | None = None
-
-
-class FrameSelection(m.Body):
-    taskId: m.TaskId
-    selectAll: Annotated[int, Field(ge=0, le=1)] = 0
-    ids: FrameIds | None = None
-    status: Statuses | None = None
-
-
-class Thumbnail(m.Body):
-    id: m.TaskId
-    frameStatus: m.StatusCode | None = 4
 
 
 class OutputFiles(m.Body):
     taskId: m.TaskId | None = None
     treePath: Annotated[str, Field(max_length=4096)] = "/"
-
-
-class FrameLog(m.Body):
-    taskId: m.TaskId
-    frameId: m.TaskId | None = None
-    frameIndex: Annotated[str, Field(max_length=64)] | None = None
-    tail: Annotated[int, Field(ge=1, le=100_000)] = 200
 
 
 class Download(m.Body):
@@ -71,40 +44,6 @@ class UploadInit(m.Body):
     localPath: Annotated[str, Field(min_length=1, max_length=4096)]
     size: Annotated[int, Field(ge=0, le=MAX_UPLOAD)]
     sha256: Annotated[str, Field(pattern="^[0-9a-f]{64}$")]
-
-
-def recommit_tasks(farm: Farm, user: User, body: Recommit, ctx) -> dict:
-    with farm.db.write() as conn:
-        return {"count": frame_ops.recommit(conn, user, body.taskIds, body.status)}
-
-
-def recommit_frames(farm: Farm, user: User, body: FrameSelection, ctx) -> dict:
-    with farm.db.write() as conn:
-        return {"count": frame_ops.recommit(conn, user, [body.taskId], body.status or [4, 5, 11], body.ids,
-                                            body.selectAll == 1)}
-
-
-def stop_frames(farm: Farm, user: User, body: FrameSelection, ctx) -> dict:
-    with farm.db.write() as conn:
-        return {"count": frame_ops.stop_frames(conn, user, body.taskId, body.ids, body.selectAll == 1, body.status)}
-
-
-def _frame(farm: Farm, user: User, frame_id: int):
-    """The caller's frame; someone else's frame answers exactly like one that does not exist."""
-    with farm.db.read() as conn:
-        row = conn.execute(frames.select().join(tasks, tasks.c.id == frames.c.task_id)
-                           .where(frames.c.id == frame_id, tasks.c.user_id == user.id)).first()
-    if row is None:
-        raise ApiError(Code.NOT_FOUND, f"Frame {frame_id} does not exist; list frames with queryTaskFrames.")
-    return row
-
-
-def thumbnails(farm: Farm, user: User, body: Thumbnail, ctx) -> list[str]:
-    frame = _frame(farm, user, body.id)
-    folder = farm.storage.user_dir(user.id, "thumbnails", create=False) / str(frame.task_id) / str(frame.id)
-    if frame.status != 4 or not folder.is_dir():
-        return []
-    return [f"/{frame.task_id}/{frame.id}/{p.name}" for p in sorted(folder.iterdir()) if p.suffix == ".jpg"]
 
 
 def _entry(path: Path, root: Path) -> dict:
@@ -121,34 +60,12 @@ def output_files(farm: Farm, user: User, body: OutputFiles, ctx) -> list[dict]:
     if body.taskId:
         with farm.db.read() as conn:
             task = queries.task_row(conn, user, body.taskId)
-        from rayfarm.domain.paths import output_name
-
         folder = root / output_name(task.id, task.scene_name or "scene")
     else:
         folder = inside(root, body.treePath)
     if not folder.is_dir():
         return []
     return [_entry(p, root) for p in sorted(folder.iterdir()) if not p.name.startswith(".")]
-
-
-def frame_log(farm: Farm, user: User, body: FrameLog, ctx) -> dict:
-    with farm.db.read() as conn:
-        queries.task_row(conn, user, body.taskId)
-        query = frames.select().where(frames.c.task_id == body.taskId)
-        if body.frameId:
-            query = query.where(frames.c.id == body.frameId)
-        elif body.frameIndex:
-            query = query.where(frames.c.frame_index == body.frameIndex)
-        else:
-            raise ApiError(Code.MISSING_PARAMETER, "Name the frame with frameId or frameIndex (e.g. \"5-8\").")
-        row = conn.execute(query).first()
-    if row is None:
-        raise ApiError(Code.NOT_FOUND, f"Task {body.taskId} has no such frame; list frames with queryTaskFrames.")
-    farm.logs.flush()  # what the nodes reported so far
-    path = farm.settings.logs / str(body.taskId) / f"{row.id}.log"
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines() if path.exists() else []
-    return {"frameId": row.id, "frameIndex": row.frame_index, "frameStatus": row.status,
-            "lines": lines[-body.tail:], "totalLines": len(lines)}
 
 
 def download(farm: Farm, user: User, body: Download, ctx) -> Response:
@@ -258,12 +175,7 @@ async def upload_status(farm: Farm, request: Request) -> Response:
 
 
 FILE_ROUTES: dict[str, Route] = {
-    "/api/render/handle/recommitTasks": Route(Recommit, recommit_tasks, wakes=True),
-    "/api/render/handle/recommitTaskFrames": Route(FrameSelection, recommit_frames, wakes=True),
-    "/api/render/handle/stopTaskFrames": Route(FrameSelection, stop_frames),
-    "/api/render/handle/loadingFrameThumbnail": Route(Thumbnail, thumbnails, reads=True),
     "/api/render/file/operate/getOutputUserDirFile": Route(OutputFiles, output_files, reads=True),
-    "/api/rayfarm/task/log": Route(FrameLog, frame_log, reads=True),
     "/api/rayfarm/file/download": Route(Download, download, reads=True),
     "/api/rayfarm/file/uploadInit": Route(UploadInit, upload_init),
 }

@@ -2,10 +2,8 @@
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
-from sqlalchemy import func, select
 
-from rayfarm.domain.states import public_code
-from rayfarm.store.schema import frames, tasks, workers
+from rayfarm.store import counts
 
 
 class FarmCollector:
@@ -19,14 +17,10 @@ class FarmCollector:
         frame_gauge = GaugeMetricFamily("rayfarm_chunks", "Chunks by frame status.", labels=["status"])
         worker_gauge = GaugeMetricFamily("rayfarm_workers", "Render nodes by state.", labels=["state"])
         with self.farm.db.read() as conn:
-            for status, count in conn.execute(select(tasks.c.status, func.count()).where(
-                    tasks.c.submitted_at.is_not(None), tasks.c.is_deleted.is_(False)).group_by(tasks.c.status)):
-                task_gauge.add_metric([str(public_code(status))], count)
-            for status, count in conn.execute(select(frames.c.status, func.count()).group_by(frames.c.status)):
-                frame_gauge.add_metric([str(status)], count)
-            for state, disabled, count in conn.execute(
-                    select(workers.c.state, workers.c.disabled, func.count()).group_by(workers.c.state, workers.c.disabled)):
-                worker_gauge.add_metric(["disabled" if disabled else state], count)
+            task_rows, frame_rows, node_rows = counts.by_state(conn)
+        for gauge, rows in ((task_gauge, task_rows), (frame_gauge, frame_rows), (worker_gauge, node_rows)):
+            for label, count in rows:
+                gauge.add_metric([str(label)], count)
         yield task_gauge
         yield frame_gauge
         yield worker_gauge

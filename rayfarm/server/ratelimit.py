@@ -14,7 +14,7 @@ address. Failed sign-ins have buckets of their own, much smaller (``signin_limit
 and one per access id tried.
 
 The address is the TCP peer's, or, when that peer is a ``--trusted-proxy``, the client address the proxy
-forwarded (uvicorn's ProxyHeadersMiddleware, set up in server/run.py): behind a proxy every user keeps a
+forwarded (uvicorn's ProxyHeadersMiddleware, set up in rayfarm/app.py): behind a proxy every user keeps a
 bucket of their own, and nobody else can pick their address with an X-Forwarded-For header.
 """
 

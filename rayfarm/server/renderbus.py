@@ -6,8 +6,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from rayfarm.domain.taskjson import TaskSpec
 from rayfarm.domain.uploadjson import asset_paths
 from rayfarm.protocol.codes import ApiError, Code
@@ -15,6 +13,7 @@ from rayfarm.server import models as m
 from rayfarm.server.farm import Farm
 from rayfarm.store import projects, queries, quotas
 from rayfarm.store import tasks as task_store
+from rayfarm.store.db import Conflict
 from rayfarm.store.users import User
 
 
@@ -74,7 +73,7 @@ def platforms(farm: Farm, user: User, body, ctx) -> list:
 
 def create_task(farm: Farm, user: User, body: m.CreateTask, ctx) -> dict:
     with farm.db.write() as conn:
-        created = task_store.create(conn, user, count=body.count, level=body.taskUserLevel,
+        created = task_store.create(conn, user, count=body.count, priority=body.taskUserLevel,
                                     platform=farm.settings.platform, out_user_id=body.outUserId,
                                     task_labels=body.labels or [], clone_id=body.cloneOriginalId, artist=body.artist)
     return {"taskIdList": [i for i, _ in created], "aliasTaskIdList": [a for _, a in created], "userId": user.id}
@@ -114,7 +113,7 @@ def over_time(farm: Farm, user: User, body: m.OverTime, ctx) -> str:
 
 def user_level(farm: Farm, user: User, body: m.UserLevel, ctx) -> None:
     with farm.db.write() as conn:
-        task_store.change_settings(conn, user, [body.taskId], task_user_level=body.taskUserLevel)
+        task_store.change_settings(conn, user, [body.taskId], priority=body.taskUserLevel)
 
 
 def task_limit(farm: Farm, user: User, body: m.TaskLimit, ctx) -> None:
@@ -183,7 +182,7 @@ def project_add(farm: Farm, user: User, body: m.ProjectAdd, ctx) -> None:
 
     try:
         add()
-    except IntegrityError:  # the same name added by a concurrent call: now it exists (503 says so)
+    except Conflict:  # the same name added by a concurrent call: now it exists (503 says so)
         add()
 
 

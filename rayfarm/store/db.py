@@ -15,9 +15,14 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import NullPool
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class Conflict(Exception):
+    """A write collided with a row another transaction wrote first (a unique key): run it again, it sees that row."""
 
 
 def sqlite_url(data_dir: Path) -> str:
@@ -56,14 +61,17 @@ class Database:
 
     @contextlib.contextmanager
     def _transaction(self, sqlite_begin: str) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
-            with conn.begin():
-                # SQLite: our own BEGIN (the driver runs in autocommit mode; its commit() and rollback() end
-                # the transaction they find). Issued here rather than from a "begin" event listener: any
-                # connection event makes SQLAlchemy dispatch events around every statement.
-                if self.is_sqlite:
-                    conn.exec_driver_sql(sqlite_begin)
-                yield conn
+        try:
+            with self.engine.connect() as conn:
+                with conn.begin():
+                    # SQLite: our own BEGIN (the driver runs in autocommit mode; its commit() and rollback() end
+                    # the transaction they find). Issued here rather than from a "begin" event listener: any
+                    # connection event makes SQLAlchemy dispatch events around every statement.
+                    if self.is_sqlite:
+                        conn.exec_driver_sql(sqlite_begin)
+                    yield conn
+        except IntegrityError as exc:  # rolled back; callers outside the store see no driver's exception
+            raise Conflict(str(exc.orig)[:500]) from exc
 
     @contextlib.contextmanager
     def autocommit(self) -> Iterator[Connection]:

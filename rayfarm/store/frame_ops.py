@@ -1,18 +1,16 @@
 """Frame-level operations of the Renderbus API: re-render and stop chosen frames."""
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, select
 
 from rayfarm.domain import states
+from rayfarm.domain import transitions as tr
 from rayfarm.domain.states import FrameStatus as F
-from rayfarm.domain.states import Op, TaskStatus
+from rayfarm.domain.states import Op
 from rayfarm.protocol.codes import ApiError, Code
 from rayfarm.store import quotas
 from rayfarm.store import tasks as task_store
-from rayfarm.store.schema import frames, tasks
+from rayfarm.store.schema import frames
 from rayfarm.store.users import User
-
-RERENDERABLE = frozenset({F.DONE, F.FAILED, F.TIMED_OUT, F.STOPPED})
-STOPPABLE = frozenset({F.WAITING, F.RENDERING, F.HELD})
 
 
 def _statuses(given: list[int] | None, allowed: frozenset, default: list[int]) -> list[int]:
@@ -41,7 +39,7 @@ def _frame_ids(conn: Connection, task_id: int, ids: list[int] | None, select_all
 def recommit(conn: Connection, user: User, task_ids: list[int], statuses: list[int] | None,
              frame_ids: list[int] | None = None, select_all: bool = True) -> int:
     """Render chosen frames again (default: failed ones); returns how many chunks wait again."""
-    wanted = _statuses(statuses, RERENDERABLE, [F.FAILED, F.TIMED_OUT])
+    wanted = _statuses(statuses, tr.RERENDERABLE, [F.FAILED, F.TIMED_OUT])
     rows = task_store.owned(conn, user, task_ids)
     for task_id, row in rows.items():
         states.check(Op.RECOMMIT, row.status, task_id, bool(row.is_deleted))
@@ -51,30 +49,15 @@ def recommit(conn: Connection, user: User, task_ids: list[int], statuses: list[i
     total = 0
     for task_id, row in rows.items():
         chosen = _frame_ids(conn, task_id, frame_ids, select_all) if len(rows) == 1 else None
-        where = [frames.c.task_id == task_id, frames.c.status.in_(wanted)]
-        if chosen is not None:
-            where.append(frames.c.id.in_(chosen))
-        total += conn.execute(update(frames).where(*where).values(
-            status=int(F.WAITING), attempts=0, recommit_flag=frames.c.recommit_flag + 1, lease_id=None,
-            lease_expires=None, progress=0.0, error=None, stop_reason=None)).rowcount
-        if row.status in states.FINISHED or row.status == TaskStatus.TEST_DONE:
-            conn.execute(update(tasks).where(tasks.c.id == task_id).values(
-                status=int(TaskStatus.WAITING), pre_status=int(row.status), completed_at=None))
-        task_store.settle(conn, task_id)
+        total += task_store.apply(conn, task_id, tr.rerender(row.status, frozenset(wanted)), chosen)
     return total
 
 
 def stop_frames(conn: Connection, user: User, task_id: int, frame_ids: list[int] | None, select_all: bool,
                 statuses: list[int] | None) -> int:
     """Stop chosen waiting/rendering frames (their nodes kill the renders); returns how many."""
-    wanted = _statuses(statuses, STOPPABLE, [F.WAITING, F.RENDERING, F.HELD])
+    wanted = _statuses(statuses, tr.STOPPABLE, [F.WAITING, F.RENDERING, F.HELD])
     row = task_store.owned(conn, user, [task_id])[task_id]
     states.check(Op.STOP_FRAMES, row.status, task_id, bool(row.is_deleted))
     chosen = _frame_ids(conn, task_id, frame_ids, select_all)
-    where = [frames.c.task_id == task_id, frames.c.status.in_(wanted)]
-    if chosen is not None:
-        where.append(frames.c.id.in_(chosen))
-    count = conn.execute(update(frames).where(*where).values(
-        status=int(F.STOPPED), lease_id=None, lease_expires=None, progress=0.0, stop_reason="user")).rowcount
-    task_store.settle(conn, task_id)
-    return count
+    return task_store.apply(conn, task_id, tr.stop_frames(frozenset(wanted)), chosen)

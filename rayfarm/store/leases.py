@@ -1,17 +1,18 @@
-"""Dispatch and results: claim chunks for a node, accept results, enforce timeouts.
+"""The SQL of leases: what the scheduler reads to choose, how a chunk is taken, how a result is written.
 
-A chunk is claimed with one conditional UPDATE (``... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED)
-AND status = 1``), so two nodes — served by any number of server processes — can never hold
-the same chunk. A result counts only while the frame row still carries the node's lease id.
+A chunk is taken with one conditional UPDATE (``... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED)
+AND status = 1``), so two nodes — served by any number of server processes — can never hold the
+same chunk. A result counts only while the frame row still carries the node's lease id. The choices
+(who gets which task, what a failure means) are made in ``rayfarm.scheduler`` and ``domain.transitions``.
 """
 
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Float, bindparam, case, distinct, exists, func, or_, select, update
 
+from rayfarm.domain import transitions as tr
 from rayfarm.domain.states import FrameStatus as F
-from rayfarm.domain.states import FrameType, TaskStatus
-from rayfarm.scheduler.order import BLOCK_AFTER, Candidate, rank
+from rayfarm.domain.states import TaskStatus
 from rayfarm.store import tasks as task_store
 from rayfarm.store.schema import blocklist, frames, tasks, workers
 from rayfarm.store.workers import new_lease_id
@@ -21,15 +22,14 @@ RUNNABLE = (int(TaskStatus.WAITING), int(TaskStatus.RENDERING))
 
 def one_of(column, values) -> object:
     """``column IN (values)`` as plain comparisons: a hot statement's IN list would be expanded on every call."""
-    return or_(*(column == value for value in values))
-
+    return or_(*(column == int(value) for value in values))
 
 
 @dataclass
 class Claimed:
     frame: object  # frames row
     task: object  # tasks row
-    settle_after: bool = False  # once committed, the caller checks still_going and runs settle_if_finished
+    settle_after: bool = False  # once committed, the caller settles the task if nothing of it goes on
 
 
 # Hot-path statements are built once: building SQLAlchemy expressions per call costs more than the SQL.
@@ -38,7 +38,7 @@ _RUNNING = (select(frames.c.task_id, func.count().label("chunks"), func.count(di
             .where(frames.c.status == int(F.RENDERING)).group_by(frames.c.task_id).subquery())
 # Every runnable task with its running chunks and nodes, and this node's failures on it (blocklist).
 # Only the columns the scheduler ranks by: a farm may hold thousands of runnable tasks.
-CANDIDATES = (select(tasks.c.id, tasks.c.user_id, tasks.c.status, tasks.c.task_user_level, tasks.c.submitted_at,
+CANDIDATES = (select(tasks.c.id, tasks.c.user_id, tasks.c.status, tasks.c.priority, tasks.c.submitted_at,
                      tasks.c.software, tasks.c.task_limit, _RUNNING.c.chunks, _RUNNING.c.nodes, _RUNNING.c.mine,
                      blocklist.c.failures.label("node_failures"))
               .select_from(tasks.outerjoin(_RUNNING, _RUNNING.c.task_id == tasks.c.id)
@@ -50,20 +50,21 @@ OTHER_NODES = select(func.count()).select_from(workers).where(
     workers.c.id != bindparam("worker_id"), workers.c.state.in_(["idle", "busy"]), workers.c.disabled.is_(False),
     workers.c.draining.is_(False),
     workers.c.id.not_in(select(blocklist.c.worker_id).where(blocklist.c.task_id == bindparam("task_id"),
-                                                             blocklist.c.failures >= BLOCK_AFTER)))
+                                                             blocklist.c.failures >= bindparam("block_after"))))
 NODES_ON_TASK = select(func.count(distinct(frames.c.node_id))).where(
     frames.c.task_id == bindparam("task_id"), frames.c.status == int(F.RENDERING))
-_LEASE_VALUES = dict(status=int(F.RENDERING), node_id=bindparam("p_worker"), lease_id=bindparam("p_lease"),
+_LEASE_VALUES = dict(status=int(tr.LEASE.after), node_id=bindparam("p_worker"), lease_id=bindparam("p_lease"),
                      lease_expires=bindparam("p_expires"), started_at=bindparam("p_now"), ended_at=None, progress=0.0,
                      execute_seconds=None, error=None, stop_reason=None)
 
 
 def _claim_statement(skip_locked: bool):
-    pick = (select(frames.c.id).where(frames.c.task_id == bindparam("p_task"), frames.c.status == int(F.WAITING))
+    (waiting,) = tr.LEASE.before
+    pick = (select(frames.c.id).where(frames.c.task_id == bindparam("p_task"), frames.c.status == int(waiting))
             .order_by(frames.c.seq).limit(1))
     if skip_locked:
         pick = pick.with_for_update(skip_locked=True)
-    return (update(frames).where(frames.c.id == pick.scalar_subquery(), frames.c.status == int(F.WAITING))
+    return (update(frames).where(frames.c.id == pick.scalar_subquery(), frames.c.status == int(waiting))
             .values(**_LEASE_VALUES).returning(*frames.c))
 
 
@@ -75,85 +76,50 @@ CURRENT = select(frames).where(frames.c.lease_id == bindparam("lease_id"), frame
 CURRENT_LOCKED = CURRENT.with_for_update()
 
 
-def _candidates(conn: Connection, worker_id: int) -> tuple[list[Candidate], dict[int, int], dict[int, object]]:
-    """(candidates, running chunks per user, their rows by task id), in one query."""
-    candidates, user_running, rows = [], {}, {}
-    for row in conn.execute(CANDIDATES, {"worker_id": worker_id}):
-        user_running[row.user_id] = user_running.get(row.user_id, 0) + (row.chunks or 0)
-        candidates.append(Candidate(row.id, row.user_id, row.task_user_level, row.submitted_at or 0.0,
-                                    row.software or "", row.task_limit, row.nodes or 0, bool(row.mine)))
-        rows[row.id] = row
-    return candidates, user_running, rows
+def _postgres(conn: Connection) -> bool:
+    return conn.dialect.name == "postgresql"
 
 
-def _claim_one(conn: Connection, task_id: int, worker_id: int, now: float, lease_seconds: float,
-               skip_locked: bool) -> object | None:
+# ---------------------------------------------------------------- dispatch
+
+def candidate_rows(conn: Connection, worker_id: int) -> list:
+    """Every runnable task with what the scheduler ranks by, for this node (one query)."""
+    return conn.execute(CANDIDATES, {"worker_id": worker_id}).all()
+
+
+def other_nodes(conn: Connection, worker_id: int, task_id: int, block_after: int) -> int:
+    """Live, enabled nodes other than this one that the task's blocklist does not exclude."""
+    return int(conn.scalar(OTHER_NODES, {"worker_id": worker_id, "task_id": task_id, "block_after": block_after}))
+
+
+def lock_for_claim(conn: Connection, task_id: int, status: int, limited: bool, holding: bool):
+    """The task's row, as fresh as taking a chunk of it needs; None if it is gone or locked away (skip it).
+
+    Wait for a task lock only while holding none; then skip locked tasks: claims that rank tasks in
+    different orders can never wait on each other in a cycle (a PostgreSQL deadlock). On PostgreSQL a
+    task that already renders and has no node limit is not locked at all: the chunk is taken by its own
+    conditional update (SKIP LOCKED) and nothing about the task changes, so nodes leasing chunks of one
+    task do not queue for its row. Returns (row, holding a lock now)."""
+    postgres = _postgres(conn)
+    if postgres and not limited and status == TaskStatus.RENDERING:
+        task = conn.execute(TASK_ROW, {"task_id": task_id}).first()
+        if task is None or task.status != TaskStatus.RENDERING:
+            return None, holding  # changed meanwhile: next time, under its lock
+        return task, holding
+    statement = LOCK_TASK_SKIP if holding and postgres else task_store.LOCK_TASK
+    task = conn.execute(statement, {"task_id": task_id}).first()
+    return task, holding or task is not None
+
+
+def nodes_on_task(conn: Connection, task_id: int) -> int:
+    return int(conn.scalar(NODES_ON_TASK, {"task_id": task_id}))
+
+
+def take_chunk(conn: Connection, task_id: int, worker_id: int, now: float, lease_seconds: float):
+    """Lease the task's next waiting chunk to the node; its row, or None when none waits."""
     params = {"p_task": task_id, "p_worker": worker_id, "p_lease": new_lease_id(), "p_expires": now + lease_seconds,
               "p_now": now}
-    return conn.execute(CLAIM[skip_locked], params).first()
-
-
-def _blocked(conn: Connection, worker_id: int, rows: dict[int, object]) -> dict[int, int]:
-    """Failures per task on this node; a block is lifted when no other node could take the task."""
-    blocked = {task_id: row.node_failures for task_id, row in rows.items() if row.node_failures}
-    for task_id, failures in list(blocked.items()):
-        if failures >= BLOCK_AFTER and not conn.scalar(OTHER_NODES, {"worker_id": worker_id, "task_id": task_id}):
-            del blocked[task_id]
-    return blocked
-
-
-def claim(conn: Connection, worker, software: list[str], count: int, now: float, lease_seconds: float,
-          is_postgres: bool, holding: bool = False) -> list[Claimed]:
-    """Lease up to ``count`` chunks to ``worker`` in the scheduler's order.
-
-    ``holding``: this transaction already holds row locks (a result recorded just before), so it must
-    not wait for a task lock (PostgreSQL: it skips locked tasks instead)."""
-    candidates, user_running, rows = _candidates(conn, worker.id)
-    blocked = _blocked(conn, worker.id, rows)
-    claimed: list[Claimed] = []
-    touched: set[int] = set()
-    for candidate in rank(candidates, software=software, blocked=blocked, user_running=user_running):
-        if len(claimed) >= count:
-            break
-        # Wait for a task lock only while holding none; then skip locked tasks: claims that rank tasks in
-        # different orders can never wait on each other in a cycle (a PostgreSQL deadlock).
-        if is_postgres and not candidate.limit and rows[candidate.task_id].status == TaskStatus.RENDERING:
-            # No task lock: the chunk is taken by its own conditional update (SKIP LOCKED), and nothing about
-            # the task changes; so nodes leasing chunks of one task do not queue for its row.
-            task = conn.execute(TASK_ROW, {"task_id": candidate.task_id}).first()
-            if task is None or task.status != TaskStatus.RENDERING:
-                continue  # changed meanwhile: next time, under its lock
-        else:  # a node limit to count under the lock, or the task's status changes with its first chunk
-            statement = LOCK_TASK_SKIP if holding and is_postgres else task_store.LOCK_TASK
-            task = conn.execute(statement, {"task_id": candidate.task_id}).first()
-            if task is None:
-                continue
-            holding = True
-        if task.status not in RUNNABLE or task.is_deleted:
-            continue
-        if task.task_limit and not candidate.on_this_node:
-            # recount under the task row lock: another process may have just added a node
-            nodes = conn.scalar(NODES_ON_TASK, {"task_id": task.id})
-            if nodes >= task.task_limit:
-                continue
-        while len(claimed) < count:
-            frame = _claim_one(conn, task.id, worker.id, now, lease_seconds, is_postgres)
-            if frame is None:
-                break
-            claimed.append(Claimed(frame, task))
-            holding = True  # a frame row is locked now: wait for no task lock after this
-            if task.status != TaskStatus.RENDERING:
-                touched.add(task.id)
-            user_running[task.user_id] = user_running.get(task.user_id, 0) + 1
-            if task.task_limit:
-                break  # one chunk per task per call keeps the limit simple to honour
-    for task_id in touched:
-        task_store.settle(conn, task_id)
-    return claimed
-
-
-def _current(conn: Connection, worker_id: int, lease_id: str):
-    return conn.execute(CURRENT_LOCKED, {"lease_id": lease_id, "worker_id": worker_id}).first()
+    return conn.execute(CLAIM[_postgres(conn)], params).first()
 
 
 def lease_frame(conn: Connection, worker_id: int, lease_id: str):
@@ -161,13 +127,29 @@ def lease_frame(conn: Connection, worker_id: int, lease_id: str):
     return conn.execute(CURRENT, {"lease_id": lease_id, "worker_id": worker_id}).first()
 
 
+def leased_task(conn: Connection, worker_id: int, frame_id: int):
+    """The task of a frame this node renders now (under its lease), else None."""
+    frame = conn.execute(select(frames.c.task_id, frames.c.node_id, frames.c.status).where(frames.c.id == frame_id)).first()
+    if frame is None or frame.node_id != worker_id or frame.status != F.RENDERING:
+        return None
+    return conn.execute(TASK_ROW, {"task_id": frame.task_id}).first()
+
+
+def task_of_lease(conn: Connection, worker_id: int, lease_id: str):
+    """The task of a valid lease of this node, else None."""
+    frame = lease_frame(conn, worker_id, lease_id)
+    return None if frame is None else conn.execute(TASK_ROW, {"task_id": frame.task_id}).first()
+
+
+# ---------------------------------------------------------------- results
+
 LEASED_TASK_LOCKED = (select(tasks).where(tasks.c.id == select(frames.c.task_id).where(
     frames.c.lease_id == bindparam("lease_id"), frames.c.node_id == bindparam("worker_id"),
     frames.c.status == int(F.RENDERING)).scalar_subquery()).with_for_update())
 _NOW = bindparam("p_now", type_=Float)
 DONE = (update(frames).where(frames.c.lease_id == bindparam("p_lease"), frames.c.node_id == bindparam("p_worker"),
                              frames.c.status == int(F.RENDERING))
-        .values(status=int(F.DONE), progress=100.0, error=None, lease_id=None, lease_expires=None, ended_at=_NOW,
+        .values(status=int(tr.DONE.after), progress=100.0, error=None, lease_id=None, lease_expires=None, ended_at=_NOW,
                 avg_cpu=bindparam("p_cpu", type_=Float), avg_memory=bindparam("p_memory", type_=Float),
                 execute_seconds=func.coalesce(bindparam("p_seconds", type_=Float),
                                               _NOW - func.coalesce(frames.c.started_at, _NOW)))
@@ -177,146 +159,110 @@ LEASED_MAIN = (select(frames.c.frame_type, tasks.c.status).select_from(frames.jo
                       frames.c.status == int(F.RENDERING)))
 # another chunk of the task still waits or renders: a done main chunk cannot change a rendering task's status
 STILL_GOING = select(exists().where(frames.c.task_id == bindparam("task_id"),
-                                    one_of(frames.c.status, [int(F.WAITING), int(F.RENDERING)])))
+                                    one_of(frames.c.status, [F.WAITING, F.RENDERING])))
+MAX_ATTEMPTS = select(tasks.c.max_attempts).where(tasks.c.id == bindparam("task_id"))
 
 
-def complete(conn: Connection, worker_id: int, lease_id: str, result: str, *, error: str | None, seconds: float | None,
-             avg_cpu: float | None, avg_memory: float | None, now: float, settle_after: bool = False) -> Claimed | None:
-    """Record a chunk's result; None when the lease is no longer valid (the result is dropped).
+def defers_settling(conn: Connection) -> bool:
+    """Whether a done main chunk of a rendering task is recorded without the task's row lock, its task settled
+    after commit (PostgreSQL: many nodes finishing chunks of one task at once would queue for that lock)."""
+    return _postgres(conn)
 
-    ``settle_after`` (PostgreSQL, many nodes finishing chunks of one task at once): a done main chunk of a
-    rendering task is recorded without locking the task row; once this transaction committed, the caller
-    checks ``still_going`` and, if nothing goes on, runs ``settle_if_finished`` (see there why that cannot
-    miss the task's end).
-    """
-    if settle_after and result == "done":
-        seen = conn.execute(LEASED_MAIN, {"lease_id": lease_id, "worker_id": worker_id}).first()
-        if seen is None:
-            return None
-        if seen.frame_type == FrameType.MAIN and seen.status == TaskStatus.RENDERING:
-            frame = conn.execute(DONE, {"p_lease": lease_id, "p_worker": worker_id, "p_now": now, "p_cpu": avg_cpu,
-                                        "p_memory": avg_memory, "p_seconds": seconds}).first()
-            if frame is None:
-                return None
-            task = conn.execute(TASK_ROW, {"task_id": frame.task_id}).first()
-            return Claimed(frame, task, settle_after=True)
-    # the lease's task, locked: task before frame, like every other writer (no deadlock cycles)
-    task = conn.execute(LEASED_TASK_LOCKED, {"lease_id": lease_id, "worker_id": worker_id}).first()
-    if task is None:
-        return None
-    if result == "done":
-        frame = conn.execute(DONE, {"p_lease": lease_id, "p_worker": worker_id, "p_now": now, "p_cpu": avg_cpu,
-                                    "p_memory": avg_memory, "p_seconds": seconds}).first()
-        if frame is None:
-            return None
-        if not (frame.frame_type == FrameType.MAIN and task.status == TaskStatus.RENDERING
-                and conn.scalar(STILL_GOING, {"task_id": task.id})):
-            task_store.settle(conn, task.id)
-        return Claimed(frame, task)
-    frame = _current(conn, worker_id, lease_id)
-    if frame is None:
-        return None
-    values = dict(lease_id=None, lease_expires=None, ended_at=now, avg_cpu=avg_cpu, avg_memory=avg_memory,
-                  execute_seconds=seconds if seconds is not None else max(0.0, now - (frame.started_at or now)),
-                  error=(error or "")[:4000], **_failure(conn, frame, worker_id, timed_out=result == "timeout"))
-    conn.execute(update(frames).where(frames.c.id == frame.id).values(**values))
-    task_store.settle(conn, frame.task_id)
-    return Claimed(frame, task)
+
+def leased_chunk_kind(conn: Connection, worker_id: int, lease_id: str):
+    """(frame type, task status) of a valid lease, without locks; None if the lease is not valid."""
+    return conn.execute(LEASED_MAIN, {"lease_id": lease_id, "worker_id": worker_id}).first()
+
+
+def lock_leased_task(conn: Connection, worker_id: int, lease_id: str):
+    """The lease's task, locked: task before frame, like every other writer (no deadlock cycles)."""
+    return conn.execute(LEASED_TASK_LOCKED, {"lease_id": lease_id, "worker_id": worker_id}).first()
+
+
+def task_row(conn: Connection, task_id: int):
+    return conn.execute(TASK_ROW, {"task_id": task_id}).first()
+
+
+def record_done(conn: Connection, worker_id: int, lease_id: str, now: float, seconds: float | None,
+                avg_cpu: float | None, avg_memory: float | None):
+    """The chunk is done under this lease; its row, or None if the lease is no longer valid."""
+    return conn.execute(DONE, {"p_lease": lease_id, "p_worker": worker_id, "p_now": now, "p_cpu": avg_cpu,
+                               "p_memory": avg_memory, "p_seconds": seconds}).first()
+
+
+def current_locked(conn: Connection, worker_id: int, lease_id: str):
+    return conn.execute(CURRENT_LOCKED, {"lease_id": lease_id, "worker_id": worker_id}).first()
+
+
+def max_attempts(conn: Connection, task_id: int) -> int:
+    return int(conn.scalar(MAX_ATTEMPTS, {"task_id": task_id}) or 1)
+
+
+def record_failure(conn: Connection, frame, status: F, attempts: int, reason: str, *, now: float,
+                   seconds: float | None, error: str, samples: tuple[float | None, float | None] | None = None) -> None:
+    """A failed attempt of a leased chunk (``domain.transitions.after_failure`` chose status and reason);
+    ``samples``: the node's (average CPU, average memory) of the attempt, else the heartbeats' stay."""
+    values = dict(status=int(status), attempts=attempts, stop_reason=reason, progress=0.0, lease_id=None,
+                  lease_expires=None, ended_at=now, error=error[:4000],
+                  execute_seconds=seconds if seconds is not None else max(0.0, now - (frame.started_at or now)))
+    if samples is not None:
+        values.update(avg_cpu=samples[0], avg_memory=samples[1])
+    conn.execute(update(frames).where(frames.c.id == frame.id, frames.c.status == int(F.RENDERING)).values(**values))
+
+
+def count_failure(conn: Connection, task_id: int, worker_id: int) -> None:
+    """One more failure of the task on this node (the blocklist)."""
+    where = (blocklist.c.task_id == task_id) & (blocklist.c.worker_id == worker_id)
+    if conn.execute(update(blocklist).where(where).values(failures=blocklist.c.failures + 1)).rowcount == 0:
+        conn.execute(blocklist.insert().values(task_id=task_id, worker_id=worker_id, failures=1))
 
 
 def still_going(conn: Connection, task_id: int) -> bool:
     return bool(conn.scalar(STILL_GOING, {"task_id": task_id}))
 
 
-def settle_if_finished(conn: Connection, task_id: int) -> None:
-    """After a ``settle_after`` result committed and a read saw none of the task's chunks waiting or
-    rendering: under the task lock, settle the task if that still holds.
-
-    Results recorded without the task lock may commit concurrently, each seeing the other's chunk still
-    rendering. Every such result reads again after its commit, so the last one to commit sees all the
-    others' and settles the task."""
-    conn.execute(task_store.LOCK_TASK, {"task_id": task_id}).first()
-    if not still_going(conn, task_id):
-        task_store.settle(conn, task_id)
-
-
-def _failure(conn: Connection, frame, worker_id: int | None, *, timed_out: bool) -> dict:
-    """A failed attempt: wait again until the task's attempt limit, then failed (5) or timed out (11)."""
-    max_attempts = conn.scalar(select(tasks.c.max_attempts).where(tasks.c.id == frame.task_id)) or 1
-    attempts = frame.attempts + 1
-    if worker_id is not None:
-        _block(conn, frame.task_id, worker_id)
-    final = F.TIMED_OUT if timed_out else F.FAILED
-    return dict(attempts=attempts, status=int(final if attempts >= max_attempts else F.WAITING), progress=0.0,
-                stop_reason="timeout" if timed_out else "error")
-
-
-def _block(conn: Connection, task_id: int, worker_id: int) -> None:
-    where = (blocklist.c.task_id == task_id) & (blocklist.c.worker_id == worker_id)
-    if conn.execute(update(blocklist).where(where).values(failures=blocklist.c.failures + 1)).rowcount == 0:
-        conn.execute(blocklist.insert().values(task_id=task_id, worker_id=worker_id, failures=1))
-
+# ---------------------------------------------------------------- the sweep
 
 def sweep_turn(conn: Connection) -> bool:
     """Whether this process may sweep now: on PostgreSQL one server process at a time (transaction lock)."""
-    if conn.dialect.name != "postgresql":
+    if not _postgres(conn):
         return True
     return bool(conn.exec_driver_sql("SELECT pg_try_advisory_xact_lock(7302)").scalar())
 
 
-def requeue_expired(conn: Connection, now: float) -> list[int]:
-    """Leases not renewed in time (node died or lost its network) go back to waiting; task ids."""
-    rows = conn.execute(select(frames.c.id, frames.c.task_id).where(
+def expired(conn: Connection, now: float) -> list:
+    """Leased chunks whose lease ran out (id, task id)."""
+    return conn.execute(select(frames.c.id, frames.c.task_id).where(
         frames.c.status == int(F.RENDERING), frames.c.lease_expires < now)).all()
-    if rows:
-        task_store.lock_tasks(conn, [r.task_id for r in rows])
-        conn.execute(update(frames).where(frames.c.id.in_([r.id for r in rows]), frames.c.status == int(F.RENDERING),
-                                          frames.c.lease_expires < now)
-                     .values(status=int(F.WAITING), lease_id=None, lease_expires=None, progress=0.0,
-                             stop_reason="lease expired"))
-    return sorted({r.task_id for r in rows})
 
 
-def enforce_time_limits(conn: Connection, now: float) -> list[int]:
-    """Per-chunk timeout (job_stop_time) and the task's over-time stop; returns task ids touched."""
-    touched: set[int] = set()
-    stopped: set[int] = set()
+def requeue(conn: Connection, frame_ids: list[int], move: tr.FrameMove, expired_before: float | None = None) -> None:
+    """Leased chunks wait again (``transitions.requeue``); only those still expired if ``expired_before`` is given."""
+    where = [frames.c.id.in_(frame_ids), one_of(frames.c.status, move.before)]
+    if expired_before is not None:
+        where.append(frames.c.lease_expires < expired_before)
+    conn.execute(update(frames).where(*where).values(status=int(move.after), lease_id=None, lease_expires=None,
+                                                     progress=0.0, stop_reason=move.reason))
+
+
+def running_with_limits(conn: Connection) -> list:
+    """Every leased chunk with its task's per-chunk timeout and over-time stop."""
     query = (select(frames, tasks.c.job_stop_time, tasks.c.over_time_stop)
              .select_from(frames.join(tasks, tasks.c.id == frames.c.task_id))
              .where(frames.c.status == int(F.RENDERING)))
-    for row in conn.execute(query).all():
-        elapsed = now - (row.started_at or now)
-        if row.task_id in stopped:
-            continue
-        if row.over_time_stop and elapsed > row.over_time_stop:
-            _over_time_stop(conn, row, now)
-            stopped.add(row.task_id)
-            touched.add(row.task_id)
-        elif row.job_stop_time and elapsed > row.job_stop_time:
-            task_store.lock_tasks(conn, [row.task_id])
-            values = _failure(conn, row, row.node_id, timed_out=True)
-            conn.execute(update(frames).where(frames.c.id == row.id, frames.c.status == int(F.RENDERING)).values(
-                lease_id=None, lease_expires=None, ended_at=now, execute_seconds=elapsed,
-                error=f"The chunk ran longer than its {row.job_stop_time} s limit (job_stop_time) and was killed.",
-                **values))
-            touched.add(row.task_id)
-    for task_id in touched:
-        task_store.settle(conn, task_id)
-    return sorted(touched)
+    return conn.execute(query).all()
 
 
-def _over_time_stop(conn: Connection, frame, now: float) -> None:
-    task = conn.execute(select(tasks).where(tasks.c.id == frame.task_id).with_for_update()).first()
+def stop_over_time(conn: Connection, frame, now: float) -> bool:
+    """The over-time stop (``transitions.over_time_stop``): False if the task no longer runs."""
+    task = conn.execute(task_store.LOCK_TASK, {"task_id": frame.task_id}).first()
     if task.status not in RUNNABLE:
-        return
+        return False
+    move = tr.OVER_TIME_FRAME
     conn.execute(update(frames).where(frames.c.id == frame.id).values(
-        status=int(F.TIMED_OUT), lease_id=None, lease_expires=None, ended_at=now,
-        execute_seconds=now - (frame.started_at or now), stop_reason="overtime",
+        status=int(move.after), lease_id=None, lease_expires=None, ended_at=now,
+        execute_seconds=now - (frame.started_at or now), stop_reason=move.reason,
         error=f"The frame rendered longer than the task's over-time stop of {task.over_time_stop} s; "
               f"the task was stopped."))
-    conn.execute(update(frames).where(frames.c.task_id == task.id,
-                                      frames.c.status.in_([int(F.WAITING), int(F.RENDERING)]))
-                 .values(status=int(F.STOPPED), lease_id=None, lease_expires=None, progress=0.0,
-                         stop_reason="overtime"))
-    conn.execute(update(tasks).where(tasks.c.id == task.id).values(
-        status=int(TaskStatus.TIMEOUT_STOPPED), pre_status=int(task.status), stop_type="overtime"))
+    task_store.apply(conn, task.id, tr.over_time_stop(task.status))
+    return True

@@ -88,8 +88,8 @@ def _item(row, user_name: str, counts: dict[int, tuple[int, float, float]], task
         "userId": row.user_id,
         "producer": row.producer,
         "artist": row.artist,
-        "taskLevel": row.task_user_level,
-        "taskUserLevel": row.task_user_level,
+        "taskLevel": row.priority,
+        "taskUserLevel": row.priority,
         "taskLimit": row.task_limit,
         "overTimeStop": row.over_time_stop,
         "taskOverTime": row.over_time_stop,
@@ -228,28 +228,18 @@ def task_row(conn: Connection, user: User, task_id: int):
     return row
 
 
+def owned_frame(conn: Connection, user: User, frame_id: int, task_id: int | None = None):
+    """The frame row if it belongs to the user (and to ``task_id`` if given); None for anything else (one answer
+    for frames that do not exist and frames of other users)."""
+    query = (select(frames).select_from(frames.join(tasks, tasks.c.id == frames.c.task_id))
+             .where(frames.c.id == frame_id, tasks.c.user_id == user.id))
+    if task_id is not None:
+        query = query.where(frames.c.task_id == task_id)
+    return conn.execute(query).first()
 
 
-def farm_summary(conn: Connection, user: User) -> dict:
-    """Tasks and frames by status (the caller's, or the whole farm's for admins) and nodes by state."""
-    owned = [tasks.c.is_deleted.is_(False), tasks.c.status != int(states.TaskStatus.CREATED)]
-    if not user.is_admin:
-        owned.append(tasks.c.user_id == user.id)
-    task_counts: dict[str, int] = defaultdict(int)
-    for status, count in conn.execute(select(tasks.c.status, func.count()).where(*owned).group_by(tasks.c.status)):
-        task_counts[str(states.public_code(status))] += count
-    frame_query = (select(frames.c.status, func.coalesce(func.sum(FRAMES_IN_CHUNK), 0))
-                   .select_from(frames.join(tasks, tasks.c.id == frames.c.task_id)).where(*owned)
-                   .group_by(frames.c.status))
-    frame_counts = {str(status): int(count) for status, count in conn.execute(frame_query)}
-    nodes = {"idle": 0, "busy": 0, "lost": 0, "offline": 0, "disabled": 0, "draining": 0}
-    for state, disabled, draining, count in conn.execute(
-            select(workers.c.state, workers.c.disabled, workers.c.draining, func.count())
-            .group_by(workers.c.state, workers.c.disabled, workers.c.draining)):
-        nodes[state] = nodes.get(state, 0) + count
-        if disabled:
-            nodes["disabled"] += count
-        elif draining:
-            nodes["draining"] += count
-    return {"tasks": dict(task_counts), "frames": frame_counts, "workers": nodes,
-            "user": {"name": user.name, "isAdmin": user.is_admin}}
+def chunk_of_task(conn: Connection, task_id: int, *, frame_id: int | None = None, frame_index: str | None = None):
+    """One chunk of a task, by frame id or by its frame index label (e.g. "5-8"); None if it has no such chunk."""
+    query = select(frames).where(frames.c.task_id == task_id)
+    query = query.where(frames.c.id == frame_id) if frame_id else query.where(frames.c.frame_index == frame_index)
+    return conn.execute(query).first()

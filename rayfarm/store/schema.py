@@ -54,7 +54,7 @@ tasks = Table(
     Column("status", Integer, nullable=False),
     Column("pre_status", Integer),
     Column("is_deleted", Boolean, nullable=False, default=False),
-    Column("task_user_level", Integer, nullable=False, default=50),
+    Column("priority", Integer, nullable=False, default=50),  # taskUserLevel on the wire: higher first
     Column("task_limit", Integer),
     Column("over_time_stop", Integer),
     Column("out_user_id", BigInteger),

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, and_, bindparam, delete, exists, insert, sele
 
 from rayfarm.domain import frames as fr
 from rayfarm.domain import states
+from rayfarm.domain import transitions as tr
 from rayfarm.domain.paths import output_name
 from rayfarm.domain.states import FrameStatus as F
 from rayfarm.domain.states import FrameType, Op, TaskStatus
@@ -66,7 +67,7 @@ def _plan(rows: dict, op: str) -> list[int]:
 
 # ---------------------------------------------------------------- create, files, submit
 
-def create(conn: Connection, user: User, *, count: int, level: int, platform: str, out_user_id: int | None,
+def create(conn: Connection, user: User, *, count: int, priority: int, platform: str, out_user_id: int | None,
            task_labels: list[str], clone_id: int | None, artist: str | None) -> list[tuple[int, str]]:
     source = owned(conn, user, [clone_id], lock=False)[clone_id] if clone_id else None
     quotas.check_create(conn, user, count)
@@ -74,7 +75,7 @@ def create(conn: Connection, user: User, *, count: int, level: int, platform: st
     created = []
     for _ in range(count):
         values = dict(user_id=user.id, alias="", status=int(TaskStatus.CREATED), is_deleted=False,
-                      task_user_level=level, out_user_id=out_user_id, artist=artist, created_at=now,
+                      priority=priority, out_user_id=out_user_id, artist=artist, created_at=now,
                       clone_original_id=clone_id)
         if source is not None:
             values.update(task_limit=source.task_limit, over_time_stop=source.over_time_stop,
@@ -142,50 +143,62 @@ def output_dir_name(row) -> str:
 
 # ---------------------------------------------------------------- state changes
 
-def _set_frames(conn: Connection, task_ids: list[int], old: Iterable[int], new: int, **values) -> None:
-    conn.execute(update(frames).where(frames.c.task_id.in_(task_ids), frames.c.status.in_([int(s) for s in old]))
-                 .values(status=int(new), lease_id=None, lease_expires=None, **values))
+def move_frames(conn: Connection, task_id: int, move: tr.FrameMove, frame_ids: list[int] | None = None) -> int:
+    """Persist a frame move of ``domain.transitions`` for one task (only ``frame_ids`` if given); how many moved."""
+    where = [frames.c.task_id == task_id, frames.c.status.in_([int(s) for s in move.before])]
+    if move.only_reason is not None:
+        where.append(frames.c.stop_reason == move.only_reason)
+    if frame_ids is not None:
+        where.append(frames.c.id.in_(frame_ids))
+    values: dict = dict(status=int(move.after), lease_id=None, lease_expires=None, stop_reason=move.reason)
+    if move.reset_progress:
+        values["progress"] = 0.0
+    if move.rerender:
+        values.update(attempts=0, recommit_flag=frames.c.recommit_flag + 1, error=None)
+    return conn.execute(update(frames).where(*where).values(**values)).rowcount
+
+
+def apply(conn: Connection, task_id: int, change: tr.TaskChange, frame_ids: list[int] | None = None) -> int:
+    """Persist a ``domain.transitions`` change of one (locked) task: its frames, then its row; how many frames moved."""
+    moved = sum(move_frames(conn, task_id, move, frame_ids) for move in change.frames)
+    values = dict(change.values)
+    if change.status is not None:
+        values.update(status=int(change.status), pre_status=change.pre_status)
+    if change.stop_type is not tr.KEEP:
+        values["stop_type"] = change.stop_type
+    if change.completed is not tr.KEEP:
+        values["completed_at"] = time.time() if change.completed == "now" else None
+    if values:
+        conn.execute(update(tasks).where(tasks.c.id == task_id).values(**values))
+    if change.settle:
+        settle(conn, task_id)
+    return moved
+
+
+def _operate(conn: Connection, user: User, ids: list[int], op: str, change) -> list[int]:
+    """Check ``op`` on every task (all or nothing), then apply ``change(status)`` to those with work to do."""
+    rows = owned(conn, user, ids)
+    todo = _plan(rows, op)
+    for task_id in todo:
+        apply(conn, task_id, change(rows[task_id].status))
+    return todo
 
 
 def stop(conn: Connection, user: User, ids: list[int]) -> None:
-    rows = owned(conn, user, ids)
-    todo = _plan(rows, Op.STOP)
-    if not todo:
-        return
-    _set_frames(conn, todo, [F.WAITING, F.RENDERING], F.STOPPED, stop_reason="user", progress=0.0)
-    for task_id in todo:
-        conn.execute(update(tasks).where(tasks.c.id == task_id).values(
-            status=int(TaskStatus.STOPPED), pre_status=states.public_code(rows[task_id].status), stop_type="user"))
+    _operate(conn, user, ids, Op.STOP, tr.stop)
 
 
 def start(conn: Connection, user: User, ids: list[int]) -> None:
     rows = owned(conn, user, ids)
     todo = _plan(rows, Op.START)
-    if not todo:
-        return
-    quotas.check_activate(conn, user, len(todo))
-    _set_frames(conn, todo, [F.STOPPED], F.WAITING, stop_reason=None)
-    conn.execute(update(frames).where(frames.c.task_id.in_(todo), frames.c.status == int(F.TIMED_OUT),
-                                      frames.c.stop_reason == "overtime")
-                 .values(status=int(F.WAITING), stop_reason=None, lease_id=None, lease_expires=None))
+    if todo:
+        quotas.check_activate(conn, user, len(todo))
     for task_id in todo:
-        conn.execute(update(tasks).where(tasks.c.id == task_id).values(
-            status=int(TaskStatus.WAITING), pre_status=states.public_code(rows[task_id].status), stop_type=None,
-            completed_at=None))
-        settle(conn, task_id)
+        apply(conn, task_id, tr.start(rows[task_id].status))
 
 
 def abort(conn: Connection, user: User, ids: list[int]) -> None:
-    rows = owned(conn, user, ids)
-    todo = _plan(rows, Op.ABORT)
-    if not todo:
-        return
-    _set_frames(conn, todo, [F.WAITING, F.RENDERING, F.HELD], F.STOPPED, stop_reason="abort", progress=0.0)
-    now = time.time()
-    for task_id in todo:
-        conn.execute(update(tasks).where(tasks.c.id == task_id).values(
-            status=int(TaskStatus.ABANDONED), pre_status=states.public_code(rows[task_id].status),
-            stop_type="abort", completed_at=now))
+    _operate(conn, user, ids, Op.ABORT, tr.abort)
 
 
 def delete_tasks(conn: Connection, user: User, ids: list[int]) -> None:
@@ -196,16 +209,7 @@ def delete_tasks(conn: Connection, user: User, ids: list[int]) -> None:
 
 
 def full_speed(conn: Connection, user: User, ids: list[int]) -> None:
-    rows = owned(conn, user, ids)
-    todo = _plan(rows, Op.FULL_SPEED)
-    for task_id in todo:
-        conn.execute(update(frames).where(frames.c.task_id == task_id, frames.c.status == int(F.HELD))
-                     .values(status=int(F.WAITING)))
-        values = {"pause_after_test": False}
-        if rows[task_id].status == TaskStatus.TEST_DONE:
-            values.update(status=int(TaskStatus.WAITING), pre_status=int(TaskStatus.TEST_DONE))
-        conn.execute(update(tasks).where(tasks.c.id == task_id).values(**values))
-        settle(conn, task_id)
+    _operate(conn, user, ids, Op.FULL_SPEED, tr.full_speed)
 
 
 def change_settings(conn: Connection, user: User, ids: list[int], **values) -> None:
@@ -271,8 +275,7 @@ def settle(conn: Connection, task_id: int) -> int:
             frames.c.status.in_([int(F.WAITING), int(F.RENDERING)])))))
     new, release = states.settle(row.status, present, priority_pending=pending, pause_after_test=row.pause_after_test)
     if release:
-        conn.execute(update(frames).where(frames.c.task_id == task_id, frames.c.status == int(F.HELD))
-                     .values(status=int(F.WAITING)))
+        move_frames(conn, task_id, tr.RELEASE_HELD)
     values: dict = {}
     if new != row.status:
         values.update(status=new, pre_status=states.public_code(row.status))

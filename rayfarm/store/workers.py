@@ -5,19 +5,12 @@ import uuid
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
+from rayfarm.domain import transitions as tr
+from rayfarm.domain.nodes import StaleSession, UnknownNode
 from rayfarm.domain.states import FrameStatus as F
 from rayfarm.store.schema import frames, settings, tasks, workers
 from rayfarm.store.tasks import lock_tasks
 from rayfarm.store.users import KeyBox
-
-
-class WorkerError(Exception):
-    """A refused worker call: HTTP status and an English sentence."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def worker_token(conn: Connection, box: KeyBox) -> str:
@@ -55,9 +48,10 @@ def release_leases(conn: Connection, worker_ids: list[int], reason: str) -> list
     rows = conn.execute(query).all()
     if rows:
         lock_tasks(conn, [r.task_id for r in rows])
-        conn.execute(update(frames).where(frames.c.id.in_([r.id for r in rows]), frames.c.status == int(F.RENDERING))
-                     .values(status=int(F.WAITING), lease_id=None, lease_expires=None, progress=0.0,
-                             stop_reason=reason[:32]))
+        move = tr.requeue(reason)
+        conn.execute(update(frames).where(frames.c.id.in_([r.id for r in rows]), frames.c.status.in_(
+            [int(s) for s in move.before])).values(status=int(move.after), lease_id=None, lease_expires=None,
+                                                   progress=0.0, stop_reason=move.reason))
     return sorted({r.task_id for r in rows})
 
 
@@ -67,9 +61,9 @@ WORKER_BY_ID = select(workers).where(workers.c.id == bindparam("worker_id"))
 def check_session(conn: Connection, worker_id: int, session: str):
     row = conn.execute(WORKER_BY_ID, {"worker_id": worker_id}).first()
     if row is None:
-        raise WorkerError(404, f"Worker {worker_id} is not registered; register first.")
+        raise UnknownNode(f"Worker {worker_id} is not registered; register first.")
     if row.session != session:
-        raise WorkerError(409, "This worker session is no longer current (the node registered again); register again.")
+        raise StaleSession("This worker session is no longer current (the node registered again); register again.")
     return row
 
 

@@ -36,7 +36,8 @@ from rayfarm.server import models, ratelimit
 from rayfarm.server.farm import Farm
 from rayfarm.server.http import BodyTooLarge, read_body
 from rayfarm.server.table import TABLE
-from rayfarm.web import queries
+from rayfarm.store import queries
+from rayfarm.store.counts import task_counts
 from rayfarm.web.session import COOKIE, Sessions, current_user, end_session, sign_in, start_session
 
 log = logging.getLogger("rayfarm.web")
@@ -205,7 +206,7 @@ def routes(farm: Farm) -> list[BaseRoute]:
         def read():
             user = user_of(request)
             with farm.db.read() as conn:
-                return queries.task_counts(conn, user)
+                return task_counts(conn, user)
 
         async def work(request_id: str) -> Response:
             limit(request)
@@ -220,7 +221,7 @@ def routes(farm: Farm) -> list[BaseRoute]:
         if not (0 < task_id <= MAX_ID and 0 < frame_id <= MAX_ID) or name.startswith(".") or not name.endswith(".jpg"):
             return None
         with farm.db.read() as conn:
-            if not queries.owned_frame(conn, user, task_id, frame_id):
+            if queries.owned_frame(conn, user, frame_id, task_id) is None:
                 return None
         try:
             path = inside(farm.storage.user_dir(user.id, "thumbnails"), f"{task_id}/{frame_id}/{name}")

@@ -1,7 +1,7 @@
 """Every route of both APIs refuses whoever may not use it, with the right code, and changes nothing.
 
 The routes are enumerated from the application itself (`make_app(...).routes`, the signed route table
-`TABLE`, `Native(...).routes()`, `files.http_routes`): a route added without a place here fails
+`TABLE`, `nodes.http_routes`, `files.http_routes`): a route added without a place here fails
 `test_every_route_of_the_app_is_covered`.
 """
 
@@ -12,11 +12,10 @@ import time
 import httpx
 import pytest
 
+from rayfarm.app import make_app
 from rayfarm.config import Settings
-from rayfarm.server import files
-from rayfarm.server.app import make_app
+from rayfarm.server import files, nodes
 from rayfarm.server.farm import Farm
-from rayfarm.server.native import Native
 from rayfarm.server.table import TABLE
 from rayfarm.store.db import sqlite_url
 from tests.security.support import (
@@ -153,7 +152,7 @@ def app_routes(tmp_path_factory):
 
 def test_every_route_of_the_app_is_covered(app_routes, world):
     farm, routes = app_routes
-    native = {r.path for r in Native(farm).routes()}
+    native = {r.path for r in nodes.http_routes(farm)}
     uploads = {r.path for r in files.http_routes(farm)}
     assert native == set(native_calls(world)), "a native route has no place in native_calls()"
     assert uploads == UPLOAD_ROUTES

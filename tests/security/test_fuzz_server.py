@@ -26,8 +26,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from rayfarm.protocol import nodes as native
 from rayfarm.protocol import signing
-from rayfarm.server import native
 from rayfarm.server.table import TABLE
 from tests.integration.support import Raw
 from tests.security.support import (

@@ -5,7 +5,8 @@ import time
 
 from rayfarm.domain.states import FrameStatus as F
 from rayfarm.domain.states import TaskStatus as T
-from rayfarm.store import frame_ops, leases, workers
+from rayfarm.scheduler import sweep
+from rayfarm.store import frame_ops, workers
 from rayfarm.store import tasks as task_store
 from tests.storefarm import claim, complete, frame_statuses, make_farm, make_user, register, status, submit
 
@@ -114,7 +115,7 @@ def test_stale_lease_result_is_dropped(tmp_path):
     n1, n2 = register(farm, "n1"), register(farm, "n2")
     old = claim(farm, n1)[0]
     with farm.db.write() as conn:
-        assert leases.requeue_expired(conn, time.time() + 60) == [task_id]
+        assert sweep.requeue_expired(conn, time.time() + 60) == [task_id]
         task_store.settle(conn, task_id)
     new = claim(farm, n2)[0]
     assert complete(farm, n1, old) is None  # the old holder's result does not count
@@ -154,8 +155,8 @@ def test_job_stop_time_times_out_chunk(tmp_path):
     node = register(farm, "n1")
     claim(farm, node)
     with farm.db.write() as conn:
-        assert leases.enforce_time_limits(conn, time.time() + 2) == []
-        assert leases.enforce_time_limits(conn, time.time() + 10) == [task_id]
+        assert sweep.enforce_time_limits(conn, time.time() + 2) == []
+        assert sweep.enforce_time_limits(conn, time.time() + 10) == [task_id]
     assert frame_statuses(farm, task_id) == [F.TIMED_OUT]
     assert status(farm, task_id) == T.FAILED
 
@@ -169,7 +170,7 @@ def test_over_time_stop_stops_task_and_start_resumes(tmp_path):
     node = register(farm, "n1")
     claim(farm, node)
     with farm.db.write() as conn:
-        leases.enforce_time_limits(conn, time.time() + 31)
+        sweep.enforce_time_limits(conn, time.time() + 31)
     assert status(farm, task_id) == T.TIMEOUT_STOPPED
     assert frame_statuses(farm, task_id) == [F.TIMED_OUT, F.STOPPED, F.STOPPED]
     with farm.db.write() as conn:

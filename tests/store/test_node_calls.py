@@ -1,4 +1,4 @@
-"""The nodes' hot calls: batches (server/writer.py), complete-and-lease (`next`), heartbeat intervals."""
+"""The nodes' hot calls: batches (store/writer.py), complete-and-lease (`next`), heartbeat intervals."""
 
 import asyncio
 import threading
@@ -7,11 +7,11 @@ import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
-from rayfarm.server.app import make_app
-from rayfarm.server.writer import Writer
+from rayfarm.app import make_app
 from rayfarm.store import users as users_store
 from rayfarm.store import workers
 from rayfarm.store.schema import frames, users
+from rayfarm.store.writer import Writer
 from tests.storefarm import make_farm, make_user, submit
 
 

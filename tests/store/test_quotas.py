@@ -28,7 +28,7 @@ def usage(farm, user) -> quotas.Usage:
 
 def created(farm, user, frames_text: str = "1-4") -> int:
     with farm.db.write() as conn:
-        (task_id, _), = task_store.create(conn, user, count=1, level=50, platform="2", out_user_id=None,
+        (task_id, _), = task_store.create(conn, user, count=1, priority=50, platform="2", out_user_id=None,
                                           task_labels=[], clone_id=None, artist=None)
         task_store.put_file(conn, user, task_id, "task.json", task_json(frames=frames_text))
     return task_id
@@ -122,7 +122,7 @@ def test_unsubmitted_ids_are_capped_by_the_active_tasks_limit(tmp_path):
 
     def create(count: int):
         with farm.db.write() as conn:
-            return task_store.create(conn, user, count=count, level=50, platform="2", out_user_id=None,
+            return task_store.create(conn, user, count=count, priority=50, platform="2", out_user_id=None,
                                      task_labels=[], clone_id=None, artist=None)
 
     error = refused(lambda: create(1))

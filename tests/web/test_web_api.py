@@ -14,9 +14,9 @@ import pytest
 from itsdangerous import URLSafeSerializer
 from starlette.exceptions import StarletteDeprecationWarning
 
+from rayfarm.app import make_app
 from rayfarm.config import farm_secret
 from rayfarm.server import farm as farm_module
-from rayfarm.server.app import make_app
 from rayfarm.store import users as users_store
 from rayfarm.store.schema import frames, tasks, workers
 from rayfarm.web.session import COOKIE, LIFETIME, Sessions
@@ -319,7 +319,7 @@ def test_ten_thousand_tasks_are_paged_and_counted_on_the_server(farm, client):
     now = time.time()
     codes = [0, 5, 10, 25, 30, 45]
     rows = [{"user_id": user.id, "alias": f"a{i}", "status": codes[i % len(codes)], "is_deleted": False,
-             "task_user_level": 50, "scene_name": f"shot{i:05d}.blend", "project_name": "", "frames_range": "1-1",
+             "priority": 50, "scene_name": f"shot{i:05d}.blend", "project_name": "", "frames_range": "1-1",
              "total_frames": 1, "per_chunk": 1, "pause_after_test": False, "job_stop_time": 0, "max_attempts": 3,
              "created_at": now, "submitted_at": now + i} for i in range(10_000)]
     with farm.db.write() as conn:

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from anyio import to_thread
 from sqlalchemy import Connection
-from starlette.concurrency import run_in_threadpool
 
 from rayfarm.store.db import Database
 
@@ -73,7 +73,7 @@ class Writer:
     async def run(self, fn: Callable[[Connection], Any], after: Callable[[Any], Any] | None = None) -> Any:
         """``fn(conn)`` in a write transaction, then ``after(result)`` once committed; returns what the last returned."""
         if not self.batching:
-            return await run_in_threadpool(self._alone, fn, after)
+            return await to_thread.run_sync(self._alone, fn, after)
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._queue.put(_Call(fn, after, loop, future))

@@ -1,18 +1,84 @@
-"""Start the server: migrate the database once, then serve with uvicorn (one or several processes)."""
+"""The server process: the farm's routes assembled into one application (the signed API, the nodes' API,
+file transfer, the dashboard), its background jobs (the sweep, replay housekeeping), and how it runs
+(uvicorn; one process or several sharing the database).
+"""
 
+import asyncio
+import contextlib
 import logging
 import os
+import time
 from pathlib import Path
 
 import uvicorn
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 
+from rayfarm import web
 from rayfarm.config import Settings
-from rayfarm.server.app import make_app
+from rayfarm.scheduler import sweep as scheduler_sweep
+from rayfarm.server import api, files, nodes
 from rayfarm.server.farm import Farm
+from rayfarm.server.replay import FLUSH_SECONDS
+from rayfarm.store import web_sessions, workers
 
+log = logging.getLogger("rayfarm.server")
+HOUSEKEEPING_SECONDS = 30.0
 ENV_SHARED_ROOTS = "RAYFARM_SHARED_ROOTS"
 ENV_RATE_LIMIT, ENV_RATE_BURST = "RAYFARM_RATE_LIMIT", "RAYFARM_RATE_BURST"
 ENV_TRUSTED_PROXIES = "RAYFARM_TRUSTED_PROXIES"
+
+
+def make_app(farm: Farm) -> Starlette:
+    def forget_old() -> None:
+        """Requests too old to be replayed, dashboard sessions past their expiry."""
+        now = time.time()
+        farm.replay.forget_older_than(now - 2 * farm.settings.time_window - 60)
+        with farm.db.write() as conn:
+            web_sessions.forget_expired(conn, now)
+
+    def sweep() -> None:
+        """Requeue chunks of lost nodes and expired leases; enforce per-chunk and over-time limits."""
+        with farm.db.write() as conn:
+            farm.live_nodes = workers.count_live(conn)
+            touched = scheduler_sweep.sweep(conn, time.time(), farm.settings.lease_seconds)
+        if touched:
+            farm.wakeup.notify()
+
+    async def every(seconds: float, job) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await run_in_threadpool(job)
+            except Exception:
+                log.exception("%s failed; will try again", job.__name__)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        farm.wakeup.bind(asyncio.get_running_loop())
+        farm.writer.start()
+        farm.logs.start()
+        jobs = [asyncio.create_task(every(HOUSEKEEPING_SECONDS, forget_old)),
+                asyncio.create_task(every(FLUSH_SECONDS, farm.replay.flush)),
+                asyncio.create_task(every(farm.settings.sweep_seconds, sweep))]
+        try:
+            yield
+        finally:
+            for job in jobs:
+                job.cancel()
+            await run_in_threadpool(farm.writer.stop)
+            await run_in_threadpool(farm.logs.stop)
+            with contextlib.suppress(Exception):
+                await run_in_threadpool(farm.replay.flush)
+            farm.db.dispose()
+
+    routes = [
+        *nodes.http_routes(farm),
+        *files.http_routes(farm),
+        *web.routes(farm),  # the dashboard: /, /web/*
+        *api.http_routes(farm),  # /healthz, /metrics, /api/... (the catch-all last)
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
 
 
 def build(settings: Settings, migrate: bool = True):
@@ -53,4 +119,4 @@ def serve(settings: Settings, host: str, port: int, log_level: str = "info", pro
     os.environ[ENV_SHARED_ROOTS] = os.pathsep.join(str(r) for r in settings.shared_roots)
     os.environ[ENV_RATE_LIMIT], os.environ[ENV_RATE_BURST] = str(settings.rate_limit), str(settings.rate_burst)
     os.environ[ENV_TRUSTED_PROXIES] = ",".join(settings.trusted_proxies)
-    uvicorn.run("rayfarm.server.run:app_from_env", factory=True, workers=processes, **options)
+    uvicorn.run("rayfarm.app:app_from_env", factory=True, workers=processes, **options)

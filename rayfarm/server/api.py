@@ -1,39 +1,35 @@
-"""The Starlette application: one dispatcher for every Renderbus route, plus health."""
+"""The signed API's one endpoint: every ``/api/...`` path is looked up in the route table (server/table.py),
+authenticated (server/auth.py), validated (server/models.py) and run; plus liveness and Prometheus metrics.
 
-import asyncio
-import contextlib
+Every answer is the Renderbus envelope with HTTP 200 (errors too: code and sentence in the envelope).
+"""
+
 import logging
 import time
 import uuid
 
-from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as HttpRoute
 
-from rayfarm import web
 from rayfarm.protocol.codes import ApiError, Code
 from rayfarm.protocol.envelope import envelope, json_object, success
-from rayfarm.server import files, models, ratelimit
+from rayfarm.server import models, ratelimit
 from rayfarm.server.auth import authenticate
 from rayfarm.server.farm import Farm
 from rayfarm.server.http import BodyTooLarge, read_body
-from rayfarm.server.native import Native
-from rayfarm.server.replay import FLUSH_SECONDS
 from rayfarm.server.table import TABLE
-from rayfarm.store import leases, outage, web_sessions, workers
-from rayfarm.store import tasks as task_store
 
 log = logging.getLogger("rayfarm.server")
-HOUSEKEEPING_SECONDS = 30.0
 
 
 def answer(payload: dict) -> JSONResponse:
     return JSONResponse(payload, status_code=200)
 
 
-def make_app(farm: Farm) -> Starlette:
+def http_routes(farm: Farm) -> list[HttpRoute]:
+    """``/api/{path}`` (the signed API), ``/healthz`` and ``/metrics``."""
     table = TABLE
     metrics = farm.metrics
 
@@ -90,62 +86,6 @@ def make_app(farm: Farm) -> Starlette:
         body, content_type = await run_in_threadpool(metrics.render)
         return Response(body, media_type=content_type)
 
-    def forget_old() -> None:
-        """Requests too old to be replayed, dashboard sessions past their expiry."""
-        now = time.time()
-        farm.replay.forget_older_than(now - 2 * farm.settings.time_window - 60)
-        with farm.db.write() as conn:
-            web_sessions.forget_expired(conn, now)
-
-    def sweep() -> None:
-        """Requeue chunks of lost nodes and expired leases; enforce per-chunk and over-time limits."""
-        now = time.time()
-        with farm.db.write() as conn:
-            farm.live_nodes = workers.count_live(conn)
-            if not leases.sweep_turn(conn):
-                return  # another server process is sweeping right now
-            outage.forgive_outage(conn, now, farm.settings.lease_seconds)  # the farm was down: not the nodes' fault
-            touched = set(workers.mark_lost(conn, now, farm.settings.lease_seconds))
-            touched.update(leases.requeue_expired(conn, now))
-            for task_id in touched:
-                task_store.settle(conn, task_id)
-            touched.update(leases.enforce_time_limits(conn, now))
-        if touched:
-            farm.wakeup.notify()
-
-    async def every(seconds: float, job) -> None:
-        while True:
-            await asyncio.sleep(seconds)
-            try:
-                await run_in_threadpool(job)
-            except Exception:
-                log.exception("%s failed; will try again", job.__name__)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app):
-        farm.wakeup.bind(asyncio.get_running_loop())
-        farm.writer.start()
-        farm.logs.start()
-        jobs = [asyncio.create_task(every(HOUSEKEEPING_SECONDS, forget_old)),
-                asyncio.create_task(every(FLUSH_SECONDS, farm.replay.flush)),
-                asyncio.create_task(every(farm.settings.sweep_seconds, sweep))]
-        try:
-            yield
-        finally:
-            for job in jobs:
-                job.cancel()
-            await run_in_threadpool(farm.writer.stop)
-            await run_in_threadpool(farm.logs.stop)
-            with contextlib.suppress(Exception):
-                await run_in_threadpool(farm.replay.flush)
-            farm.db.dispose()
-
-    routes = [
-        *Native(farm).routes(),
-        *files.http_routes(farm),
-        HttpRoute("/healthz", healthz, methods=["GET"]),
-        HttpRoute("/metrics", metrics_page, methods=["GET"]),
-        *web.routes(farm),  # the dashboard: /, /web/*
-        HttpRoute("/api/{rest:path}", renderbus, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
-    ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return [HttpRoute("/healthz", healthz, methods=["GET"]),
+            HttpRoute("/metrics", metrics_page, methods=["GET"]),
+            HttpRoute("/api/{rest:path}", renderbus, methods=["GET", "POST", "PUT", "DELETE", "PATCH"])]
