@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from rayfarm.sdk.connect import Connect
-from rayfarm.sdk.urls import FarmUrl
+from rayfarm.sdk.urls import FarmUrl, given
 
 
 class QueryOperator:
@@ -46,20 +46,9 @@ class QueryOperator:
         Returns:
             ``{"pageCount", "pageNum", "total", "size", "items": [...]}``; a page past the end has no items.
         """
-        data: dict[str, Any] = {
-            "pageNum": page_num,
-            "pageSize": page_size,
-        }
-        if status_list:
-            data["statusList"] = status_list
-        if search_keyword:
-            data["searchKeyword"] = search_keyword
-        if start_time:
-            data["startTime"] = start_time
-        if end_time:
-            data["endTime"] = end_time
-        if recycle_flag:
-            data["recycleFlag"] = recycle_flag
+        data = {"pageNum": page_num, "pageSize": page_size,
+                **given(statusList=status_list, searchKeyword=search_keyword, startTime=start_time, endTime=end_time,
+                        recycleFlag=recycle_flag)}
         return self._connect.post(self._connect.url.getTaskList, data)
 
     def iter_tasks(self, page_size: int = 100, status_list: list[int] | None = None,

@@ -8,6 +8,7 @@ from typing import Any
 
 from rayfarm.sdk.connect import Connect
 from rayfarm.sdk.errors import RayfarmAPIError
+from rayfarm.sdk.urls import given
 
 
 class TaskOperator:
@@ -46,18 +47,9 @@ class TaskOperator:
             The information of the task, e.g.
             ``{"taskIdList": [1658434], "aliasTaskIdList": ["2W1658434"], "userId": 100093088}``.
         """
-        data: dict[str, Any] = {
-            "count": count,
-            "taskUserLevel": task_user_level,
-        }
-        if out_user_id:
-            data["outUserId"] = out_user_id
-        if labels:
-            data["labels"] = list(labels)
-        if clone_original_id:
-            data["cloneOriginalId"] = int(clone_original_id)
-        if artist:
-            data["artist"] = artist
+        data = {"count": count, "taskUserLevel": task_user_level,
+                **given(outUserId=out_user_id, labels=list(labels or ()), artist=artist,
+                        cloneOriginalId=int(clone_original_id) if clone_original_id else None)}
         return self._connect.post(self._connect.url.createTask, data, idempotent=False)
 
     def _generate_task_id(self) -> int:

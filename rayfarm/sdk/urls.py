@@ -43,3 +43,8 @@ class FarmUrl:
     workerList = "/api/rayfarm/worker/list"
     workerSetMode = "/api/rayfarm/worker/setMode"
     farmSummary = "/api/rayfarm/farm/summary"
+
+
+def given(**fields: object) -> dict:
+    """The optional fields of a request body that have a value (the API takes a missing field as "not given")."""
+    return {name: value for name, value in fields.items() if value}

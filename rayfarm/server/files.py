@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route as HttpRoute
@@ -116,14 +117,20 @@ def _unknown_upload(farm: Farm, request: Request, message: str) -> Response:
     return JSONResponse({"error": message}, status_code=404)
 
 
-async def upload_put(farm: Farm, request: Request) -> Response:
-    from starlette.concurrency import run_in_threadpool
-
+async def _live_upload(farm: Farm, request: Request) -> tuple[object, Path] | Response:
+    """The upload session of the URL and its partial file; the refusal to answer when there is none."""
     row = await run_in_threadpool(_session, farm, request.path_params["upload_id"])
     if row is None:
         return _unknown_upload(farm, request, "This upload is unknown, finished or expired; start it again with "
                                               "uploadInit.")
-    part = farm.storage.user_dir(row.user_id, "uploads") / row.id
+    return row, farm.storage.user_dir(row.user_id, "uploads") / row.id
+
+
+async def upload_put(farm: Farm, request: Request) -> Response:
+    found = await _live_upload(farm, request)
+    if isinstance(found, Response):
+        return found
+    row, part = found
     have = part.stat().st_size if part.exists() else 0
     try:
         offset = int(request.query_params.get("offset", "0"))
@@ -164,13 +171,10 @@ async def upload_put(farm: Farm, request: Request) -> Response:
 
 
 async def upload_status(farm: Farm, request: Request) -> Response:
-    from starlette.concurrency import run_in_threadpool
-
-    row = await run_in_threadpool(_session, farm, request.path_params["upload_id"])
-    if row is None:
-        return _unknown_upload(farm, request, "This upload is unknown, finished or expired; start it again with "
-                                              "uploadInit.")
-    part = farm.storage.user_dir(row.user_id, "uploads") / row.id
+    found = await _live_upload(farm, request)
+    if isinstance(found, Response):
+        return found
+    row, part = found
     return JSONResponse({"offset": part.stat().st_size if part.exists() else 0, "size": row.size, "done": False})
 
 

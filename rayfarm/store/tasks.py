@@ -175,10 +175,13 @@ def apply(conn: Connection, task_id: int, change: tr.TaskChange, frame_ids: list
     return moved
 
 
-def _operate(conn: Connection, user: User, ids: list[int], op: str, change) -> list[int]:
-    """Check ``op`` on every task (all or nothing), then apply ``change(status)`` to those with work to do."""
+def _operate(conn: Connection, user: User, ids: list[int], op: str, change, check=None) -> list[int]:
+    """Check ``op`` on every task (all or nothing) and ``check(todo)`` if given (a quota), then apply
+    ``change(status)`` to the tasks with work to do."""
     rows = owned(conn, user, ids)
     todo = _plan(rows, op)
+    if todo and check is not None:
+        check(todo)
     for task_id in todo:
         apply(conn, task_id, change(rows[task_id].status))
     return todo
@@ -189,12 +192,7 @@ def stop(conn: Connection, user: User, ids: list[int]) -> None:
 
 
 def start(conn: Connection, user: User, ids: list[int]) -> None:
-    rows = owned(conn, user, ids)
-    todo = _plan(rows, Op.START)
-    if todo:
-        quotas.check_activate(conn, user, len(todo))
-    for task_id in todo:
-        apply(conn, task_id, tr.start(rows[task_id].status))
+    _operate(conn, user, ids, Op.START, tr.start, check=lambda todo: quotas.check_activate(conn, user, len(todo)))
 
 
 def abort(conn: Connection, user: User, ids: list[int]) -> None:
