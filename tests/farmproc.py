@@ -15,6 +15,10 @@ from typing import TypeVar
 import httpx
 
 PYTHON = sys.executable
+# For nodes whose command tasks run this venv's Python or write records outside their job's folder (the
+# tests' own observations, with host process ids): by default a node confines its render jobs, and a
+# confined job sees neither (tests/security/test_confinement.py tests confinement itself).
+UNCONFINED_COMMANDS = "--unconfined-commands"
 T = TypeVar("T")
 
 

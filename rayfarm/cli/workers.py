@@ -24,6 +24,11 @@ Slots = Annotated[int, typer.Option(help="Chunks rendered at once.", min=1)]
 Tags = Annotated[str, typer.Option(help="Comma-separated tags, e.g. gpu,fast.")]
 WorkDir = Annotated[Path | None, typer.Option("--work-dir", help="Scene cache and scratch space.")]
 LogLevel = Annotated[str, typer.Option(help="debug, info, warning or error.")]
+UnconfinedCommands = Annotated[bool, typer.Option(
+    "--unconfined-commands",
+    help="Run command tasks unconfined, as this node's user: they can read whatever it can (on the server's "
+         "machine the farm's secret key and database too). Without it, command tasks run in a bubblewrap sandbox, "
+         "and a node where bubblewrap does not work does not take them.")]
 Nodes = Annotated[list[str], typer.Argument(help="Node names or ids (see `rayfarm worker list`).")]
 
 worker_app = typer.Typer(help="Run a render node (`worker run`), or list and manage the farm's nodes.",
@@ -31,14 +36,15 @@ worker_app = typer.Typer(help="Run a render node (`worker run`), or list and man
 
 
 def _run_node(server: str | None, token: str | None, name: str | None, slots: int, tags: str, work_dir: Path | None,
-              log_level: str) -> None:
+              log_level: str, unconfined_commands: bool) -> None:
     if not server or not token:
         fail("A node needs --server URL and --token T (or $RAYFARM_SERVER and $RAYFARM_WORKER_TOKEN); "
              "`rayfarm worker-token` prints the token on the server's machine.", Exit.USAGE)
     from rayfarm.worker import run_worker
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    run_worker(server, token, name=name, slots=slots, tags=tuple(t for t in tags.split(",") if t), work_dir=work_dir)
+    run_worker(server, token, name=name, slots=slots, tags=tuple(t for t in tags.split(",") if t), work_dir=work_dir,
+               unconfined_commands=unconfined_commands)
 
 
 @worker_app.callback()
@@ -49,7 +55,8 @@ def node_compat(ctx: typer.Context,
                 slots: Annotated[int, typer.Option(hidden=True, min=1)] = 1,
                 tags: Annotated[str, typer.Option(hidden=True)] = "",
                 work_dir: Annotated[Path | None, typer.Option("--work-dir", hidden=True)] = None,
-                log_level: Annotated[str, typer.Option(hidden=True)] = "info") -> None:
+                log_level: Annotated[str, typer.Option(hidden=True)] = "info",
+                unconfined_commands: Annotated[bool, typer.Option("--unconfined-commands", hidden=True)] = False) -> None:
     """Run a render node (`worker run`), or list and manage the farm's nodes."""
     if ctx.invoked_subcommand is not None:
         return
@@ -57,14 +64,14 @@ def node_compat(ctx: typer.Context,
         typer.echo(ctx.get_help())
         raise typer.Exit(0)
     # `rayfarm worker --server ... --token ...`: the first spelling of `worker run`, still supported
-    _run_node(server, token, name, slots, tags, work_dir, log_level)
+    _run_node(server, token, name, slots, tags, work_dir, log_level, unconfined_commands)
 
 
 @worker_app.command("run")
 def run(server: NodeServer = None, token: Token = None, name: NodeName = None, slots: Slots = 1, tags: Tags = "",
-        work_dir: WorkDir = None, log_level: LogLevel = "info") -> None:
-    """Run one render node: pull chunks from the server and render them."""
-    _run_node(server, token, name, slots, tags, work_dir, log_level)
+        work_dir: WorkDir = None, log_level: LogLevel = "info", unconfined_commands: UnconfinedCommands = False) -> None:
+    """Run one render node: pull chunks from the server and render them (confined with bubblewrap)."""
+    _run_node(server, token, name, slots, tags, work_dir, log_level, unconfined_commands)
 
 
 @worker_app.command("list")

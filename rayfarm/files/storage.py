@@ -108,6 +108,13 @@ class Storage:
                        f"The scene file {local_path!r} is not on the farm: upload it first (it maps to {mapped} in "
                        f"your input storage) or keep it under a shared root the farm mounts.")
 
+    def shared_root_of(self, path: Path) -> str | None:
+        """The shared root that holds ``path`` (a resolved path), or None."""
+        for root in self.shared_roots:
+            if root in path.parents:
+                return str(root)
+        return None
+
     def locate_inputs(self, user_id: int, storage_paths: list[str]) -> list[str]:
         """Check that every listed asset was uploaded; 600 naming the missing ones."""
         root = self.user_dir(user_id, "input", create=False)

@@ -122,6 +122,7 @@ class FileRef(TypedDict):
     sha256: str | None
     size: int | None
     path: str | None  # set when the node may read it in place (a shared root)
+    root: str | None  # that shared root (a confined render may read all of it)
 
 
 class Lease(TypedDict):

@@ -56,11 +56,12 @@ class NodeFiles:
         location = self.scene_file(task)
         # a task without a scene (a command that names none) has nothing to download
         url = f"{wire.API}/scene/{frame.id}" if location is not None else None
-        scene: wire.FileRef = {"url": url, "path": None, "sha256": None, "size": None}
+        scene: wire.FileRef = {"url": url, "path": None, "root": None, "sha256": None, "size": None}
         if location is not None and location.is_file():
             scene.update(sha256=sha256_of(location), size=location.stat().st_size)
             if render.get("scene_root") == "shared":
-                scene["path"] = str(location)
+                # the root too: a confined render may read the whole shared root (the scene's references)
+                scene["path"], scene["root"] = str(location), self.farm.storage.shared_root_of(location)
         inputs = []
         for index, path in enumerate(render.get("inputs") or []):
             stored = self.farm.storage.input_path(task.user_id, path)

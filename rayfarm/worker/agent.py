@@ -13,6 +13,7 @@ import psutil
 
 from rayfarm.worker.capabilities import capabilities
 from rayfarm.worker.client import FarmClient, FarmError, StaleSession
+from rayfarm.worker.confine import Policy, node_policy
 from rayfarm.worker.job import KILL_GRACE, Job, Outcome
 from rayfarm.worker.scenes import SceneCache
 
@@ -43,7 +44,7 @@ def default_work_dir() -> Path:
 class Agent:
     def __init__(self, server_url: str, token: str, name: str | None = None, slots: int = 1,
                  tags: Sequence[str] = (), work_dir: str | Path | None = None, *, lease_wait: float = 20.0,
-                 client: FarmClient | None = None) -> None:
+                 client: FarmClient | None = None, unconfined_commands: bool = False) -> None:
         if slots < 1:
             raise ValueError("slots must be at least 1")
         self.stop_event = threading.Event()
@@ -52,7 +53,7 @@ class Agent:
         self.name = name or socket.gethostname()
         self.slots = slots
         self.tags = tuple(tags)
-        self.work_dir = Path(work_dir) if work_dir else default_work_dir()
+        self.work_dir = (Path(work_dir) if work_dir else default_work_dir()).absolute()  # bubblewrap binds absolute paths
         self.lease_wait = max(0.0, min(float(lease_wait), 20.0))
         self.scenes = SceneCache(self.work_dir / "cache", self.client)
         self.worker_id: Any = None
@@ -61,6 +62,8 @@ class Agent:
         self.heartbeat_seconds = 15.0
         self.busy_heartbeat_seconds = 5.0
         self.paused = False  # the server says disabled or draining: take no new chunks
+        self.unconfined_commands = unconfined_commands
+        self.policy = Policy(None)  # what runs confined: probed at the first registration (confine.py)
         self.error: str | None = None
         self.jobs: dict[str, Job] = {}
         self._threads: dict[str, threading.Thread] = {}
@@ -112,7 +115,8 @@ class Agent:
     # ---- session --------------------------------------------------------------------------------------
     def register(self) -> None:
         if self._capabilities is None:
-            self._capabilities = capabilities(self.name, self.slots, self.tags)
+            self.policy = node_policy(self.work_dir, self.unconfined_commands)
+            self._capabilities = capabilities(self.name, self.slots, self.tags, self.policy.offers)
         try:
             answer = self.client.post("register", self._capabilities)
         except FarmError as exc:
@@ -193,7 +197,7 @@ class Agent:
                 log.error("ignoring a malformed lease %r: %s", lease, exc)
 
     def _start(self, lease: dict[str, Any]) -> None:
-        job = Job(lease, self.work_dir, self.scenes)
+        job = Job(lease, self.work_dir, self.scenes, self.policy)
         log.info("lease %s: task %s frames %s-%s step %s", job.lease_id, lease.get("taskId"), lease.get("start"),
                  lease.get("end"), lease.get("step"))
         thread = threading.Thread(target=self._work, args=(job,), name=f"rayfarm-lease-{job.lease_id}", daemon=True)

@@ -17,6 +17,7 @@ import httpx
 
 from rayfarm.worker import process
 from rayfarm.worker.client import FarmError
+from rayfarm.worker.confine import EXEC_FAILED, Policy, Sandbox
 from rayfarm.worker.renderers import Renderer, RenderError, chunk_progress, renderer_for
 from rayfarm.worker.scenes import SceneCache
 
@@ -45,12 +46,14 @@ def _safe(text: str) -> str:
 
 
 class Job:
-    def __init__(self, lease: dict[str, Any], work_dir: Path, scenes: SceneCache) -> None:
+    def __init__(self, lease: dict[str, Any], work_dir: Path, scenes: SceneCache, policy: Policy) -> None:
         self.lease = lease
         self.lease_id = str(lease["leaseId"])
+        self.work_dir = work_dir
         self.dir = work_dir / "leases" / _safe(self.lease_id)
         self.output_dir = self.dir / "out"
         self.scenes = scenes
+        self.policy = policy  # which software runs confined on this node (confine.py)
         self.timeout = float(lease.get("jobStopTime") or 0)
         # seconds a render may go without an output line, a new/grown output file or progress (0 = no limit)
         self.stall_timeout = float(lease.get("stallTimeout") or 0)
@@ -201,38 +204,76 @@ class Job:
         self.output_dir.mkdir(parents=True)
         try:
             renderer = renderer_for(self.lease.get("render") or {})
+            if not self.policy.offers(renderer.software):
+                raise RenderError(f"this node does not run {renderer.software} tasks: it cannot confine them "
+                                  f"(bubblewrap does not work here) and was not started with --unconfined-commands.")
             scene = self.scenes.scene_for(self.lease, self.dir)
             commands = renderer.commands(self.lease, scene, self.output_dir)
         except RenderError as exc:
             return self._failed(str(exc))
         except (FarmError, httpx.HTTPError, OSError) as exc:
             return self._failed(f"the scene could not be fetched: {exc}")
+        sandbox = self.policy.sandbox_for(renderer.software)
+        readable = self._readable(scene) if sandbox else []
         seconds = 0.0
         for index, argv in enumerate(commands):
             began = time.monotonic()
             try:
-                code = self._run(argv, renderer, index, len(commands))
+                code = self._run(argv, renderer, index, len(commands), sandbox, readable)
             except OSError as exc:
                 return self._failed(f"{argv[0]!r} could not be started on this node: {exc.strerror or exc}.")
             seconds += time.monotonic() - began
             if self.cancelled:
                 return self._stopped(seconds)
             if code != 0:
+                with self._lock:
+                    last = self._tail[-1] if self._tail else ""
+                if sandbox and last.startswith(EXEC_FAILED):
+                    reason = last.rpartition(": ")[2]
+                    return self._failed(f"{argv[0]!r} could not be started on this node: {reason}. Confined render "
+                                        f"jobs find programs in /usr/local/bin, /usr/bin and /bin, and the task's "
+                                        f"own files.", seconds)
                 how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
                 return self._failed(f"{Path(argv[0]).name} {how}. Last log lines: {self.tail()}", seconds)
-        outputs = sorted(p for p in self.output_dir.iterdir() if p.is_file() and not p.name.startswith("."))
+        # regular files only: a link the job made in its folder must not make the node upload what it points to
+        with os.scandir(self.output_dir) as entries:
+            outputs = sorted(Path(entry.path) for entry in entries
+                             if entry.is_file(follow_symlinks=False) and not entry.name.startswith("."))
         if renderer.needs_output and not outputs:
             return self._failed(f"{renderer.software} finished but wrote no output file. "
                                 f"Last log lines: {self.tail()}", seconds)
         self.progress = 100.0
         return self._outcome("done", "", outputs, seconds)
 
-    def _run(self, argv: list[str], renderer: Renderer, index: int, runs: int) -> int:
+    def _readable(self, scene: Path | None) -> list[str]:
+        """What a confined render reads besides the system: its folder when the scene (and the assets' folder
+        tree) was placed there, else the shared root of a scene read in place, else the cached scene file."""
+        if scene is None:
+            return []
+        path, folder = str(scene), str(self.dir)
+        if path.startswith(folder + os.sep):
+            return [folder]
+        shared = self.lease.get("scene") or {}
+        if shared.get("path") == path:
+            # the whole shared root, for the scene's relative references (//../tex/wood.png); never a folder
+            # that holds this node's own folders (other jobs, the cache)
+            node = str(self.work_dir.resolve()) + os.sep
+            for root in (str(shared.get("root") or "").rstrip("/"), str(scene.parent).rstrip("/")):
+                if root and path.startswith(root + "/") and not node.startswith(root + "/"):
+                    return [root]
+        return [path]
+
+    def _run(self, argv: list[str], renderer: Renderer, index: int, runs: int, sandbox: Sandbox | None,
+             readable: list[str]) -> int:
         with self._lock:
             if self.cancelled:
                 return -signal.SIGTERM
-            log.info("lease %s: run %d/%d: %s", self.lease_id, index + 1, runs, argv[0])
-            proc = process.start(argv, self.output_dir)
+            log.info("lease %s: run %d/%d: %s%s", self.lease_id, index + 1, runs, argv[0],
+                     " (confined)" if sandbox else "")
+            if sandbox:
+                proc = process.start(sandbox.wrap(argv, readable, str(self.output_dir)), self.output_dir, True)
+            else:
+                proc = process.start(argv, self.output_dir)
             self._proc, self._sampler = proc, process.TreeSampler(proc.pid)
             self._active = time.monotonic()
         self.progress = max(self.progress, chunk_progress(index, runs, 0))

@@ -14,6 +14,7 @@ import psutil
 log = logging.getLogger(__name__)
 CPUS = os.cpu_count() or 1
 PR_SET_PDEATHSIG = 1
+TOKEN_VARIABLE = "RAYFARM_WORKER_TOKEN"  # the node may take its token from the environment: renders never get it
 
 
 def _prctl() -> Callable[..., int] | None:
@@ -48,15 +49,25 @@ def _die_with_node() -> Callable[[], None] | None:
     return hook
 
 
-def start(argv: list[str], cwd: Path) -> subprocess.Popen:
+def start(argv: list[str], cwd: Path, confined: bool = False) -> subprocess.Popen:
     """Start `argv` (no shell) as the leader of a new session/process group, stdout+stderr as text lines.
 
-    On Linux the process is killed when the node process dies (see `_die_with_node`).
+    `confined`: `argv` is a bubblewrap command line (confine.py). Its --die-with-parent kills the render
+    when the node dies, so no preexec hook is needed (a hook rules out CPython's fast vfork path; bubblewrap
+    sets the death signal as it starts, so only a node killed within those first milliseconds would miss
+    it), and bubblewrap gets an empty environment: nothing of the node's can reach the job. Unconfined, the
+    render gets the node's environment without the worker token, and on Linux dies with the node through
+    `_die_with_node`.
     """
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if confined:
+        env, hook = {}, None
+    else:
+        env = {name: value for name, value in os.environ.items() if name != TOKEN_VARIABLE}
+        env["PYTHONUNBUFFERED"] = "1"
+        hook = _die_with_node()
     return subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True, text=True, encoding="utf-8",
-                            errors="replace", bufsize=1, shell=False, preexec_fn=_die_with_node())
+                            errors="replace", bufsize=1, shell=False, preexec_fn=hook)
 
 
 def signal_group(pgid: int, sig: int) -> bool:

@@ -4,7 +4,7 @@ import pytest
 
 from rayfarm.sdk import RayfarmAPI
 from rayfarm.sdk.errors import RayfarmAPIError
-from tests.farmproc import wait_for
+from tests.farmproc import UNCONFINED_COMMANDS, wait_for
 from tests.integration.test_farm import Chunks, command_task_json, frames_of, info, submit
 
 
@@ -29,7 +29,7 @@ def node(api: RayfarmAPI, name: str) -> dict:
 
 
 def test_disable_takes_the_node_out_now_and_enable_brings_it_back(farm, admin, artist, tmp_path):
-    farm.start_worker("n1")
+    farm.start_worker("n1", UNCONFINED_COMMANDS)
     chunks = Chunks(tmp_path / "chunks")
     task_id = submit(artist, command_task_json(chunks.command(30), frames="1-2[1]"))
     busy = wait_for(lambda: (w := node(admin, "n1"))["running"] and w, 20, "n1 to run a chunk")
@@ -58,7 +58,7 @@ def test_disable_takes_the_node_out_now_and_enable_brings_it_back(farm, admin, a
 
 
 def test_drain_lets_the_running_chunk_finish_then_takes_no_more(farm, admin, artist, tmp_path):
-    farm.start_worker("n1")
+    farm.start_worker("n1", UNCONFINED_COMMANDS)
     chunks = Chunks(tmp_path / "chunks")
     task_id = submit(artist, command_task_json(chunks.command(1.5), frames="1-3[1]"))
     worker = wait_for(lambda: (w := node(admin, "n1"))["running"] and w, 20, "n1 to run a chunk")

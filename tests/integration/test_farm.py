@@ -20,7 +20,7 @@ from PIL import Image
 from rayfarm.sdk import RayfarmAPI
 from tests.blender_scene import make_scene
 from tests.dbs import fresh_database_url
-from tests.farmproc import PYTHON, free_port, rayfarm, stop_process, wait_for
+from tests.farmproc import PYTHON, UNCONFINED_COMMANDS, free_port, rayfarm, stop_process, wait_for
 from tests.integration.support import blender_task_json
 
 FLOW = Path(__file__).with_name("official_sdk_flow.py")
@@ -246,7 +246,7 @@ def test_higher_level_task_renders_first_on_one_node(farm, api, tmp_path):
     chunks = Chunks(tmp_path / "chunks")
     low = submit(api, command_task_json(chunks.command(0.2), frames="1-3[1]"), task_user_level=50)
     high = submit(api, command_task_json(chunks.command(0.2), frames="1-3[1]"), task_user_level=80)
-    farm.start_worker("solo")
+    farm.start_worker("solo", UNCONFINED_COMMANDS)
     assert wait_task(farm, api, low, FINISHED, 60)["taskStatus"] == 25
     assert wait_task(farm, api, high, FINISHED, 10)["taskStatus"] == 25
     low_frames, high_frames = frames_of(api, low), frames_of(api, high)
@@ -261,7 +261,7 @@ def test_higher_level_task_renders_first_on_one_node(farm, api, tmp_path):
 def test_task_limit_one_never_runs_on_two_nodes_at_once(farm, api, tmp_path):
     chunks = Chunks(tmp_path / "chunks")
     for name in ("n1", "n2", "n3"):
-        farm.start_worker(name, wait=False)
+        farm.start_worker(name, UNCONFINED_COMMANDS, wait=False)
     for worker in farm.workers:
         worker.wait_registered()
     task_id = api.task.create_task()["taskIdList"][0]
@@ -288,8 +288,8 @@ def test_task_limit_one_never_runs_on_two_nodes_at_once(farm, api, tmp_path):
 
 def test_chunk_of_a_killed_node_is_rendered_elsewhere_exactly_once(farm, api, tmp_path):
     chunks = Chunks(tmp_path / "chunks")
-    victim = farm.start_worker("a", wait=False)
-    survivor = farm.start_worker("b", wait=False)
+    victim = farm.start_worker("a", UNCONFINED_COMMANDS, wait=False)
+    survivor = farm.start_worker("b", UNCONFINED_COMMANDS, wait=False)
     victim.wait_registered()
     survivor.wait_registered()
     task_id = submit(api, command_task_json(chunks.command(2.0), frames="1-6[1]"))
@@ -383,7 +383,7 @@ def test_stop_task_kills_blender_at_once_and_start_resumes(farm, api, tmp_path):
 
 def test_over_time_stop_stops_the_task_and_kills_the_render(farm, api, tmp_path):
     chunks = Chunks(tmp_path / "chunks")
-    farm.start_worker("slow")
+    farm.start_worker("slow", UNCONFINED_COMMANDS)
     task_id = submit(api, command_task_json(chunks.command(10.0), frames="1-2[1]"))
     started = wait_for(lambda: chunks.events("start"), 20, "the first chunk to start",
                        details=lambda: report(farm, api, task_id))[0]
@@ -405,8 +405,8 @@ def test_over_time_stop_stops_the_task_and_kills_the_render(farm, api, tmp_path)
 
 def test_failing_chunk_is_retried_then_failed_and_its_log_is_readable(farm, user, api, tmp_path):
     chunks = Chunks(tmp_path / "chunks")
-    farm.start_worker("f1", wait=False)
-    farm.start_worker("f2", wait=False)
+    farm.start_worker("f1", UNCONFINED_COMMANDS, wait=False)
+    farm.start_worker("f2", UNCONFINED_COMMANDS, wait=False)
     for worker in farm.workers:
         worker.wait_registered()
     task_id = submit(api, command_task_json(chunks.command(0.2, failing="2"), frames="1-2[1]"))
@@ -459,9 +459,10 @@ def test_rayfarm_up_renders_and_stops_everything_on_ctrl_c(tmp_path):
         children = psutil.Process(up.pid).children(recursive=True)
         assert len(children) >= 2, children
 
-        chunks = Chunks(tmp_path / "chunks")
+        # `rayfarm up` nodes confine their jobs: the command writes only into its own output folder
+        command = ["sh", "-c", 'echo "$0" > "$1/f_$0.txt"', "{frame}", "{output}"]
         with RayfarmAPI(creds["accessId"], creds["accessKey"], domain=f"127.0.0.1:{port}") as api:
-            task_id = submit(api, command_task_json(chunks.command(0.1), frames="1-2[1]"))
+            task_id = submit(api, command_task_json(command, frames="1-2[1]"))
 
             def finished():
                 item = info(api, task_id)
@@ -470,6 +471,7 @@ def test_rayfarm_up_renders_and_stops_everything_on_ctrl_c(tmp_path):
             item = wait_for(finished, 60, "the task to finish on the `rayfarm up` farm", interval=0.2, details=details)
             assert item["taskStatus"] == 25
             assert sorted(e["fileName"] for e in api.files.output_files(task_id)) == ["f_1.txt", "f_2.txt"]
+        assert "render jobs run confined" in (data / "up-logs" / "worker-1.log").read_text(), details()
 
         os.killpg(up.pid, signal.SIGINT)  # Ctrl-C in the terminal
         assert up.wait(30) == 0, details()

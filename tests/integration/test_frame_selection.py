@@ -5,7 +5,7 @@ import psutil
 import pytest
 
 from rayfarm.sdk import RayfarmAPI, RayfarmAPIError
-from tests.farmproc import PYTHON, wait_for
+from tests.farmproc import PYTHON, UNCONFINED_COMMANDS, wait_for
 from tests.integration.support import Raw, check_envelope, running_farm
 
 FRAMES = "/api/render/handle/queryTaskFrames"
@@ -37,7 +37,7 @@ def api(farm, user):
 @pytest.fixture(scope="module")
 def node(farm):
     """One render node with one slot: it renders one frame at a time (stopped with the farm)."""
-    return farm.start_worker("n1")
+    return farm.start_worker("n1", UNCONFINED_COMMANDS)
 
 
 def command_task(api: RayfarmAPI, command: list[str], frames: str) -> int:

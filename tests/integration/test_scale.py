@@ -12,7 +12,7 @@ import pytest
 
 from rayfarm.sdk import RayfarmAPI
 from tests.dbs import fresh_database_url, on_postgres
-from tests.farmproc import FarmServer, free_port, wait_for
+from tests.farmproc import UNCONFINED_COMMANDS, FarmServer, free_port, wait_for
 
 SERVERS, NODES, CHUNKS = (3, 12, 2000) if on_postgres() else (2, 6, 300)
 
@@ -36,7 +36,7 @@ def servers(tmp_path):
 def test_every_chunk_is_done_exactly_once(servers, tmp_path):
     user = servers[0].create_user("scale", "--allow-commands")
     for index in range(NODES):
-        servers[index % SERVERS].start_worker(f"node{index}", wait=False)
+        servers[index % SERVERS].start_worker(f"node{index}", UNCONFINED_COMMANDS, wait=False)
     for server in servers:
         for worker in server.workers:
             worker.wait_registered()

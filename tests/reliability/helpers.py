@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 
 from rayfarm.sdk import RayfarmAPI
-from tests.farmproc import PYTHON, Credentials, FarmServer, FarmWorker, wait_for
+from tests.farmproc import PYTHON, UNCONFINED_COMMANDS, Credentials, FarmServer, FarmWorker, wait_for
 
 FULL = os.environ.get("RAYFARM_FULL") == "1"
 FINISHED = {23, 25, 30, 35, 45}
@@ -332,4 +332,4 @@ class ProxiedWorker(FarmWorker):
 
     def __init__(self, server: FarmServer, name: str, proxy: Proxy, extra_args: list[str] | None = None):
         # the last --server wins (click), so the proxy's URL replaces the server's own
-        super().__init__(server, name, [*(extra_args or []), "--server", proxy.url])
+        super().__init__(server, name, [*(extra_args or []), UNCONFINED_COMMANDS, "--server", proxy.url])

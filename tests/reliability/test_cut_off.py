@@ -17,7 +17,7 @@ import time
 import httpx
 
 from rayfarm.sdk import RayfarmAPI
-from tests.farmproc import wait_for
+from tests.farmproc import UNCONFINED_COMMANDS, wait_for
 from tests.reliability.helpers import (
     FULL,
     Chunks,
@@ -64,7 +64,7 @@ def test_cut_node_loses_its_reassigned_chunk_cleanly(start_farm, tmp_path):
 
         proxy.cut()
         cut_at = time.monotonic()
-        near = farm.start_worker("near", wait=False)
+        near = farm.start_worker("near", UNCONFINED_COMMANDS, wait=False)
         # the far node finishes its render while nobody can hear it
         wait_for(lambda: any(r.pid == run.pid for r in chunks.events("done")), CHUNK_SECONDS + 5,
                  "the cut node to finish its render", details=details)
@@ -103,7 +103,7 @@ def test_cut_node_loses_its_reassigned_chunk_cleanly(start_farm, tmp_path):
 def test_node_keeps_its_chunk_through_a_frozen_server(start_farm, tmp_path):
     farm = start_farm(**ENV)
     [user] = prepare(farm, "frozen")
-    node = farm.start_worker("steady")
+    node = farm.start_worker("steady", UNCONFINED_COMMANDS)
     api = RayfarmAPI(user.access_id, user.access_key, domain=farm.domain)
     chunks = Chunks(tmp_path / "chunks", seconds=CHUNK_SECONDS)
     task_id = submit(api, command_task_json(chunks.command(), "1-1[1]"))

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from rayfarm.sdk import RayfarmAPI
 from rayfarm.sdk.errors import RayfarmAPIError, RayfarmConnectionError
-from tests.farmproc import stop_process, wait_for
+from tests.farmproc import UNCONFINED_COMMANDS, stop_process, wait_for
 from tests.reliability.helpers import (
     FULL,
     NOT_ACCEPTED,
@@ -165,7 +165,7 @@ def check_acknowledged(api: RayfarmAPI, ledger: Ledger, when: str) -> list[str]:
 def test_server_sigkill_loses_nothing_acknowledged_and_nodes_reconnect(start_farm, tmp_path):
     farm = start_farm()
     users = prepare(farm, *[f"client{n}" for n in range(USERS)])
-    nodes = [farm.start_worker(f"node{n}", "--slots", "2", wait=False) for n in range(3)]
+    nodes = [farm.start_worker(f"node{n}", "--slots", "2", UNCONFINED_COMMANDS, wait=False) for n in range(3)]
     chunks = Chunks(tmp_path / "chunks", seconds=0.05)
     # retries=0: every call the farm leaves unanswered reaches the ledger (the clients retry themselves)
     apis = [RayfarmAPI(users[n % USERS].access_id, users[n % USERS].access_key, domain=farm.domain, retries=0)

@@ -10,7 +10,7 @@ looping forever, and a chunk whose storage comes back is rendered again on its n
 
 from rayfarm.domain.paths import output_name
 from rayfarm.sdk import RayfarmAPI
-from tests.farmproc import wait_for
+from tests.farmproc import UNCONFINED_COMMANDS, wait_for
 from tests.reliability.helpers import Chunks, command_task_json, frames_of, prepare, report, submit, wait_task
 
 STORAGE_ERROR = "could not store the output"
@@ -27,7 +27,7 @@ def blocker(farm, user, task_id: int):
 def test_unwritable_output_fails_the_attempt_clearly_and_the_farm_serves_on(start_farm, tmp_path):
     farm = start_farm()
     [user] = prepare(farm, "storage")
-    node = farm.start_worker("disk", "--slots", "2", wait=False)
+    node = farm.start_worker("disk", "--slots", "2", UNCONFINED_COMMANDS, wait=False)
     api = RayfarmAPI(user.access_id, user.access_key, domain=farm.domain)
     chunks = Chunks(tmp_path / "chunks", seconds=0.05)
 

@@ -7,7 +7,7 @@ printing, or keep writing output, are left alone.
 """
 
 from rayfarm.sdk import RayfarmAPI
-from tests.farmproc import PYTHON, wait_for
+from tests.farmproc import PYTHON, UNCONFINED_COMMANDS, wait_for
 from tests.reliability.helpers import FINISHED, command_task_json, frames_of, gone, prepare, report, submit, wait_task
 
 STALL = 2  # seconds
@@ -50,7 +50,7 @@ note("done")
 def test_stuck_render_is_killed_and_retried_while_slow_ones_live(start_farm, tmp_path):
     farm = start_farm()
     [user] = prepare(farm, "stuck")
-    node = farm.start_worker("watch", "--slots", "4", wait=False)
+    node = farm.start_worker("watch", "--slots", "4", UNCONFINED_COMMANDS, wait=False)
     api = RayfarmAPI(user.access_id, user.access_key, domain=farm.domain)
     script, record = tmp_path / "stuck.py", tmp_path / "record.txt"
     script.write_text(SCRIPT)

@@ -12,7 +12,7 @@ import signal
 import time
 
 from rayfarm.sdk import RayfarmAPI
-from tests.farmproc import wait_for
+from tests.farmproc import UNCONFINED_COMMANDS, wait_for
 from tests.reliability.helpers import (
     FULL,
     Chunks,
@@ -40,7 +40,7 @@ def test_sigkilled_nodes_lose_no_chunk_and_count_none_twice(start_farm, tmp_path
     farm = start_farm(**ENV)
     [user] = prepare(farm, "kills")
     began = {f"node{n}": time.time() for n in range(NODES)}  # when each node's current process started
-    nodes = [farm.start_worker(f"node{n}", wait=False) for n in range(NODES)]
+    nodes = [farm.start_worker(f"node{n}", UNCONFINED_COMMANDS, wait=False) for n in range(NODES)]
     api = RayfarmAPI(user.access_id, user.access_key, domain=farm.domain)
     chunks = Chunks(tmp_path / "chunks", seconds=CHUNK_SECONDS)
     task_id = submit(api, command_task_json(chunks.command(), f"1-{FRAMES}[1]"))

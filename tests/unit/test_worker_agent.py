@@ -55,10 +55,13 @@ def fake():
 def node(fake, tmp_path):
     agents = []
 
-    def start(token: str = TOKEN, slots: int = 1) -> Agent:
+    # The commands of these tests use this venv's Python and the test's folder: unconfined (Blender stays
+    # confined where bubblewrap works). Confinement itself: test_worker_confine.py, tests/security/test_confinement.py.
+    def start(token: str = TOKEN, slots: int = 1, unconfined_commands: bool = True) -> Agent:
         client = FarmClient(fake.url, token, max_backoff=0.3)
         agent = Agent(fake.url, token, name="node-a", slots=slots, tags=("gpu-less", "test"),
-                      work_dir=tmp_path / "work", lease_wait=0.3, client=client)
+                      work_dir=tmp_path / "work", lease_wait=0.3, client=client,
+                      unconfined_commands=unconfined_commands)
         errors: list[BaseException] = []
 
         def run() -> None:
@@ -216,7 +219,7 @@ def test_run_worker_stops_on_sigterm(fake, tmp_path):
     pids_file, render = long_command(tmp_path)
     farm.add_lease("L10", render)
     code = ("import logging, sys; logging.basicConfig(level='INFO'); from rayfarm.worker import run_worker; "
-            "run_worker(sys.argv[1], sys.argv[2], name='sig-node', work_dir=sys.argv[3])")
+            "run_worker(sys.argv[1], sys.argv[2], name='sig-node', work_dir=sys.argv[3], unconfined_commands=True)")
     proc = subprocess.Popen([PY, "-c", code, fake.url, TOKEN, str(tmp_path / "work")],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -248,3 +251,29 @@ def test_blender_chunk_end_to_end(fake, node, tmp_path):
     assert farm.registers[0]["software"]["blender"].startswith("3.")
     assert any(line.startswith("Saved: ") for line in done["log"] + [
         line for beat in farm.heartbeats for item in beat["running"] for line in item["log"]])
+
+
+def test_a_node_without_bubblewrap_does_not_offer_commands_and_refuses_them(fake, node, monkeypatch, caplog):
+    from rayfarm.worker import confine
+
+    caplog.set_level("INFO")
+    monkeypatch.setattr(confine, "PROGRAM", "no-such-bwrap-here")
+    farm = fake.farm
+    farm.add_lease("LC", {"software": "command", "command": ["true"]})  # as if the server sent one all the same
+    node(unconfined_commands=False)
+    done = wait_until(lambda: farm.completes, what="complete")[0]
+    assert "command" not in farm.registers[0]["software"]
+    assert done["result"] == "failed" and "does not run command tasks" in done["error"], done["error"]
+    assert "no-such-bwrap-here is not installed" in caplog.text
+    assert "does not offer command tasks" in caplog.text
+
+
+def test_unconfined_commands_are_offered_with_a_warning(fake, node, monkeypatch, caplog):
+    from rayfarm.worker import confine
+
+    caplog.set_level("INFO")
+    monkeypatch.setattr(confine, "PROGRAM", "no-such-bwrap-here")
+    node(unconfined_commands=True)
+    register = wait_until(lambda: fake.farm.registers, what="register")[0]
+    assert register["software"]["command"] == ""
+    assert "--unconfined-commands: command tasks run unconfined" in caplog.text

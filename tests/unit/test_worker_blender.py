@@ -150,12 +150,14 @@ def test_real_blender_missing_camera_fails_with_message(tmp_path, cube_scene):
     import httpx
 
     from rayfarm.worker.client import FarmClient
+    from rayfarm.worker.confine import node_policy
     from rayfarm.worker.job import Job
     from rayfarm.worker.scenes import SceneCache
 
     item = {**lease(start=1, end=1, step=1, camera="NoSuchCam"), "scene": {"path": str(cube_scene)}}
     client = FarmClient("http://farm.invalid", "t", transport=httpx.MockTransport(lambda r: httpx.Response(404)))
-    job = Job(item, tmp_path / "work", SceneCache(tmp_path / "cache", client))
+    # confined as a node runs it (unconfined where bubblewrap does not work)
+    job = Job(item, tmp_path / "work", SceneCache(tmp_path / "cache", client), node_policy(tmp_path / "work", False))
     outcome = job.render()
     assert outcome.result == "failed"
     assert "blender exited with code 1" in outcome.error

@@ -9,6 +9,7 @@ import psutil
 import pytest
 
 from rayfarm.worker.client import FarmClient
+from rayfarm.worker.confine import Policy
 from rayfarm.worker.job import Job
 from rayfarm.worker.scenes import SceneCache
 
@@ -22,10 +23,16 @@ def scenes(tmp_path):
     client.close()
 
 
-def make_job(tmp_path, scenes, command, start=1, end=1, step=1, stop_time=0, render=None, scene=None):
+# These commands run unconfined (they use this venv's Python and the test's folder); confined runs are
+# in test_worker_confine.py.
+UNCONFINED = Policy(None, unconfined_commands=True)
+
+
+def make_job(tmp_path, scenes, command, start=1, end=1, step=1, stop_time=0, render=None, scene=None,
+             policy=UNCONFINED):
     lease = {"leaseId": "lease-1", "start": start, "end": end, "step": step, "jobStopTime": stop_time,
              "render": render or {"software": "command", "command": command}, "scene": scene or {}}
-    return Job(lease, tmp_path / "work", scenes)
+    return Job(lease, tmp_path / "work", scenes, policy)
 
 
 def gone(pid: int, within: float = 0.5) -> bool:

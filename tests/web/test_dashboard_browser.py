@@ -17,7 +17,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from rayfarm.sdk import RayfarmAPI
 from tests.blender_scene import make_scene
-from tests.farmproc import PYTHON, wait_for
+from tests.farmproc import wait_for
 from tests.integration.support import blender_task_json
 
 CHROMIUM = "/usr/bin/chromium"
@@ -42,7 +42,7 @@ def sleeper_task_json() -> dict:
             "task_info": {"task_id": "", "frames_per_task": "1", "pre_frames": "000", "stop_after_test": "2",
                           "job_stop_time": "3600", "task_stop_time": "0", "project_name": "dashboard"},
             "scene_info": {"common": {"frames": "1-1[1]"}},
-            "additional_info": {"command": [PYTHON, "-c", "import time; print('sleeping', flush=True); time.sleep(120)"]}}
+            "additional_info": {"command": ["python3", "-c", "import time; print('sleeping', flush=True); time.sleep(120)"]}}
 
 
 @pytest.fixture
