@@ -45,9 +45,13 @@ def test_string_to_sign_only_raises_canonical_error(headers, body, host, path):
 def test_string_to_sign_is_stable_through_json(body):
     """What the farm signs after parsing the JSON body equals what was signed before sending it."""
     headers = {"accessId": "a", "channel": "4", "platform": "2", "UTCTimestamp": "1", "nonce": "2", "version": "2.0.0"}
-    before = signing.string_to_sign("h:1", "/p", headers, body)
-    after = signing.string_to_sign("h:1", "/p", headers, json.loads(json.dumps(body)))
-    assert before == after
+    def signed(value):
+        try:
+            return signing.string_to_sign("h:1", "/p", headers, value)
+        except signing.CanonicalError:  # an ambiguous body (two values under one signed name) is refused alike
+            return signing.CanonicalError
+
+    assert signed(body) == signed(json.loads(json.dumps(body)))
 
 
 @FUZZ
