@@ -1,6 +1,7 @@
 """Build a tiny Blender scene (cube, camera, light; Cycles CPU, no denoiser) for tests."""
 
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 SCRIPT = """
@@ -99,3 +100,97 @@ def make_textured_scene(path: str | Path, color: tuple[int, int, int] = (0, 200,
     if result.returncode != 0 or not path.exists():
         raise RuntimeError(f"blender could not build the textured scene: {(result.stdout + result.stderr)[-2000:]}")
     return path, texture
+
+
+LIBRARY = """
+import bpy
+bpy.ops.wm.read_factory_settings(use_empty=True)
+bpy.ops.mesh.primitive_plane_add(size=1, location=(0, 0, 0.5))
+prop = bpy.context.active_object
+prop.name = "Prop"
+material = bpy.data.materials.new("PropColour")
+material.use_nodes = True
+nodes = material.node_tree.nodes
+texture = nodes.new("ShaderNodeTexImage")
+texture.image = bpy.data.images.load({texture!r})
+texture.image.filepath = "//" + {texture_name!r}
+emission = nodes.new("ShaderNodeEmission")
+material.node_tree.links.new(texture.outputs["Color"], emission.inputs["Color"])
+material.node_tree.links.new(emission.outputs["Emission"], nodes["Material Output"].inputs["Surface"])
+prop.data.materials.append(material)
+collection = bpy.data.collections.new("Props")
+bpy.context.scene.collection.children.link(collection)
+bpy.context.scene.collection.objects.unlink(prop)
+collection.objects.link(prop)
+bpy.ops.wm.save_as_mainfile(filepath={path!r}, relative_remap=False)
+"""
+
+LINKED = """
+import bpy
+bpy.ops.wm.read_factory_settings(use_empty=True)
+scene = bpy.context.scene
+bpy.ops.mesh.primitive_plane_add(size=8, location=(0, 0, 0))
+ground = bpy.context.active_object
+material = bpy.data.materials.new("Ground")
+material.use_nodes = True
+nodes = material.node_tree.nodes
+texture = nodes.new("ShaderNodeTexImage")
+texture.image = bpy.data.images.load({texture!r})  # an absolute path
+emission = nodes.new("ShaderNodeEmission")
+material.node_tree.links.new(texture.outputs["Color"], emission.inputs["Color"])
+material.node_tree.links.new(emission.outputs["Emission"], nodes["Material Output"].inputs["Surface"])
+ground.data.materials.append(material)
+bpy.ops.wm.save_as_mainfile(filepath={path!r}, relative_remap=False)  # so that "//" names its folder
+with bpy.data.libraries.load({library!r}, link=True, relative=True) as (source, linked):
+    linked.collections = ["Props"]
+instance = bpy.data.objects.new("Props", None)
+instance.instance_type = "COLLECTION"
+instance.instance_collection = linked.collections[0]
+scene.collection.objects.link(instance)
+bpy.ops.object.camera_add(location=(0, 0, 5), rotation=(0, 0, 0))
+scene.camera = bpy.context.active_object
+scene.frame_start, scene.frame_end = 1, 1
+scene.render.engine = "CYCLES"
+scene.cycles.device = "CPU"
+scene.cycles.samples = 2
+scene.cycles.use_denoising = False
+scene.view_settings.view_transform = "Standard"
+scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 64, 36, 100
+scene.render.image_settings.file_format = "PNG"
+bpy.ops.wm.save_as_mainfile(filepath={path!r}, relative_remap=False)
+"""
+
+
+@dataclass
+class LinkedScene:
+    shot: Path  # <root>/proj/shot.blend: the ground fills the frame, the linked prop sits in its middle
+    texture: Path  # <root>/assets/ground.png, outside the project, named by its absolute path: blue
+    library: Path  # <root>/proj/lib/props.blend, linked as //lib/props.blend (collection "Props")
+    library_texture: Path  # <root>/proj/lib/prop.png, named //prop.png by the library: red
+
+    BLUE = (20, 40, 220)
+    RED = (220, 30, 30)
+
+
+def _blender(script: str, blender: str, timeout: float, path: Path) -> None:
+    result = subprocess.run([blender, "-b", "--factory-startup", "--python-exit-code", "1", "--python-expr", script],
+                            capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0 or not path.exists():
+        raise RuntimeError(f"blender could not build {path.name}: {(result.stdout + result.stderr)[-2000:]}")
+
+
+def make_linked_scene(root: str | Path, blender: str = "blender", timeout: float = 60) -> LinkedScene:
+    """A shot with an external texture named by an absolute path and a linked library with its own texture."""
+    from PIL import Image
+
+    root = Path(root).resolve()
+    scene = LinkedScene(root / "proj" / "shot.blend", root / "assets" / "ground.png",
+                        root / "proj" / "lib" / "props.blend", root / "proj" / "lib" / "prop.png")
+    for path, colour in ((scene.texture, LinkedScene.BLUE), (scene.library_texture, LinkedScene.RED)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (16, 16), colour).save(path)
+    _blender(LIBRARY.format(texture=str(scene.library_texture), texture_name=scene.library_texture.name,
+                            path=str(scene.library)), blender, timeout, scene.library)
+    _blender(LINKED.format(texture=str(scene.texture), library="//lib/props.blend", path=str(scene.shot)),
+             blender, timeout, scene.shot)
+    return scene
