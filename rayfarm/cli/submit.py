@@ -95,7 +95,7 @@ def _check_scene(scene: Path, info: SceneInfo | None, camera: str | None, assets
 
 
 def _upload(api: RayfarmAPI, files: list[tuple[Path, Path]]) -> None:
-    """Upload each file as the path it stands for on this machine (the scene's relative copy as the scene)."""
+    """Upload each file as the path it stands for on this machine (a relative copy as its original)."""
     if err.is_terminal:
         with calling(), _bar() as bar:
             for file, path in files:
@@ -194,7 +194,8 @@ def submit(scene: Annotated[Path, typer.Argument(help="The .blend file to render
         info = _scene_info(scene, blender, needed=not frames, assets=assets,
                            copy_dir=Path(work) if assets else None) if assets or not frames else None
         files = _check_scene(scene, info, camera, assets)
-        _upload(api, [(Path(info.upload) if info and info.upload else scene, scene), *((f, f) for f in files)])
+        copies = info.copies if info else {}  # uploaded as the files they stand for
+        _upload(api, [(Path(copies.get(str(path), path)), path) for path in [scene, *files]])
     if not file_format and info:
         file_format = info.format
         if file_format in MOVIE_FORMATS:

@@ -129,9 +129,12 @@ def test_installed_add_on_submits_a_scene_whose_texture_and_library_resolve_on_t
     [entry] = [e for e in api.files.output_files(task_id) if not e["directory"]]
     image = Image.open(api.files.download_file(entry["filePath"], tmp_path / "out.png")).convert("RGB")
     assert image.size == (64, 36)
-    ground, prop = image.getpixel((3, 3)), image.getpixel((32, 18))
-    assert _near(ground, LinkedScene.BLUE), (ground, prop)  # the absolute texture, not Blender's missing pink
-    assert _near(prop, LinkedScene.RED), (ground, prop)  # the linked object, with the library's own texture
+    seen = {name: image.getpixel(xy) for name, xy in LinkedScene.PIXELS.items()}
+    # Blender's missing-file pink or a missing object would show instead of these colours:
+    assert _near(seen["ground"], LinkedScene.BLUE), seen  # a texture named by its absolute path
+    assert _near(seen["side"], LinkedScene.GREEN), seen  # one named //tex/side.png
+    assert _near(seen["prop"], LinkedScene.RED), seen  # an object from a library named by its absolute path...
+    assert _near(seen["prop2"], LinkedScene.YELLOW), seen  # ...with its own textures, relative and absolute
 
 
 def _near(colour: tuple[int, ...], expected: tuple[int, int, int], tolerance: int = 40) -> bool:

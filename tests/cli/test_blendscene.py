@@ -25,20 +25,22 @@ def blend_paths(path) -> list[str]:
     return json.loads(line[len(MARK):])
 
 
-def test_a_library_its_texture_and_an_absolute_texture_are_found_and_the_copy_names_them_relatively(tmp_path):
+def test_libraries_and_textures_are_found_and_copies_name_them_relatively(tmp_path):
     scene = make_linked_scene(tmp_path / "user")
-    original = scene.shot.read_bytes()
-    assert sorted(blend_paths(scene.shot)) == sorted([str(scene.texture), "//lib/props.blend"])
+    originals = scene.shot.read_bytes(), scene.library.read_bytes()
+    assert sorted(blend_paths(scene.shot)) == sorted([str(scene.ground), str(scene.library), "//tex/side.png"])
+    assert sorted(blend_paths(scene.library)) == sorted([str(scene.prop2), "//prop.png"])
     copies = tmp_path / "copies"
     copies.mkdir()
 
     info = read_scene(scene.shot, find_blender(None), copy_dir=copies)
 
-    assert sorted(info.files) == sorted(map(str, [scene.texture, scene.library, scene.library_texture]))
-    assert info.upload == str(copies / "shot.blend")
-    assert sorted(blend_paths(info.upload)) == ["//../assets/ground.png", "//lib/props.blend"]
-    assert scene.shot.read_bytes() == original  # the user's file is left as it was
-    assert read_scene(scene.shot, find_blender(None)).upload is None  # no copy unless asked for
+    assert sorted(info.files) == sorted(map(str, [scene.ground, scene.side, scene.library, scene.prop, scene.prop2]))
+    assert info.copies == {str(scene.shot): str(copies / "shot.blend"), str(scene.library): str(copies / "1" / "props.blend")}
+    assert sorted(blend_paths(copies / "shot.blend")) == ["//../assets/ground.png", "//lib/props.blend", "//tex/side.png"]
+    assert sorted(blend_paths(copies / "1" / "props.blend")) == ["//../../assets/prop2.png", "//prop.png"]
+    assert (scene.shot.read_bytes(), scene.library.read_bytes()) == originals  # the user's files are left as they were
+    assert read_scene(scene.shot, find_blender(None)).copies == {}  # no copies unless asked for
 
 
 SEQUENCES = """
@@ -72,4 +74,4 @@ def test_sequences_and_udim_tiles_are_all_their_files_and_packed_images_are_not_
     info = read_scene(path, find_blender(None), copy_dir=tmp_path)
 
     assert sorted(info.files) == sorted(map(str, [*frames, *tiles]))
-    assert info.upload is None  # its paths are relative already: the scene itself is uploaded
+    assert info.copies == {}  # its paths are relative already: the scene itself is uploaded
