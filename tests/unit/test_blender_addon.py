@@ -81,3 +81,11 @@ def test_a_cancelled_submission_stops_its_process():
     job.cancel()
     assert job.wait(30)
     assert job.error == "Cancelled: the submission was stopped." and job.result is None
+
+
+def test_the_error_shown_is_what_came_after_the_progress_lines():
+    lines = ["Reading shot.blend with Blender...", "Uploading shot.blend (1/2): 0% of 1.2 MB",
+             "Uploading shot.blend (1/2): 100% of 1.2 MB", "The farm refused: error 600: The disk is full.",
+             "(details)"]
+    assert command.failure(3, lines) == "The farm refused: error 600: The disk is full.\n(details)"
+    assert command.failure(4, []) == "rayfarm submit stopped with exit code 4: the farm could not be reached."

@@ -113,8 +113,9 @@ def _environment(extra: dict[str, str] | None) -> dict[str, str]:
 
 
 def failure(code: int, lines: list[str]) -> str:
-    """What went wrong, in the command line's own words (the lines after its progress lines)."""
-    message = [line for line in lines if not line.startswith(PROGRESS)][-8:]
+    """What went wrong, in the command line's own words (its lines after the last progress line)."""
+    last = max((n for n, line in enumerate(lines) if line.startswith(PROGRESS)), default=-1)
+    message = lines[last + 1:][:12]
     if message:
         return "\n".join(message)
     return f"rayfarm submit stopped with exit code {code}: {EXITS.get(code, 'see the system console')}."

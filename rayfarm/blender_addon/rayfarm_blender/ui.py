@@ -163,7 +163,11 @@ class RAYFARM_OT_submit(bpy.types.Operator):
             self.report({"ERROR"}, str(exc))
             return None
         if bpy.data.is_dirty:
-            bpy.ops.wm.save_mainfile()
+            try:
+                bpy.ops.wm.save_mainfile()
+            except RuntimeError as exc:
+                self.report({"ERROR"}, f"Could not save {bpy.data.filepath} before submitting it: {exc}")
+                return None
         scene = context.scene
         prefs = preferences(context)
         argv = command.submit_argv(rayfarm, bpy.data.filepath, _settings(scene), blender=bpy.app.binary_path)
@@ -177,7 +181,7 @@ class RAYFARM_OT_submit(bpy.types.Operator):
         scene = bpy.data.scenes.get(self._scene)
         if job.error:
             if scene is not None:
-                scene.rayfarm.status = job.error.splitlines()[-1]
+                scene.rayfarm.status = job.error.splitlines()[0]
             self.report({"ERROR"}, job.error)
             return {"CANCELLED"}
         task_id = int(job.result["taskId"])
