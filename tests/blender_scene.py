@@ -1,6 +1,7 @@
 """Build a tiny Blender scene (cube, camera, light; Cycles CPU, no denoiser) for tests."""
 
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 SCRIPT = """
@@ -99,3 +100,109 @@ def make_textured_scene(path: str | Path, color: tuple[int, int, int] = (0, 200,
     if result.returncode != 0 or not path.exists():
         raise RuntimeError(f"blender could not build the textured scene: {(result.stdout + result.stderr)[-2000:]}")
     return path, texture
+
+
+
+EMITTING = """
+def emitting(name, size, location, texture, path):
+    bpy.ops.mesh.primitive_plane_add(size=size, location=location)
+    plane = bpy.context.active_object
+    plane.name = name
+    material = bpy.data.materials.new(name)
+    material.use_nodes = True
+    nodes = material.node_tree.nodes
+    image = nodes.new("ShaderNodeTexImage")
+    image.image = bpy.data.images.load(texture)
+    image.image.filepath = path
+    emission = nodes.new("ShaderNodeEmission")
+    material.node_tree.links.new(image.outputs["Color"], emission.inputs["Color"])
+    material.node_tree.links.new(emission.outputs["Emission"], nodes["Material Output"].inputs["Surface"])
+    plane.data.materials.append(material)
+    return plane
+"""
+
+LIBRARY = """
+import bpy
+bpy.ops.wm.read_factory_settings(use_empty=True)
+""" + EMITTING + """
+collection = bpy.data.collections.new("Props")
+bpy.context.scene.collection.children.link(collection)
+for plane in (emitting("Prop", 0.6, (0, 0, 0.5), {red!r}, "//" + {red_name!r}),
+              emitting("Prop2", 0.6, (1.2, 0, 0.5), {yellow!r}, {yellow!r})):
+    bpy.context.scene.collection.objects.unlink(plane)
+    collection.objects.link(plane)
+bpy.ops.wm.save_as_mainfile(filepath={path!r}, relative_remap=False)
+"""
+
+LINKED = """
+import bpy
+bpy.ops.wm.read_factory_settings(use_empty=True)
+""" + EMITTING + """
+scene = bpy.context.scene
+bpy.ops.wm.save_as_mainfile(filepath={path!r}, relative_remap=False)  # so that "//" names its folder
+emitting("Ground", 8, (0, 0, 0), {blue!r}, {blue!r})
+emitting("Side", 0.6, (-1.2, 0, 0.3), {green!r}, "//tex/" + {green_name!r})
+with bpy.data.libraries.load({library!r}, link=True, relative=False) as (source, linked):
+    linked.collections = ["Props"]
+instance = bpy.data.objects.new("Props", None)
+instance.instance_type = "COLLECTION"
+instance.instance_collection = linked.collections[0]
+scene.collection.objects.link(instance)
+bpy.ops.object.camera_add(location=(0, 0, 5), rotation=(0, 0, 0))
+scene.camera = bpy.context.active_object
+scene.frame_start, scene.frame_end = 1, 1
+scene.render.engine = "CYCLES"
+scene.cycles.device = "CPU"
+scene.cycles.samples = 2
+scene.cycles.use_denoising = False
+scene.view_settings.view_transform = "Standard"
+scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 64, 36, 100
+scene.render.image_settings.file_format = "PNG"
+bpy.ops.wm.save_as_mainfile(filepath={path!r}, relative_remap=False)
+"""
+
+
+@dataclass
+class LinkedScene:
+    """A shot whose files are named every way a node must resolve (seen from its camera at 64x36):
+
+    the ground, filling the frame, shows `<root>/assets/ground.png` (blue) named by its absolute path; on its
+    left a plane shows `//tex/side.png` (green); the middle and right objects are linked from the library
+    `<root>/proj/lib/props.blend`, named by its absolute path, whose own textures are `//prop.png` (red,
+    middle) and `<root>/assets/prop2.png` (yellow, right, absolute)."""
+
+    shot: Path
+    library: Path
+    ground: Path
+    side: Path
+    prop: Path
+    prop2: Path
+
+    BLUE, GREEN, RED, YELLOW = (20, 40, 220), (30, 200, 40), (220, 30, 30), (230, 210, 20)
+    PIXELS = {"ground": (32, 3), "side": (9, 18), "prop": (32, 18), "prop2": (55, 18)}  # (x, y) of each in the render
+
+
+def _blender(script: str, blender: str, timeout: float, path: Path) -> None:
+    result = subprocess.run([blender, "-b", "--factory-startup", "--python-exit-code", "1", "--python-expr", script],
+                            capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0 or not path.exists():
+        raise RuntimeError(f"blender could not build {path.name}: {(result.stdout + result.stderr)[-2000:]}")
+
+
+def make_linked_scene(root: str | Path, blender: str = "blender", timeout: float = 60) -> LinkedScene:
+    """Build :class:`LinkedScene` under ``root``."""
+    from PIL import Image
+
+    root = Path(root).resolve()
+    scene = LinkedScene(shot=root / "proj" / "shot.blend", library=root / "proj" / "lib" / "props.blend",
+                        ground=root / "assets" / "ground.png", side=root / "proj" / "tex" / "side.png",
+                        prop=root / "proj" / "lib" / "prop.png", prop2=root / "assets" / "prop2.png")
+    for path, colour in ((scene.ground, LinkedScene.BLUE), (scene.side, LinkedScene.GREEN),
+                         (scene.prop, LinkedScene.RED), (scene.prop2, LinkedScene.YELLOW)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (16, 16), colour).save(path)
+    _blender(LIBRARY.format(red=str(scene.prop), red_name=scene.prop.name, yellow=str(scene.prop2),
+                            path=str(scene.library)), blender, timeout, scene.library)
+    _blender(LINKED.format(blue=str(scene.ground), green=str(scene.side), green_name=scene.side.name,
+                           library=str(scene.library), path=str(scene.shot)), blender, timeout, scene.shot)
+    return scene

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from rayfarm.cli import admin, client, login, submit, tasks, workers
+from rayfarm.cli import admin, blenderaddon, client, login, submit, tasks, workers
 from rayfarm.config import DEFAULT_PORT
 
 app = typer.Typer(help="rayfarm: a render farm that speaks the Renderbus task API.", no_args_is_help=True,
@@ -23,6 +23,7 @@ app.command()(client.upload)
 app.command()(client.download)
 app.command()(login.login)
 app.add_typer(login.profile_app, name="profile")
+app.add_typer(blenderaddon.addon_app, name="blender-addon")
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Farm data folder (default $RAYFARM_DATA_DIR or ~/.rayfarm).")]
 DatabaseUrl = Annotated[str | None, typer.Option("--database-url", help="SQLAlchemy URL (default SQLite in the data dir; "

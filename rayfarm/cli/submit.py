@@ -7,10 +7,12 @@ With ``--wait`` it follows the render with a progress bar and exits with the tas
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.filesize import decimal
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 from rayfarm.cli.blendscene import MOVIE_FORMATS, SceneError, SceneInfo, find_blender, read_scene
@@ -58,7 +60,14 @@ def task_json(local: str, frames: str, info: SceneInfo | None, *, chunk: int, pr
             "task_info": task_info, "scene_info_render": {"common": common}}
 
 
-def _scene_info(scene: Path, blender: str | None, needed: bool, assets: bool) -> SceneInfo | None:
+def _say(message: str) -> None:
+    """A line on stderr where no terminal shows bars or spinners (a log, the Blender add-on reading it)."""
+    if not err.is_terminal:
+        err.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
+def _scene_info(scene: Path, blender: str | None, needed: bool, assets: bool,
+                copy_dir: Path | None) -> SceneInfo | None:
     program = find_blender(blender)
     if program is None:
         if needed:
@@ -71,17 +80,44 @@ def _scene_info(scene: Path, blender: str | None, needed: bool, assets: bool) ->
                       style="yellow", markup=False)
         return None
     try:
+        _say(f"Reading {scene.name} with Blender...")
         with err.status(f"Reading {scene.name} with Blender..."):
-            return read_scene(scene, program)
+            return read_scene(scene, program, copy_dir=copy_dir)
     except SceneError as exc:
         fail(str(exc), Exit.ERROR)
 
 
-def _upload(api: RayfarmAPI, files: list[Path]) -> None:
-    with calling(), _bar() as bar:
-        for file in files:
-            job = bar.add_task(file.name, total=file.stat().st_size)
-            api.files.upload(file, str(file), lambda done, total, job=job: bar.update(job, completed=done, total=total))
+def _check_scene(scene: Path, info: SceneInfo | None, camera: str | None, assets: bool) -> list[Path]:
+    """The files to upload besides the scene, once the scene is known to have the camera asked for."""
+    if info and camera and camera not in info.cameras:
+        fail(f"{scene.name} has no camera {camera!r}; its cameras: {', '.join(info.cameras) or 'none'}.", Exit.USAGE)
+    return [Path(p) for p in info.files] if info and assets else []
+
+
+def _upload(api: RayfarmAPI, files: list[tuple[Path, Path]]) -> None:
+    """Upload each file as the path it stands for on this machine (a relative copy as its original)."""
+    if err.is_terminal:
+        with calling(), _bar() as bar:
+            for file, path in files:
+                job = bar.add_task(path.name, total=file.stat().st_size)
+                api.files.upload(file, str(path), lambda done, total, job=job: bar.update(job, completed=done, total=total))
+        return
+    with calling():
+        for number, (file, path) in enumerate(files, 1):
+            api.files.upload(file, str(path), _progress_lines(f"Uploading {path.name} ({number}/{len(files)})"))
+
+
+def _progress_lines(label: str):
+    """A progress callback that says each tenth of the file it reaches, as lines (see ``_say``)."""
+    said = -1
+
+    def progress(done: int, total: int) -> None:
+        nonlocal said
+        tenth = done * 10 // total if total else 10
+        if tenth > said:
+            said = tenth
+            _say(f"{label}: {tenth * 10}% of {decimal(total)}")
+    return progress
 
 
 def _download(api: RayfarmAPI, task_id: int, target: Path) -> list[Path]:
@@ -154,22 +190,23 @@ def submit(scene: Annotated[Path, typer.Argument(help="The .blend file to render
     with calling():
         api.login()  # wrong credentials or an unreachable farm fail now, before Blender runs
 
-    info = _scene_info(scene, blender, needed=not frames, assets=assets) if assets or not frames else None
-    if info and camera and camera not in info.cameras:
-        fail(f"{scene.name} has no camera {camera!r}; its cameras: {', '.join(info.cameras) or 'none'}.", Exit.USAGE)
+    with tempfile.TemporaryDirectory(prefix="rayfarm-submit-") as work:
+        info = _scene_info(scene, blender, needed=not frames, assets=assets,
+                           copy_dir=Path(work) if assets else None) if assets or not frames else None
+        files = _check_scene(scene, info, camera, assets)
+        copies = info.copies if info else {}  # uploaded as the files they stand for
+        _upload(api, [(Path(copies.get(str(path), path)), path) for path in [scene, *files]])
     if not file_format and info:
         file_format = info.format
         if file_format in MOVIE_FORMATS:
             err.print(f"The scene renders a movie ({file_format}); the farm renders frames, as PNG.", style="yellow")
             file_format = "PNG"
-    files = [Path(p) for p in info.files] if info and assets else []
-
-    _upload(api, [scene, *files])
     content = task_json(str(scene), frames or (info.frames if info else ""), info, chunk=chunk,
                         priority_frames=priority_frames, pause=pause_after_priority, camera=camera,
                         width=width or (info.width if info else None), height=height or (info.height if info else None),
                         file_format=file_format, project=project, chunk_timeout=chunk_seconds,
                         overtime=overtime_seconds, attempts=attempts)
+    _say("Creating the task...")
     with calling():
         task_id = api.task.create_task(task_user_level=level, labels=label or None)["taskIdList"][0]
         api.task.upload_task_json(task_id, content)
@@ -181,9 +218,10 @@ def submit(scene: Annotated[Path, typer.Argument(help="The .blend file to render
         api.task.submit_task(task_id)
     frames_text = content["scene_info_render"]["common"]["frames"]
     err.print(f"Submitted task {task_id}: {scene.name}, frames {frames_text}, {chunk} per chunk.",
-              markup=False, highlight=False)
+              markup=False, highlight=False, soft_wrap=True)
 
-    result: dict = {"taskId": task_id, "frames": frames_text, "files": [str(scene), *map(str, files)]}
+    result: dict = {"taskId": task_id, "frames": frames_text, "files": [str(scene), *map(str, files)],
+                    "dashboard": f"{api.connect.protocol}://{api.connect.domain}/#/task/{task_id}"}
     code = Exit.OK
     if wait or download:
         try:
