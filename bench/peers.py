@@ -18,7 +18,8 @@ The systems run one after the other (xargs, Celery, rayfarm), each alone on the 
 Celery are stopped before rayfarm starts. CPU per task: user + system time of each process group (with
 the commands they ran and reaped) and of the whole machine (/proc/stat), over each timed run;
 `others_share` is the share of the cores used by processes that are not ours (others' tests).
-ratio = wall time / xargs' wall time for the same workload.
+ratio = wall time / xargs' wall time for the same workload; per_task_overhead_ms = (wall time - xargs'
+wall time) x 8 slots / tasks: what each task costs a slot beyond what xargs spends.
 """
 
 import json
@@ -241,7 +242,9 @@ def main() -> None:
         for system, by_workload in results.items():
             entry[system] = dict(by_workload[name])
             if system != "xargs" and "xargs" in results:
+                extra = entry[system]["wall_s"] - results["xargs"][name]["wall_s"]
                 entry[system]["ratio"] = round(entry[system]["wall_s"] / results["xargs"][name]["wall_s"], 4)
+                entry[system]["per_task_overhead_ms"] = round(extra * SLOTS / tasks * 1000.0, 2)  # per slot, vs xargs
                 ratios.setdefault(name, {})[system] = entry[system]["ratio"]
         report[name] = entry
     emit("peers", {
