@@ -13,7 +13,8 @@ Workloads, each on every system, 8 slots: 400 x `sleep 0.25`, 400 x `sleep 0.05`
   of the group to the last result received by the client (join_native).
 - rayfarm: one `rayfarm server` and 8 `rayfarm worker` nodes of one slot (as bench.overhead), a command
   task in chunks of one frame. Clock: from the submit call to the last chunk's end as the server
-  recorded it (frames.ended_at); status_seen_s is when queryTaskInfo (polled every 100 ms) saw it done.
+  recorded it (frames.ended_at); status_seen_s is when queryTaskInfo (polled every 100 ms) saw it done;
+  `chunk`: where a chunk's time goes, from the server's records (see chunk_times).
 The systems run one after the other (xargs, Celery, rayfarm), each alone on the machine: Redis and
 Celery are stopped before rayfarm starts. CPU per task: user + system time of each process group (with
 the commands they ran and reaped) and of the whole machine (/proc/stat), over each timed run;
@@ -160,18 +161,35 @@ def run_celery(bench: Bench, workloads: list, quick: bool) -> tuple[dict, dict]:
         worker_log.close()
 
 
-def frames_ended(bench: Bench, task_id: int) -> tuple[int, float]:
-    """(chunks done, the last chunk's end as the server recorded it: time.time() on this machine)."""
+def chunk_times(bench: Bench, task_id: int, submitted_at: float) -> tuple[int, float, dict]:
+    """(chunks done, the last chunk's end, where a chunk's time goes), from the server's records: frames.started_at
+    (lease granted) and ended_at (result committed), time.time() on this machine, and execute_seconds (the
+    command's run as the node timed it, start to reap). Per chunk: lease_span = ended - started; outside_command
+    = lease_span - execute (lease answer delivery, the node's job set-up, its complete call); idle = a node's
+    time without a chunk (from submit to its first lease, then between its chunks), per chunk."""
     from sqlalchemy import create_engine, text
 
     engine = create_engine(bench.database_url)
     try:
         with engine.connect() as conn:
-            row = conn.execute(text("SELECT count(*), max(ended_at) FROM frames WHERE task_id = :t AND status = 4"),
-                               {"t": task_id}).one()
+            rows = conn.execute(text("SELECT node_id, started_at, ended_at, execute_seconds FROM frames "
+                                     "WHERE task_id = :t AND status = 4 ORDER BY node_id, started_at"),
+                                {"t": task_id}).all()
     finally:
         engine.dispose()
-    return int(row[0]), float(row[1])
+    spans = [end - start for _, start, end, _ in rows]
+    outside = [end - start - (execute or 0.0) for _, start, end, execute in rows]
+    idle, previous = 0.0, {}
+    for node, start, end, _ in rows:
+        idle += max(0.0, start - previous.get(node, submitted_at))
+        previous[node] = end
+    split = {"lease_span_p50_ms": common.ms(common.percentile(spans, 50)),
+             "execute_p50_ms": common.ms(common.percentile([r[3] or 0.0 for r in rows], 50)),
+             "outside_command_p50_ms": common.ms(common.percentile(outside, 50)),
+             "outside_command_p99_ms": common.ms(common.percentile(outside, 99)),
+             "idle_ms_per_chunk": round(idle / max(1, len(rows)) * 1000.0, 3),
+             "first_lease_ms": common.ms(min((r[1] for r in rows), default=submitted_at) - submitted_at)}
+    return len(rows), max((r[2] for r in rows), default=submitted_at), split
 
 
 def run_rayfarm(bench: Bench, workloads: list, quick: bool, server_processes: int) -> dict:
@@ -204,12 +222,12 @@ def run_rayfarm(bench: Bench, workloads: list, quick: bool, server_processes: in
                 time.sleep(0.1)
             seen = time.perf_counter() - began
             cpu = meter.stop()
-            done, last_end = frames_ended(bench, task_id)
+            done, last_end, split = chunk_times(bench, task_id, began_wall)
             if done != tasks:
                 raise RuntimeError(f"rayfarm {name}: {done} chunks done, not {tasks}")
             wall = last_end - began_wall
             out[name] = {**figures(wall, tasks, cpu, quiet), "status_seen_s": round(seen, 3),
-                         "submit_call_s": round(submitted - began, 4)}
+                         "submit_call_s": round(submitted - began, 4), "chunk": split}
             note(f"rayfarm {name}: {wall:.3f} s (status seen done at {seen:.3f} s)")
     return out
 
