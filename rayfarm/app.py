@@ -72,11 +72,13 @@ def make_app(farm: Farm) -> Starlette:
                 await run_in_threadpool(farm.replay.flush)
             farm.db.dispose()
 
+    served = api.http_routes(farm)
     routes = [
         *nodes.http_routes(farm),
         *files.http_routes(farm),
+        *[r for r in served if r.path != api.CATCH_ALL],  # /healthz, /metrics
         *web.routes(farm),  # the dashboard: /, /web/*
-        *api.http_routes(farm),  # /healthz, /metrics, /api/... (the catch-all last)
+        *[r for r in served if r.path == api.CATCH_ALL],  # /api/...: last, it takes every path under /api
     ]
     return Starlette(routes=routes, lifespan=lifespan)
 

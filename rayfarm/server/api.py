@@ -22,6 +22,7 @@ from rayfarm.server.http import BodyTooLarge, read_body
 from rayfarm.server.table import TABLE
 
 log = logging.getLogger("rayfarm.server")
+CATCH_ALL = "/api/{rest:path}"  # every signed route; mounted after the others
 
 
 def answer(payload: dict) -> JSONResponse:
@@ -88,4 +89,4 @@ def http_routes(farm: Farm) -> list[HttpRoute]:
 
     return [HttpRoute("/healthz", healthz, methods=["GET"]),
             HttpRoute("/metrics", metrics_page, methods=["GET"]),
-            HttpRoute("/api/{rest:path}", renderbus, methods=["GET", "POST", "PUT", "DELETE", "PATCH"])]
+            HttpRoute(CATCH_ALL, renderbus, methods=["GET", "POST", "PUT", "DELETE", "PATCH"])]

@@ -6,6 +6,7 @@ same chunk. A result counts only while the frame row still carries the node's le
 (who gets which task, what a failure means) are made in ``rayfarm.scheduler`` and ``domain.transitions``.
 """
 
+import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Float, bindparam, case, distinct, exists, func, or_, select, update
@@ -15,7 +16,6 @@ from rayfarm.domain.states import FrameStatus as F
 from rayfarm.domain.states import TaskStatus
 from rayfarm.store import tasks as task_store
 from rayfarm.store.schema import blocklist, frames, tasks, workers
-from rayfarm.store.workers import new_lease_id
 
 RUNNABLE = (int(TaskStatus.WAITING), int(TaskStatus.RENDERING))
 
@@ -74,6 +74,10 @@ LOCK_TASK_SKIP = select(tasks).where(tasks.c.id == bindparam("task_id")).with_fo
 CURRENT = select(frames).where(frames.c.lease_id == bindparam("lease_id"), frames.c.node_id == bindparam("worker_id"),
                                frames.c.status == int(F.RENDERING))
 CURRENT_LOCKED = CURRENT.with_for_update()
+
+
+def new_lease_id() -> str:
+    return uuid.uuid4().hex
 
 
 def _postgres(conn: Connection) -> bool:

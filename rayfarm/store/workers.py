@@ -8,6 +8,7 @@ from sqlalchemy import Connection, bindparam, func, insert, select, update
 from rayfarm.domain import transitions as tr
 from rayfarm.domain.nodes import StaleSession, UnknownNode
 from rayfarm.domain.states import FrameStatus as F
+from rayfarm.store import leases
 from rayfarm.store.schema import frames, settings, tasks, workers
 from rayfarm.store.tasks import lock_tasks
 from rayfarm.store.users import KeyBox
@@ -48,10 +49,7 @@ def release_leases(conn: Connection, worker_ids: list[int], reason: str) -> list
     rows = conn.execute(query).all()
     if rows:
         lock_tasks(conn, [r.task_id for r in rows])
-        move = tr.requeue(reason)
-        conn.execute(update(frames).where(frames.c.id.in_([r.id for r in rows]), frames.c.status.in_(
-            [int(s) for s in move.before])).values(status=int(move.after), lease_id=None, lease_expires=None,
-                                                   progress=0.0, stop_reason=move.reason))
+        leases.requeue(conn, [r.id for r in rows], tr.requeue(reason))
     return sorted({r.task_id for r in rows})
 
 
@@ -112,10 +110,6 @@ def list_all(conn: Connection) -> list:
 
 def set_flags(conn: Connection, name: str, **values) -> bool:
     return conn.execute(update(workers).where(workers.c.name == name).values(**values)).rowcount > 0
-
-
-def new_lease_id() -> str:
-    return uuid.uuid4().hex
 
 
 MODES = {"enable": dict(disabled=False, draining=False), "disable": dict(disabled=True, draining=False),
