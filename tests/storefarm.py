@@ -71,9 +71,14 @@ def claim(farm: Farm, worker, count: int = 1, now: float | None = None):
 
 
 def complete(farm: Farm, worker, claimed, result: str = "done", now: float | None = None):
+    """A node's result, as the server records it (the task settled after commit where the store defers that)."""
     with farm.db.write() as conn:
-        return results.complete(conn, worker.id, claimed.frame.lease_id, result, error="boom" if result != "done" else None,
-                               seconds=1.0, avg_cpu=None, avg_memory=None, now=now or time.time())
+        done = results.complete(conn, worker.id, claimed.frame.lease_id, result,
+                                error="boom" if result != "done" else None, seconds=1.0, avg_cpu=None, avg_memory=None,
+                                now=now or time.time())
+    if done is not None and done.settle_after:
+        results.settle_after_commit(farm.db, done)
+    return done
 
 
 def status(farm: Farm, task_id: int) -> int:
