@@ -4,6 +4,7 @@ the audit trail — driven by the unmodified official SDK in its own venv, by ra
 API and by `rayfarm task history`.
 """
 
+import inspect
 import json
 import os
 import subprocess
@@ -161,6 +162,42 @@ def test_official_upload_and_download_constructors_succeed(rayvision_sync_python
 
 
 # ------------------------------------------------------------------ rayfarm's SDK
+
+
+SURFACE = {"UserOperator": ("user", ["query_user_profile", "query_user_setting", "update_user_settings",
+                                     "get_transfer_bid", "task_record", "login_record"]),
+           "RenderEnvOperator": ("env", ["add_render_env", "update_render_env", "delete_render_env",
+                                         "set_default_render_env", "get_render_env"]),
+           "QueryOperator": ("query", ["error_detail", "get_transfer_server_msg", "get_raysync_user_key"]),
+           "TransmitOperator": ("transmit", ["upload_json_content", "get_transfer_config"])}
+
+
+REQUIRED = "<required>"
+
+
+def _parameters(signature: inspect.Signature) -> list[list]:
+    """(name, default) of the parameters that are not keyword-only (rayfarm's additions are)."""
+    return [[p.name, REQUIRED if p.default is p.empty else p.default] for p in signature.parameters.values()
+            if p.kind is not p.KEYWORD_ONLY and p.name != "self"]
+
+
+def test_our_sdk_has_the_official_names_and_signatures(rayvision_python):
+    """The official operators' methods, with the same parameters and defaults (rayfarm adds keyword-only ones)."""
+    wanted = {cls: methods for cls, (_, methods) in SURFACE.items()}
+    probe = ("import inspect, json; from rayvision_api import operators as o\n"
+             f"wanted = {wanted!r}\n"
+             f"print(json.dumps({{c: {{m: [[p.name, {REQUIRED!r} if p.default is p.empty else p.default] "
+             "for p in inspect.signature(getattr(getattr(o, c), m)).parameters.values() if p.name != 'self'] "
+             "for m in ms} for c, ms in wanted.items()}))")
+    done = subprocess.run([str(rayvision_python), "-W", "ignore", "-c", probe], capture_output=True, text=True,
+                          timeout=60, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert done.returncode == 0, done.stderr
+    official = json.loads(done.stdout)
+    with RayfarmAPI("AKx", "key", domain="127.0.0.1:9") as api:
+        for cls, (attribute, methods) in SURFACE.items():
+            for method in methods:
+                ours = _parameters(inspect.signature(getattr(getattr(api, attribute), method)))
+                assert ours == official[cls][method], (cls, method, ours, official[cls][method])
 
 
 def test_our_sdk_drives_every_account_route(farm, users, node):
