@@ -20,7 +20,7 @@ from rayfarm.store.users import User
 @dataclass(frozen=True)
 class Route:
     model: type[m.Body]
-    handler: Callable[[Farm, User, Any, dict], Any]
+    handler: Callable[[Farm, User, Any, Any], Any]  # (farm, user, body, ctx: the call, server/audit.py)
     wakes: bool = False  # may make chunks waiting: wake long-polling nodes
     reads: bool = False  # changes nothing (its nonce may be written behind; see server/replay.py)
 
