@@ -181,6 +181,26 @@ def task_log(task_id: TaskId, frame: Annotated[str, typer.Argument(help="Frame i
         typer.echo(line)  # as logged: no markup, never wrapped at the terminal's width (logs are grepped)
 
 
+@task_app.command("history")
+@with_login
+def history(task_id: TaskId, json_out: Json = False, *, login: Login) -> None:
+    """Who did what to a task, newest first: every call that changed it (or was refused), from the SDK, the
+    command line or the dashboard, with the client address and the outcome."""
+    api = login.connect()
+    with calling():
+        items = list(api.user.iter_task_records(task_ids=[task_id]))
+    if json_out:
+        emit({"taskId": task_id, "total": len(items), "items": items})
+        return
+    table = Table("when", "call", "by", "channel", "address", "outcome", "details",
+                  title=f"task {task_id}: {len(items)} record(s)")
+    for item in items:
+        outcome = "accepted" if item["code"] == 200 else f"refused ({item['code']}): {item['message']}"
+        table.add_row(item["createTime"], item["buttonName"], Text(f"{item['userName']} ({item['accessId']})"),
+                      item["channel"], Text(item["ip"]), Text(outcome[:120]), Text(item["detail"][:80]))
+    out.print(table)
+
+
 # ------------------------------------------------------------------ acting
 
 

@@ -13,10 +13,13 @@ Example::
 
 from rayfarm.sdk.connect import Connect
 from rayfarm.sdk.core import RayfarmAPI
+from rayfarm.sdk.env import RenderEnvOperator
 from rayfarm.sdk.errors import RayfarmAPIError, RayfarmConnectionError, RayfarmError
 from rayfarm.sdk.query import QueryOperator
 from rayfarm.sdk.task import TaskOperator
+from rayfarm.sdk.transmit import TransmitOperator
 from rayfarm.sdk.urls import ApiUrl
+from rayfarm.sdk.user import UserOperator
 
 __all__ = [
     "ApiUrl",
@@ -26,5 +29,8 @@ __all__ = [
     "RayfarmAPIError",
     "RayfarmConnectionError",
     "RayfarmError",
+    "RenderEnvOperator",
     "TaskOperator",
+    "TransmitOperator",
+    "UserOperator",
 ]

@@ -10,9 +10,12 @@ from typing import Any
 import httpx
 
 from rayfarm.sdk.connect import Connect
+from rayfarm.sdk.env import RenderEnvOperator
 from rayfarm.sdk.files import FileOperator
 from rayfarm.sdk.query import QueryOperator
 from rayfarm.sdk.task import TaskOperator
+from rayfarm.sdk.transmit import TransmitOperator
+from rayfarm.sdk.user import UserOperator
 
 _HUMP = re.compile(r"([a-z]|\d)([A-Z])")
 
@@ -40,6 +43,9 @@ class RayfarmAPI:
         task: Task operations (:class:`~rayfarm.sdk.task.TaskOperator`).
         query: Queries (:class:`~rayfarm.sdk.query.QueryOperator`).
         files: Uploads, outputs, downloads and logs (:class:`~rayfarm.sdk.files.FileOperator`).
+        user: Profile, settings and the audit trail (:class:`~rayfarm.sdk.user.UserOperator`).
+        env: Render environments (:class:`~rayfarm.sdk.env.RenderEnvOperator`).
+        transmit: Transfer configuration (:class:`~rayfarm.sdk.transmit.TransmitOperator`).
     """
 
     def __init__(self, access_id: str, access_key: str, domain: str = "127.0.0.1:8765", protocol: str = "http",
@@ -56,6 +62,9 @@ class RayfarmAPI:
         self.task = TaskOperator(self._connect)
         self.query = QueryOperator(self._connect)
         self.files = FileOperator(self._connect)
+        self.user = UserOperator(self._connect)
+        self.env = RenderEnvOperator(self._connect)
+        self.transmit = TransmitOperator(self._connect)
         self._user_info: dict[str, Any] | None = None
         if login:
             self.login()

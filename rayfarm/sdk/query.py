@@ -226,6 +226,36 @@ class QueryOperator:
 
     get_custom_frames = get_custome_frames
 
+    def error_detail(self, code: str | None = None, codes: list[str] | None = None, language: int = 0) -> list[dict]:
+        """What error or analysis tip codes mean and what to do about them.
+
+        Args:
+            code: One code, e.g. ``"46003"`` (a tips.json code) or ``"718"`` (an answer's code).
+            codes: Several codes.
+            language: 0 Chinese, 1 English; rayfarm answers in English either way (the ``...Cn`` fields too).
+
+        Returns:
+            ``[{"code", "type" (1 error, 0 warning), "desDescriptionEn", "desSolutionEn", ...}]``; codes the
+            farm does not use are left out (``[]`` when none is known).
+        """
+        if not code and not codes:
+            raise AssertionError("code and codes at least one")
+        data: dict[str, Any] = {"language": language}
+        if code:
+            data["code"] = code
+        if codes:
+            data["codes"] = codes
+        return self._connect.post(self._connect.url.queryAnalyseErrorDetail, data)
+
+    def get_transfer_server_msg(self) -> dict:
+        """The transfer servers: none for Raysync or Aspera (``null``); ``rayfarmTransfer`` gives the HTTP paths."""
+        zone = 1 if "renderbus" not in self._connect.domain else 2
+        return self._connect.post(self._connect.url.getServerInfo, {"zone": zone})
+
+    def get_raysync_user_key(self) -> dict:
+        """``{"raySyncUserKey": "", "userName", "platform", ...}``: rayfarm has no Raysync, so the key is empty."""
+        return self._connect.post(self._connect.url.getRaySyncUserKey)
+
     # ---------------------------------------------------------------- rayfarm's own
 
     def workers(self) -> list[dict]:

@@ -31,6 +31,18 @@ class ApiUrl:
     updateTaskLimit = "/api/render/handle/updateTaskLimit"
     addTaskLabel = "/api/render/handle/addTaskLabel"
     deleteTaskLabel = "/api/render/handle/deleteTaskLabel"
+    updateUserSetting = "/api/render/setUp/updateUserSetting"
+    addUserPluginConfig = "/api/render/plugin/addUserPluginConfig"
+    editUserPluginConfig = "/api/render/plugin/editUserPluginConfig"
+    deleteUserPluginConfig = "/api/render/plugin/deleteUserPluginConfig"
+    setDefaultUserPluginConfig = "/api/render/plugin/setDefaultUserPluginConfig"
+    getUserPluginConfig = "/api/render/plugin/getUserPluginConfig"
+    taskRecord = "/api/render/handle/operate/sdk/taskRecord"
+    loginRecord = "/api/render/handle/operate/sdk/loginRecord"
+    queryAnalyseErrorDetail = "/api/render/submit/queryAnalyseErrorDetail"
+    getConfig = "/api/render/transfer/getConfig"
+    getServerInfo = "/api/render/transfer/getServerInfo"
+    getRaySyncUserKey = "/api/render/transfer/getRaySyncUserKey"
 
 
 # Calls whose effect is NOT the same when repeated: never sent twice once they may have reached the farm.

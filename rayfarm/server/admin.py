@@ -27,7 +27,7 @@ def worker_mode(farm: Farm, user: User, body: WorkerMode, ctx) -> dict:
     if not user.is_admin:
         raise ApiError(Code.FORBIDDEN, "Only a farm administrator may enable, disable or drain nodes; ask one "
                                        "(rayfarm user create --admin).")
-    with farm.db.write() as conn:
+    with ctx.write() as conn:
         updated, touched = workers.set_mode(conn, body.workerIds, body.mode)
         if updated < len(set(body.workerIds)):  # raised inside the transaction: nothing is changed
             raise ApiError(Code.INVALID_PARAMETER, "Some of these node ids are not registered on this farm; list "

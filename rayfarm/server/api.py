@@ -15,7 +15,7 @@ from starlette.routing import Route as HttpRoute
 
 from rayfarm.protocol.codes import ApiError, Code
 from rayfarm.protocol.envelope import envelope, json_object, success
-from rayfarm.server import models, ratelimit
+from rayfarm.server import audit, ratelimit
 from rayfarm.server.auth import authenticate
 from rayfarm.server.farm import Farm
 from rayfarm.server.http import BodyTooLarge, read_body
@@ -60,7 +60,9 @@ def http_routes(farm: Farm) -> list[HttpRoute]:
                                                        f"{farm.settings.max_body // (1024 * 1024)} MiB; send less.") from None
             body = json_object(raw)
             host = request.headers.get("host", "")
-            data = await run_in_threadpool(handle, route, request.headers, host, path, body, request_id)
+            call = audit.Call(farm, path, channel="sdk", address=ratelimit.client_ip(request), host=host,
+                              request_id=request_id, changes_state=not route.reads)
+            data = await run_in_threadpool(handle, route, request.headers, body, call)
             if route.wakes:
                 farm.wakeup.notify()
             if isinstance(data, Response):
@@ -74,11 +76,10 @@ def http_routes(farm: Farm) -> list[HttpRoute]:
                                                   f"logged. Try again, and tell the farm's administrator if it lasts.",
                                    None, request_id)), 500
 
-    def handle(route, headers, host: str, path: str, body: dict, request_id: str):
-        """Authenticate, validate and run a call: one thread-pool hop per request."""
-        user = authenticate(farm, headers, host, path, body, changes_state=not route.reads)
-        params = models.parse(route.model, body)
-        return route.handler(farm, user, params, {"request_id": request_id})
+    def handle(route, headers, body: dict, call: audit.Call):
+        """Authenticate, validate and run a call (and record it, server/audit.py): one thread-pool hop per request."""
+        user = authenticate(farm, headers, call.host, call.path, body, changes_state=not route.reads)
+        return audit.run(farm, route, call, user, body)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok", "time": time.time()})

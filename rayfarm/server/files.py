@@ -85,7 +85,7 @@ def upload_init(farm: Farm, user: User, body: UploadInit, ctx) -> dict:
     if blob.is_file() and blob.stat().st_size == body.size:
         farm.storage.place(user.id, body.sha256, body.localPath)
         return {"uploadId": None, "offset": body.size, "done": True, "storagePath": storage_path}
-    with farm.db.write() as conn:
+    with ctx.write() as conn:
         expired = uploads.drop_expired(conn, user.id, time.time())
         upload_id = uploads.begin(conn, user, body.localPath, storage_path, body.size, body.sha256)
     for old in expired:  # partial files of sessions that can no longer finish

@@ -41,18 +41,18 @@ class FrameLog(m.Body):
 
 
 def recommit_tasks(farm: Farm, user: User, body: Recommit, ctx) -> dict:
-    with farm.db.write() as conn:
+    with ctx.write() as conn:
         return {"count": frame_ops.recommit(conn, user, body.taskIds, body.status)}
 
 
 def recommit_frames(farm: Farm, user: User, body: FrameSelection, ctx) -> dict:
-    with farm.db.write() as conn:
+    with ctx.write() as conn:
         return {"count": frame_ops.recommit(conn, user, [body.taskId], body.status or [4, 5, 11], body.ids,
                                             body.selectAll == 1)}
 
 
 def stop_frames(farm: Farm, user: User, body: FrameSelection, ctx) -> dict:
-    with farm.db.write() as conn:
+    with ctx.write() as conn:
         return {"count": frame_ops.stop_frames(conn, user, body.taskId, body.ids, body.selectAll == 1, body.status)}
 
 

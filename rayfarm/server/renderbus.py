@@ -11,7 +11,7 @@ from rayfarm.domain.uploadjson import asset_paths
 from rayfarm.protocol.codes import ApiError, Code
 from rayfarm.server import models as m
 from rayfarm.server.farm import Farm
-from rayfarm.store import projects, queries, quotas
+from rayfarm.store import projects, queries, quotas, users
 from rayfarm.store import tasks as task_store
 from rayfarm.store.db import Conflict
 from rayfarm.store.users import User
@@ -20,7 +20,7 @@ from rayfarm.store.users import User
 @dataclass(frozen=True)
 class Route:
     model: type[m.Body]
-    handler: Callable[[Farm, User, Any, dict], Any]
+    handler: Callable[[Farm, User, Any, Any], Any]  # (farm, user, body, ctx: the call, server/audit.py)
     wakes: bool = False  # may make chunks waiting: wake long-polling nodes
     reads: bool = False  # changes nothing (its nonce may be written behind; see server/replay.py)
 
@@ -44,6 +44,7 @@ def _check_spec(farm: Farm) -> Callable[[User, TaskSpec, str | None], dict]:
 # ---------------------------------------------------------------- login
 
 def user_profile(farm: Farm, user: User, body, ctx) -> dict:
+    ctx.signed_in()  # the official SDK's login: a sign-in record (signed API only, server/audit.py)
     return {"userId": user.id, "userName": user.name, "platform": int(farm.settings.platform), "email": user.email,
             "accountType": 1, "phone": "", "company": "", "name": user.name, "status": 0 if user.disabled else 1,
             "infoStatus": 0, "businessType": 1, "softType": 2007, "softStatus": 1,
@@ -51,10 +52,14 @@ def user_profile(farm: Farm, user: User, body, ctx) -> dict:
 
 
 def user_setting(farm: Farm, user: User, body, ctx) -> dict:
-    """The Renderbus settings, plus the caller's quotas and usage (rayfarm fields; null: unlimited)."""
+    """The Renderbus settings (``taskOverTime`` in hours, as updateUserSetting's ``taskOverTimeSec`` set it), plus
+    the caller's quotas and usage (rayfarm fields; null: unlimited)."""
     with farm.db.read() as conn:
         usage = quotas.usage(conn, user.id)
-    return {"taskOverTime": 12, "singleNodeRenderFrames": "1", "maxIgnoreMapFlag": "0", "autoCommit": "2",
+        over_time = users.task_over_time(conn, user.id)
+    hours = over_time / 3600
+    return {"taskOverTime": int(hours) if hours.is_integer() else round(hours, 3), "taskOverTimeSec": over_time,
+            "singleNodeRenderFrames": "1", "maxIgnoreMapFlag": "0", "autoCommit": "2",
             "separateAccountFlag": 0, "mifileSwitchFlag": 0, "assfileSwitchFlag": 0, "manuallyStartAnalysisFlag": 0,
             "downloadDisable": 0, "ignoreMapFlag": 0, "justUploadConfigFlag": 0, "justUploadCgFlag": 0,
             **usage.as_json()}
@@ -72,62 +77,63 @@ def platforms(farm: Farm, user: User, body, ctx) -> list:
 # ---------------------------------------------------------------- tasks
 
 def create_task(farm: Farm, user: User, body: m.CreateTask, ctx) -> dict:
-    with farm.db.write() as conn:
+    with ctx.write() as conn:
         created = task_store.create(conn, user, count=body.count, priority=body.taskUserLevel,
                                     platform=farm.settings.platform, out_user_id=body.outUserId,
                                     task_labels=body.labels or [], clone_id=body.cloneOriginalId, artist=body.artist)
+        ctx.task_ids = [task_id for task_id, _ in created]  # the record names the new ids
     return {"taskIdList": [i for i, _ in created], "aliasTaskIdList": [a for _, a in created], "userId": user.id}
 
 
 def task_json_file(farm: Farm, user: User, body: m.TaskJsonFile, ctx) -> None:
-    with farm.db.write() as conn:
+    with ctx.write() as conn:
         task_store.put_file(conn, user, body.taskId, body.fileName, body.content)
 
 
 def submit_task(farm: Farm, user: User, body: m.SubmitTask, ctx) -> dict:
-    with farm.db.write() as conn:
+    with ctx.write() as conn:
         task_store.submit(conn, user, body.taskId, body.producer, _check_spec(farm))
     return {"taskId": body.taskId}
 
 
 def _list_op(operation) -> Callable:
     def handler(farm: Farm, user: User, body: m.TaskIdList, ctx) -> None:
-        with farm.db.write() as conn:
+        with ctx.write() as conn:
             operation(conn, user, body.taskIds)
 
     return handler
 
 
 def full_speed(farm: Farm, user: User, body: m.TaskIdList, ctx) -> str:
-    with farm.db.write() as conn:
+    with ctx.write() as conn:
         task_store.full_speed(conn, user, body.taskIds)
     return "success"
 
 
 def over_time(farm: Farm, user: User, body: m.OverTime, ctx) -> str:
     seconds = int(round(body.overTime))
-    with farm.db.write() as conn:
+    with ctx.write() as conn:
         task_store.change_settings(conn, user, body.taskIds, over_time_stop=seconds or None)
     return "SUCCESS"
 
 
 def user_level(farm: Farm, user: User, body: m.UserLevel, ctx) -> None:
-    with farm.db.write() as conn:
+    with ctx.write() as conn:
         task_store.change_settings(conn, user, [body.taskId], priority=body.taskUserLevel)
 
 
 def task_limit(farm: Farm, user: User, body: m.TaskLimit, ctx) -> None:
-    with farm.db.write() as conn:
+    with ctx.write() as conn:
         task_store.change_settings(conn, user, [body.taskId], task_limit=body.taskLimit or None)
 
 
 def add_label(farm: Farm, user: User, body: m.AddLabel, ctx) -> None:
-    with farm.db.write() as conn:
+    with ctx.write() as conn:
         task_store.add_label(conn, user, body.taskIds, body.label)
 
 
 def delete_label(farm: Farm, user: User, body: m.DeleteLabel, ctx) -> None:
-    with farm.db.write() as conn:
+    with ctx.write() as conn:
         task_store.delete_labels(conn, user, body.taskIds, body.labelNames)
 
 
@@ -177,7 +183,7 @@ def project_list(farm: Farm, user: User, body, ctx) -> dict:
 
 def project_add(farm: Farm, user: User, body: m.ProjectAdd, ctx) -> None:
     def add():
-        with farm.db.write() as conn:
+        with ctx.write() as conn:
             projects.add(conn, user, body.newName, body.status)
 
     try:
@@ -187,7 +193,7 @@ def project_add(farm: Farm, user: User, body: m.ProjectAdd, ctx) -> None:
 
 
 def project_delete(farm: Farm, user: User, body: m.ProjectDelete, ctx) -> None:
-    with farm.db.write() as conn:
+    with ctx.write() as conn:
         projects.remove(conn, user, body.delName)
 
 

@@ -43,6 +43,8 @@ users = Table(
     Column("max_frames_per_task", Integer),
     Column("max_storage_bytes", BigInteger),
     Column("storage_bytes", BigInteger, nullable=False, default=0, server_default=text("0")),
+    # updateUserSetting's taskOverTimeSec (store/users.py); NULL: never set (12 h)
+    Column("task_over_time", Integer),
     sqlite_autoincrement=True,
 )
 
@@ -202,4 +204,66 @@ uploads = Table(
     Column("sha256", String(64), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("completed_at", Float),
+)
+
+# a user's named render environments (store/render_envs.py): software, version, OS; at most one is the default
+render_envs = Table(
+    "render_envs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("name", String(128), nullable=False),  # editName
+    Column("cg_id", Integer, nullable=False),
+    Column("software", String(32), nullable=False),  # rayfarm's name: "blender", "command"
+    Column("cg_version", String(64), nullable=False),
+    Column("render_system", Integer, nullable=False),  # 0 Linux, 1 Windows
+    Column("render_layer_type", Integer),
+    Column("project_path", String(1024)),
+    Column("is_default", Boolean, nullable=False, default=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("user_id", "name"),
+    sqlite_autoincrement=True,
+)
+
+# the audit trail (store/audit.py): every state-changing call of the signed API and the dashboard ...
+call_records = Table(
+    "call_records", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("access_id", String(64), nullable=False),
+    Column("action", String(64), nullable=False),  # the route's Renderbus name: "stopTask"
+    Column("path", String(128), nullable=False),
+    Column("detail", String(255), nullable=False, default=""),  # the call's other parameters, short
+    Column("channel", String(16), nullable=False),  # "sdk" (the signed API) or "dashboard"
+    Column("address", String(64), nullable=False),  # the client's address
+    Column("code", Integer, nullable=False),  # 200: accepted; else the refusal's code
+    Column("message", String(500), nullable=False, default=""),  # the refusal's sentence
+    Column("request_id", String(32), nullable=False),
+    Index("ix_call_records_user_id_at", "user_id", "at"),
+    Index("ix_call_records_at", "at"),
+    sqlite_autoincrement=True,
+)
+
+# ... the task ids each call named (no foreign key: a refused call may name ids that do not exist) ...
+call_record_tasks = Table(
+    "call_record_tasks", metadata,
+    Column("record_id", Integer, ForeignKey("call_records.id", ondelete="CASCADE"), primary_key=True),
+    Column("task_id", Integer, primary_key=True, index=True),
+)
+
+# ... and every sign-in: the dashboard's (success or failure) and the signed API's queryUserProfile
+login_records = Table(
+    "login_records", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id")),  # NULL: an access id no user has
+    Column("access_id", String(128), nullable=False),  # the access id used (or tried)
+    Column("channel", String(16), nullable=False),
+    Column("address", String(64), nullable=False),
+    Column("code", Integer, nullable=False),
+    Column("message", String(500), nullable=False, default=""),
+    Index("ix_login_records_user_id_at", "user_id", "at"),
+    Index("ix_login_records_at", "at"),
+    sqlite_autoincrement=True,
 )

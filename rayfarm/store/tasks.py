@@ -18,7 +18,7 @@ from rayfarm.domain.states import FrameStatus as F
 from rayfarm.domain.states import FrameType, Op, TaskStatus
 from rayfarm.domain.taskjson import TaskSpec, describe, parse
 from rayfarm.protocol.codes import ApiError, Code
-from rayfarm.store import bulk, quotas
+from rayfarm.store import bulk, quotas, render_envs
 from rayfarm.store.schema import frames, labels, task_files, tasks
 from rayfarm.store.users import User
 
@@ -117,6 +117,7 @@ def submit(conn: Connection, user: User, task_id: int, producer: str | None,
     if not states.check(Op.SUBMIT, row.status, task_id, bool(row.is_deleted)):
         return False
     spec = parse(content)
+    render_envs.apply_at_submit(conn, user.id, spec)  # the default environment's version; one no node has: 600
     quotas.check_submit(conn, user, spec.total_frames)  # before any work; the active tasks again at the end
     located = check_spec(user, spec, get_file(conn, task_id, "upload.json"))
     chunks = fr.chunk(spec.runs, spec.per_chunk, spec.priority)

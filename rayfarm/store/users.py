@@ -101,3 +101,16 @@ def rotate_key(conn: Connection, box: KeyBox, name: str) -> tuple[User, str]:
     if conn.execute(update(users).where(users.c.name == name).values(access_key=box.seal(access_key))).rowcount == 0:
         raise ApiError(Code.NOT_FOUND, f"There is no user named {name!r}; list users with `rayfarm user list`.")
     return by_name(conn, name), access_key
+
+
+DEFAULT_TASK_OVER_TIME = 12 * 3600  # what queryUserSetting answers until the user sets it
+
+
+def task_over_time(conn: Connection, user_id: int) -> int:
+    """The user's task over-time setting (updateUserSetting's taskOverTimeSec), seconds."""
+    value = conn.scalar(select(users.c.task_over_time).where(users.c.id == user_id))
+    return DEFAULT_TASK_OVER_TIME if value is None else int(value)
+
+
+def set_task_over_time(conn: Connection, user_id: int, seconds: int) -> None:
+    conn.execute(update(users).where(users.c.id == user_id).values(task_over_time=seconds))

@@ -32,13 +32,21 @@ from rayfarm.domain import states
 from rayfarm.files.storage import inside
 from rayfarm.protocol.codes import ApiError, Code
 from rayfarm.protocol.envelope import envelope, json_object, success
-from rayfarm.server import models, ratelimit
+from rayfarm.server import audit, models, ratelimit
 from rayfarm.server.farm import Farm
 from rayfarm.server.http import BodyTooLarge, read_body
 from rayfarm.server.table import TABLE
 from rayfarm.store import queries
 from rayfarm.store.counts import task_counts
-from rayfarm.web.session import COOKIE, Sessions, current_user, end_session, sign_in, start_session
+from rayfarm.web.session import (
+    COOKIE,
+    Sessions,
+    current_user,
+    end_session,
+    record_refused_sign_in,
+    sign_in,
+    start_session,
+)
 
 log = logging.getLogger("rayfarm.web")
 STATIC = Path(__file__).with_name("static")
@@ -129,8 +137,10 @@ def routes(farm: Farm) -> list[BaseRoute]:
             check_csrf(request)
             limit(request)  # before any work, like the signed API
             user = await run_in_threadpool(user_of, request)
-            params = models.parse(route.model, await body_of(request))
-            data = await run_in_threadpool(route.handler, farm, user, params, {"request_id": request_id})
+            body = await body_of(request)
+            call = audit.Call(farm, path, channel="dashboard", address=ratelimit.client_ip(request),
+                              host=request.headers.get("host", ""), request_id=request_id, changes_state=not route.reads)
+            data = await run_in_threadpool(audit.run, farm, route, call, user, body)
             if route.wakes:
                 farm.wakeup.notify()
             return data if isinstance(data, Response) else reply(data, request_id)
@@ -160,16 +170,18 @@ def routes(farm: Farm) -> list[BaseRoute]:
                     signins.give_back(bucket)
                 raise
             wrong = False
+            client = ratelimit.client_ip(request)
             try:
                 user, key = await run_in_threadpool(sign_in, farm, body.accessId, body.accessKey)
             except ApiError as exc:
                 wrong = exc.code == Code.LOGIN_REQUIRED
+                await run_in_threadpool(record_refused_sign_in, farm, body.accessId, client, exc)
                 raise
             finally:
                 if not wrong:
                     for bucket in taken:
                         signins.give_back(bucket)
-            cookie = await run_in_threadpool(start_session, farm, sessions, user, key)
+            cookie = await run_in_threadpool(start_session, farm, sessions, user, key, client)
             response = reply({"userId": user.id, "userName": user.name, "isAdmin": user.is_admin}, request_id)
             response.set_cookie(COOKIE, cookie, max_age=sessions.lifetime, path="/", httponly=True,
                                 samesite="strict", secure=request.url.scheme == "https")

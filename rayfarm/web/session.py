@@ -15,7 +15,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 
 from rayfarm.protocol.codes import ApiError, Code
 from rayfarm.server.farm import Farm
-from rayfarm.store import web_sessions
+from rayfarm.store import audit, web_sessions
 from rayfarm.store.users import User
 
 COOKIE = "rayfarm_session"
@@ -71,12 +71,23 @@ def sign_in(farm: Farm, access_id: str, access_key: str) -> tuple[User, str]:
     return user, key
 
 
-def start_session(farm: Farm, sessions: Sessions, user: User, access_key: str) -> str:
-    """A new session row for a signed-in user; the cookie that names it."""
+def start_session(farm: Farm, sessions: Sessions, user: User, access_key: str, address: str) -> str:
+    """A new session row for a signed-in user, and its sign-in record (one transaction); the cookie that names it."""
     now = time.time()
     with farm.db.write() as conn:
         session_id = web_sessions.start(conn, user.id, now, sessions.lifetime)
+        audit.record_login(conn, at=now, user_id=user.id, access_id=user.access_id, channel="dashboard",
+                           address=address, code=Code.OK)
     return sessions.issue(user, access_key, session_id, now)
+
+
+def record_refused_sign_in(farm: Farm, access_id: str, address: str, refusal: ApiError) -> None:
+    """The record of a refused sign-in (wrong id or key, disabled account), under the user whose access id it
+    names (none for an access id no user has)."""
+    found = farm.user_by_access_id(access_id)
+    with farm.db.write() as conn:
+        audit.record_login(conn, at=time.time(), user_id=found[0].id if found else None, access_id=access_id,
+                           channel="dashboard", address=address, code=refusal.code, message=refusal.message)
 
 
 def current_user(farm: Farm, sessions: Sessions, cookie: str | None) -> User:

@@ -347,6 +347,7 @@ def test_stop_task_kills_blender_at_once_and_start_resumes(farm, api, tmp_path):
     api.files.upload(scene, "D:/proj/heavy.blend")
     node.wait_registered()
     task_json = blender_task_json("D:/proj/heavy.blend", frames="1-1[1]")
+    task_json["software_config"]["cg_version"] = "3.4"  # the node's Blender (a version no node has is refused)
     task_json["scene_info"]["common"].update(width="320", height="180", Render_Format="PNG")
     task_id = submit(api, task_json)
 

@@ -12,12 +12,13 @@ import pytest
 from sqlalchemy import Engine, create_engine, select
 
 from rayfarm.store.db import sqlite_url
-from rayfarm.store.schema import metadata
+from rayfarm.store.schema import call_record_tasks, call_records, metadata
 from tests.farmproc import Credentials, FarmServer
 from tests.integration.support import SCENE, Raw, blender_task_json, check_envelope, running_farm
 
-# What changes without any request: the replay memory, and a node's liveness as seen by the sweep.
-VOLATILE_TABLES = {"seen_requests"}
+# What changes without any request: the replay memory, and a node's liveness as seen by the sweep; and what
+# reads write: sign-in records (queryUserProfile is the official SDK's login).
+VOLATILE_TABLES = {"seen_requests", "login_records"}
 VOLATILE_COLUMNS = {"workers": {"state", "last_seen", "cpu", "mem_used"}}
 VOLATILE_SETTINGS = {"last_sweep"}  # when the sweep last ran (rayfarm/store/outage.py)
 # Files the server writes on its own (its log, the database) are not part of the file snapshot.
@@ -65,6 +66,12 @@ def make_users(farm: FarmServer, *names: str, disabled: tuple[str, ...] = (), co
 
 
 _engines: dict[str, Engine] = {}
+# which audit rows a snapshot keeps: those of accepted calls (a refusal's own record is not a change it made)
+REFUSAL_RECORDS = {
+    "call_records": lambda: call_records.c.code == 200,
+    "call_record_tasks": lambda: call_record_tasks.c.record_id.in_(select(call_records.c.id)
+                                                                   .where(call_records.c.code == 200)),
+}
 
 
 def db_snapshot(farm: FarmServer) -> dict[str, list]:
@@ -80,6 +87,8 @@ def db_snapshot(farm: FarmServer) -> dict[str, list]:
             query = select(*columns)
             if name == "settings":
                 query = query.where(table.c.key.not_in(VOLATILE_SETTINGS))
+            if name in REFUSAL_RECORDS:  # a refused call writes its own audit record and nothing else
+                query = query.where(REFUSAL_RECORDS[name]())
             rows = conn.execute(query).all()
             snapshot[name] = sorted(json.dumps(list(row), sort_keys=True, default=str) for row in rows)
     return snapshot

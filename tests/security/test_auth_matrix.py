@@ -34,6 +34,7 @@ from tests.security.support import (
 
 UNKNOWN = 1_999_999_999
 PROFILE = "/api/render/setUp/queryUserProfile"
+TASK_RECORD = "/api/render/handle/operate/sdk/taskRecord"
 
 # Routes anyone may call: liveness and Prometheus metrics (counts only, no user data).
 PUBLIC = {"/healthz", "/metrics"}
@@ -67,10 +68,14 @@ def world(farm):
     ok(raw_alice, "/api/render/handle/addTaskLabel", {"taskIds": [waiting], "label": "keep"})
     ok(raw_alice, "/api/render/project/add", {"newName": "alpha"})
     frame = ok(raw_alice, "/api/render/handle/queryTaskFrames", {"taskId": waiting})["items"][0]["id"]
+    ok(raw_alice, "/api/render/plugin/addUserPluginConfig", {**ENV, "editName": "studio"})
     yield {"alice": alice, "bob": bob, "raw": raw_alice, "raw_bob": raw_bob, "raw_dave": raw_dave,
            "waiting": waiting, "created": created, "frame": frame}
     for client in (raw_alice, raw_bob, raw_dave):
         client.close()
+
+
+ENV = {"cgId": 2007, "cgName": "Blender", "cgVersion": "3.4", "renderSystem": 0, "pluginIds": []}
 
 
 def bodies(w: dict) -> dict[str, dict]:
@@ -113,6 +118,18 @@ def bodies(w: dict) -> dict[str, dict]:
         "/api/rayfarm/worker/list": {},
         "/api/rayfarm/worker/setMode": {"workerIds": [1], "mode": "disable"},
         "/api/rayfarm/farm/summary": {},
+        "/api/render/setUp/updateUserSetting": {"taskOverTimeSec": 3600},
+        "/api/render/plugin/addUserPluginConfig": {**ENV, "editName": "intruder"},
+        "/api/render/plugin/editUserPluginConfig": {**ENV, "cgVersion": "4.2", "editName": "studio"},
+        "/api/render/plugin/deleteUserPluginConfig": {"editName": "studio"},
+        "/api/render/plugin/setDefaultUserPluginConfig": {"editName": "studio"},
+        "/api/render/plugin/getUserPluginConfig": {"osName": 0},
+        "/api/render/handle/operate/sdk/taskRecord": {"pageNum": 1, "pageSize": 10, "platform": 2, "taskIds": [waiting]},
+        "/api/render/handle/operate/sdk/loginRecord": {"pageNum": 1, "pageSize": 10},
+        "/api/render/submit/queryAnalyseErrorDetail": {"code": "46003", "language": 1},
+        "/api/render/transfer/getConfig": {},
+        "/api/render/transfer/getServerInfo": {"zone": 1},
+        "/api/render/transfer/getRaySyncUserKey": {},
     }
 
 
@@ -125,7 +142,13 @@ NO_TASK_ID = {
     "/api/render/project/list", "/api/render/project/getList", "/api/render/project/add",
     "/api/render/project/delete", "/api/rayfarm/file/download", "/api/rayfarm/file/uploadInit",
     "/api/rayfarm/worker/list", "/api/rayfarm/worker/setMode", "/api/rayfarm/farm/summary",
+    "/api/render/setUp/updateUserSetting", "/api/render/plugin/addUserPluginConfig",
+    "/api/render/plugin/getUserPluginConfig", "/api/render/handle/operate/sdk/loginRecord",
+    "/api/render/submit/queryAnalyseErrorDetail", "/api/render/transfer/getConfig",
+    "/api/render/transfer/getServerInfo", "/api/render/transfer/getRaySyncUserKey",
 }
+# Routes that name one of the caller's render environments (editName): another user's name answers exactly
+# like a name nobody has (404). They take the ID rules below with the names compared as NAME.
 
 
 def native_calls(w: dict) -> dict[str, tuple[str, str, dict | None]]:
@@ -239,12 +262,22 @@ def test_signed_route_refuses_bad_credentials_and_changes_nothing(farm, world, p
 
 
 ID_FIELDS = {"taskId", "taskIds", "id", "ids", "frameId", "cloneOriginalId"}
+NAME_FIELDS = {"editName": "nobody-has-this-env"}  # names of the caller's own things, and one nobody has
 
 
 def _with_unknown_ids(body: dict) -> dict:
-    """The same body with every task or frame id replaced by one that does not exist."""
-    return {key: ([UNKNOWN] * len(value) if isinstance(value, list) else UNKNOWN) if key in ID_FIELDS else value
-            for key, value in body.items()}
+    """The same body with every task or frame id replaced by one that does not exist (and every name of the
+    caller's own things by one nobody has)."""
+    return {key: ([UNKNOWN] * len(value) if isinstance(value, list) else UNKNOWN) if key in ID_FIELDS
+            else NAME_FIELDS.get(key, value) for key, value in body.items()}
+
+
+def _alike(message: str, body: dict) -> str:
+    """The answer's text with ids and the names the body gave (or the unknown ones) made alike."""
+    for key, unknown in NAME_FIELDS.items():
+        if key in body:
+            message = message.replace(repr(body[key]), "NAME").replace(repr(unknown), "NAME")
+    return re.sub(r"[0-9]+", "N", message)
 
 
 @pytest.mark.parametrize("path", sorted(set(TABLE) - NO_TASK_ID))
@@ -256,7 +289,7 @@ def test_another_users_ids_answer_like_unknown_ids_and_change_nothing(farm, worl
     unknown = check_envelope(raw_bob.send(path, _with_unknown_ids(body)))
     assert theirs["code"] == unknown["code"] and theirs["code"] in (937, 404), (theirs, unknown)
     # nothing tells the two apart, not even another id in the text
-    assert re.sub(r"[0-9]+", "N", theirs["message"]) == re.sub(r"[0-9]+", "N", unknown["message"])
+    assert _alike(theirs["message"], body) == _alike(unknown["message"], body)
     assert theirs["data"] is None
     assert diff(before_db, db_snapshot(farm)) == {}
     assert diff(before_files, file_snapshot(farm.data_dir.parent)) == {}
@@ -273,6 +306,14 @@ def test_listings_show_only_the_callers_own(world):
     assert not any(summary["tasks"].values()) and not any(summary["frames"].values()), summary
     refused = raw_bob.call("/api/rayfarm/worker/setMode", {"workerIds": [1], "mode": "disable"})
     assert refused["code"] == 403, refused
+    assert [env["editName"] for env in ok(raw, "/api/render/plugin/getUserPluginConfig", {"osName": 0})] == ["studio"]
+    assert ok(raw_bob, "/api/render/plugin/getUserPluginConfig", {"osName": 0}) == []
+    ok(raw, PROFILE, {})  # a sign-in record of alice's
+    for path in ("/api/render/handle/operate/sdk/taskRecord", "/api/render/handle/operate/sdk/loginRecord"):
+        assert {item["userId"] for item in ok(raw, path, {"pageSize": 1000})["items"]} == {world["alice"].user_id}
+        assert world["alice"].user_id not in {item["userId"] for item in ok(raw_bob, path, {"pageSize": 1000})["items"]}
+        refused = raw_bob.call(path, {"allUsers": 1})  # every user's records: administrators only
+        assert refused["code"] == 403, refused
 
 
 # ------------------------------------------------------------------ native API: only the worker token
@@ -447,7 +488,7 @@ def test_dashboard_another_users_ids_answer_like_unknown_ids(farm, world, web_bo
     theirs = _web_call(web_bob, path, body, WEB)
     unknown = _web_call(web_bob, path, _with_unknown_ids(body), WEB)
     assert theirs["code"] == unknown["code"] and theirs["code"] in (937, 404), (theirs, unknown)
-    assert re.sub(r"[0-9]+", "N", theirs["message"]) == re.sub(r"[0-9]+", "N", unknown["message"])
+    assert _alike(theirs["message"], body) == _alike(unknown["message"], body)
     assert diff(before_db, db_snapshot(farm)) == {}
 
 
@@ -474,6 +515,28 @@ def test_dashboard_session_routes_and_sign_in(farm, world, web_alice, web_bob):
         assert check_envelope(answer)["code"] == 403 and "set-cookie" not in answer.headers  # disabled
     assert check_envelope(web_alice.post("/web/signout-everywhere", json={}))["code"] == 403  # no dashboard header
     assert check_envelope(web_alice.get("/web/me"))["data"]["userName"] == "alice"
+
+
+def test_every_state_changing_call_has_exactly_one_record(world):
+    """docs/design.md, "the audit trail": each call of a route that changes state, accepted or refused, adds one
+    record with the call's outcome; a read adds none."""
+    raw = world["raw"]
+
+    def newest() -> dict:
+        return ok(raw, TASK_RECORD, {"pageSize": 1})
+
+    wrong = []
+    for path, body in bodies(world).items():
+        before = newest()["total"]
+        answer = raw.call(path, body)
+        after = newest()
+        added = after["total"] - before
+        if TABLE[path].reads:
+            if added:
+                wrong.append((path, "a read was recorded", added))
+        elif added != 1 or (after["items"][0]["path"], after["items"][0]["code"]) != (path, answer["code"]):
+            wrong.append((path, answer["code"], added, after["items"][:1]))
+    assert not wrong, wrong
 
 
 def test_no_traceback_in_the_server_log(farm):
