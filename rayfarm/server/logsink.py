@@ -18,6 +18,7 @@ class LogSink:
         self.root = Path(root)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._folders: set[int] = set()  # task folders known to exist
 
     def start(self) -> None:
         if self._thread is None:
@@ -70,10 +71,23 @@ class LogSink:
 
     def _write(self, grouped: dict[tuple[int, int], list[str]]) -> None:
         for (task_id, frame_id), lines in grouped.items():
-            folder = self.root / str(task_id)
+            text = "".join(line.rstrip("\n") + "\n" for line in lines)
             try:
-                folder.mkdir(parents=True, exist_ok=True)
-                with open(folder / f"{frame_id}.log", "a", encoding="utf-8", errors="replace") as handle:
-                    handle.write("".join(line.rstrip("\n") + "\n" for line in lines))
+                self._append(task_id, frame_id, text)
             except OSError as exc:
                 log.warning("could not write the render log of task %s frame %s: %s", task_id, frame_id, exc)
+
+    def _append(self, task_id: int, frame_id: int, text: str) -> None:
+        folder = self.root / str(task_id)
+        if task_id not in self._folders:  # one mkdir per task, not one per write
+            folder.mkdir(parents=True, exist_ok=True)
+            if len(self._folders) > 10_000:
+                self._folders.clear()
+            self._folders.add(task_id)
+        try:
+            handle = open(folder / f"{frame_id}.log", "a", encoding="utf-8", errors="replace")
+        except FileNotFoundError:  # the folder went away (removed by hand): make it again
+            folder.mkdir(parents=True, exist_ok=True)
+            handle = open(folder / f"{frame_id}.log", "a", encoding="utf-8", errors="replace")
+        with handle:
+            handle.write(text)

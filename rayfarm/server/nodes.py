@@ -41,10 +41,12 @@ class NodeApi:
         return dispatch.claim(conn, worker, count, time.time(), self.farm.settings.lease_seconds, holding)
 
     def log_attempts(self, worker, claimed: list[Claimed]) -> None:
+        if not claimed:
+            return
+        at = datetime.now().isoformat(timespec="seconds")
         for item in claimed:
-            self.farm.logs.append(item.task.id, item.frame.id, [
-                f"=== attempt {item.frame.attempts + 1} on node {worker.name} at "
-                f"{datetime.now().isoformat(timespec='seconds')} ==="])
+            self.farm.logs.append(item.task.id, item.frame.id,
+                                  [f"=== attempt {item.frame.attempts + 1} on node {worker.name} at {at} ==="])
 
     def observe_leases(self, claimed: list, started: float) -> None:
         if claimed:
