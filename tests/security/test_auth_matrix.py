@@ -18,6 +18,7 @@ from rayfarm.server import files, nodes
 from rayfarm.server.farm import Farm
 from rayfarm.server.table import TABLE
 from rayfarm.store.db import sqlite_url
+from tests.farmproc import wait_for
 from tests.security.support import (
     SCENE,
     Node,
@@ -381,6 +382,8 @@ def test_a_node_acts_only_on_its_own_session_and_leases(farm, world):
     try:
         (lease,) = x.lease()
         assert lease["taskId"] == task
+        attempt_log = farm.data_dir / "logs" / str(task) / f"{lease['frameId']}.log"
+        wait_for(attempt_log.exists, 30, "the lease's attempt line in the render log (written in the background)")
         before_db, before_files = db_snapshot(farm), file_snapshot(farm.data_dir.parent)
         wrong = []
         for name, method, url, body in _as_node(y, x.id, y.session, lease):
