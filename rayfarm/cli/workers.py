@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from click.core import ParameterSource
 from rich.table import Table
 from rich.text import Text
 
@@ -68,7 +67,8 @@ def _run_node(ctx: typer.Context, options: NodeOptions) -> None:
     from rayfarm.worker.tokens import TokenError, read_token_file
 
     token = options.token
-    if token and ctx.get_parameter_source("token") == ParameterSource.COMMANDLINE:
+    source = ctx.get_parameter_source("token")
+    if token and source is not None and source.name == "COMMANDLINE":
         err.print("Warning: --token shows the worker token to every user of this machine (ps); give it in "
                   "$RAYFARM_WORKER_TOKEN or a file (--token-file FILE, chmod 600) instead.", style="yellow",
                   markup=False, highlight=False, soft_wrap=True)
