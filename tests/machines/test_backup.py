@@ -94,6 +94,9 @@ def test_a_backup_restored_into_a_fresh_server_has_every_task_and_output(farm, t
 
     refused = rayfarm("restore", backup, "--data-dir", fresh.data_dir, env=fresh.env, check=False)
     assert refused.returncode == 2 and "not empty" in refused.stderr, refused.stderr
+    forced = json.loads(rayfarm("restore", backup, "--data-dir", fresh.data_dir, "--force", "--json",
+                                env=fresh.env).stdout)  # over the farm that rendered since: the backup's again
+    assert forced["restored"] == made["counts"] and forced["files"]["storage"] == made["files"]["storage"]
 
 
 @pytest.fixture
