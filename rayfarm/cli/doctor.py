@@ -63,7 +63,7 @@ def doctor(server: Annotated[str | None, typer.Option("--server", envvar="RAYFAR
         settings = admin.settings(data_dir, database_url)
         found += checks.server(settings.data_dir, settings.database_url)
         if tls_cert or tls_key:
-            found += checks.certificate(tls_cert or Path("--tls-cert missing"), tls_key)
+            found += checks.certificate(tls_cert, tls_key)
     if client is not None:
         client.close()
     problems = [f for f in found if f.level == checks.FAIL]

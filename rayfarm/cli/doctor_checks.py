@@ -169,14 +169,17 @@ def server(data_dir: Path, database_url: str) -> list[Finding]:
     return found
 
 
-def certificate(cert: Path, key: Path | None) -> list[Finding]:
+def certificate(cert: Path | None, key: Path | None) -> list[Finding]:
     """The server's TLS certificate: serves with its key, valid, not expiring soon."""
     from rayfarm.cli import join
 
     try:
-        join.check_tls(cert, key)
+        checked = join.check_tls(cert, key)
     except join.ListenError as exc:
         return [Finding(FAIL, "tls", str(exc))]
+    if checked is None:
+        return []  # no TLS files given: nothing to check
+    cert, key = checked
     from cryptography import x509
 
     loaded = x509.load_pem_x509_certificate(cert.read_bytes())
@@ -189,7 +192,7 @@ def certificate(cert: Path, key: Path | None) -> list[Finding]:
     level = FAIL if days < 0 else WARN if days < 30 else OK
     found = [Finding(level, "tls", f"{cert} is valid {days:.0f} more days, for {listed}"
                      + ("; renew it (rayfarm tls self-signed DIR issues a new one)" if level != OK else ""))]
-    warning = join.key_warning(key) if key else None
+    warning = join.key_warning(key)
     if warning:
         found.append(Finding(FAIL, "tls", warning.removeprefix("Warning: ")))
     return found
