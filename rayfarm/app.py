@@ -100,9 +100,12 @@ def app_from_env():
     return build(settings, migrate=False)
 
 
-def serve(settings: Settings, host: str, port: int, log_level: str = "info", processes: int = 1) -> None:
+def serve(settings: Settings, host: str, port: int, log_level: str = "info", processes: int = 1,
+          tls: tuple[Path, Path] | None = None) -> None:
+    """Serve the farm; over HTTPS with ``tls`` = (certificate file, key file) in PEM (checked by the caller)."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     options = dict(host=host, port=port, log_level=log_level, access_log=log_level == "debug",
+                   ssl_certfile=str(tls[0]) if tls else None, ssl_keyfile=str(tls[1]) if tls else None,
                    timeout_graceful_shutdown=5,
                    # longer than clients keep idle connections (httpx: 5 s, uvicorn's default too), so a client never
                    # sends on a connection the server is closing that instant (ReadError/reset; bench/load.py saw it)

@@ -7,7 +7,10 @@ cd "$(dirname "$0")/.."
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
-PACKAGES=(blender bubblewrap postgresql chromium)  # bubblewrap: nodes confine render jobs; chromium: the dashboard tests (tests/web) drive it headless
+# bubblewrap: nodes confine render jobs; chromium: the dashboard tests (tests/web) drive it headless;
+# postgresql brings pg_dump/pg_restore (`rayfarm backup`/`restore`); util-linux (setpriv) and passwd (useradd): the
+# many-machines tests run nodes as a throwaway user; systemd: systemd-analyze checks the units in deploy/
+PACKAGES=(blender bubblewrap postgresql chromium util-linux passwd systemd)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
@@ -22,7 +25,7 @@ PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 if [ ! -x .venv/bin/python ]; then "$PYTHON" -m venv .venv; fi
 .venv/bin/python -m pip install -q --upgrade "pip>=24" >/dev/null
-.venv/bin/python -m pip install -q -e ".[test]"
+.venv/bin/python -m pip install -q -e ".[server,test]"  # a render node alone needs only `pip install rayfarm`
 
 # The official SDK, for compatibility tests: its own venv (Python <= 3.11, setuptools < 81).
 if [ ! -x .venv-rayvision/bin/python ] || ! .venv-rayvision/bin/python -c "import rayvision_api" 2>/dev/null; then

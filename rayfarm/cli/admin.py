@@ -25,7 +25,28 @@ DatabaseUrl = Annotated[str | None, typer.Option("--database-url", help="SQLAlch
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
+SERVER_PARTS = ("starlette", "uvicorn", "sqlalchemy", "alembic", "psycopg", "cryptography", "PIL", "prometheus_client",
+                "itsdangerous")
+
+
+def need_server_parts() -> None:
+    """Exit with a sentence when this machine has rayfarm's node and client install only (no `[server]` extra)."""
+    import importlib
+
+    missing = []
+    for name in SERVER_PARTS:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        fail(f"This command runs on the farm server's machine, and this install of rayfarm has the node and client "
+             f"parts only (missing {', '.join(missing)}): install the server with pip install 'rayfarm[server]'.",
+             Exit.USAGE)
+
+
 def settings(data_dir: Path | None, url: str | None = None, shared_roots: list[Path] | None = None) -> Settings:
+    need_server_parts()
     from rayfarm.store.db import database_url
 
     directory = resolve_data_dir(data_dir)
@@ -57,6 +78,20 @@ def open_farm(data_dir: Path | None, url: str | None = None):
     farm = Farm(settings(data_dir, url))
     farm.db.migrate()
     return farm
+
+
+def farm_token(settings: Settings) -> str:
+    """The farm's worker token (made on first use), read from its database."""
+    from rayfarm.server.farm import Farm
+    from rayfarm.store.workers import worker_token
+
+    farm = Farm(settings)
+    try:
+        farm.db.migrate()
+        with farm.db.write() as conn:
+            return worker_token(conn, farm.keys)
+    finally:
+        farm.db.dispose()
 
 
 def write_users(data_dir: Path | None, url: str | None, change, farm=None):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -13,6 +14,7 @@ from rich.text import Text
 from rayfarm.cli import profiles
 from rayfarm.cli.session import Exit, Json, calling, domain_of, emit, fail, out
 from rayfarm.sdk import RayfarmAPI
+from rayfarm.sdk.errors import RayfarmError
 
 profile_app = typer.Typer(help="Saved connection profiles (~/.config/rayfarm/config.toml).", no_args_is_help=True)
 
@@ -36,20 +38,29 @@ def login(server: Annotated[str | None, typer.Option("--server", help="Farm URL,
                                                                         "or \"default\").")] = None,
           make_default: Annotated[bool | None, typer.Option("--default/--not-default", help=DEFAULT_HELP)] = None,
           check: Annotated[bool, typer.Option("--check/--no-check", help="Check the credentials with the farm "
-                                                                         "before saving.")] = True) -> None:
+                                                                         "before saving.")] = True,
+          ca_cert: Annotated[Path | None, typer.Option("--ca-cert", help="Over https: the studio CA certificate to "
+                                                       "trust besides the system's (saved in the profile).")] = None) -> None:
     """Save a server and credentials as a profile (owner-only file), after checking them with the farm."""
     name = profile or os.environ.get("RAYFARM_PROFILE") or "default"
     server = _ask(server or os.environ.get("RAYFARM_SERVER"), "Server URL")
     access_id = _ask(access_id or os.environ.get("RAYFARM_ACCESS_ID"), "Access id")
     access_key = _ask(access_key or os.environ.get("RAYFARM_ACCESS_KEY"), "Access key", hide=True)
     domain, protocol = domain_of(server)
+    ca = str(ca_cert.expanduser().resolve()) if ca_cert else None
+    if ca and not Path(ca).is_file():
+        fail(f"--ca-cert {ca_cert}: no such file; give the studio CA's certificate (ca.pem).", Exit.USAGE)
     user = None
     if check:
-        with calling(), RayfarmAPI(access_id, access_key, domain=domain, protocol=protocol, retries=2,
-                                   retry_deadline=10.0, timeout=30.0) as api:
+        try:
+            api = RayfarmAPI(access_id, access_key, domain=domain, protocol=protocol, retries=2, retry_deadline=10.0,
+                             timeout=30.0, ca_cert=ca)
+        except RayfarmError as exc:
+            fail(str(exc), Exit.USAGE)
+        with calling(), api:
             user = api.login()
     try:
-        path = profiles.save(profiles.Profile(name, f"{protocol}://{domain}", access_id, access_key),
+        path = profiles.save(profiles.Profile(name, f"{protocol}://{domain}", access_id, access_key, ca),
                              make_default=make_default)
     except profiles.ProfileError as exc:
         fail(str(exc), Exit.USAGE)
@@ -67,13 +78,14 @@ def list_profiles(json_out: Json = False) -> None:
     except profiles.ProfileError as exc:
         fail(str(exc), Exit.USAGE)
     default = profiles.default_name(data)
-    rows = [{"name": name, "server": entry.get("server"), "accessId": entry.get("access_id"), "default": name == default}
+    rows = [{"name": name, "server": entry.get("server"), "accessId": entry.get("access_id"),
+             "caCert": entry.get("ca_cert"), "default": name == default}
             for name, entry in sorted(data.get("profiles", {}).items())]
     if json_out:
         emit(rows)
         return
-    table = Table("name", "server", "access id", "default", title=str(profiles.config_path()))
+    table = Table("name", "server", "access id", "CA certificate", "default", title=str(profiles.config_path()))
     for row in rows:
         table.add_row(Text(row["name"]), Text(str(row["server"] or "")), Text(str(row["accessId"] or "")),
-                      "yes" if row["default"] else "")
+                      Text(str(row["caCert"] or "")), "yes" if row["default"] else "")
     out.print(table)

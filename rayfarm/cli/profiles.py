@@ -8,6 +8,7 @@ The file (owner-only, 0600)::
     server = "http://127.0.0.1:8765"
     access_id = "AK..."
     access_key = "..."
+    ca_cert = "/etc/rayfarm/ca.pem"     # optional: a studio CA to trust over https
 
 It is read with :mod:`tomllib` and written with ``tomli_w`` (a tiny, well-kept writer by the author of
 tomli, so values are always escaped correctly); other keys and profiles in the file are kept as they are.
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import tomli_w
 
-FIELDS = ("server", "access_id", "access_key")
+FIELDS = ("server", "access_id", "access_key", "ca_cert")
 
 
 class ProfileError(Exception):
@@ -36,6 +37,7 @@ class Profile:
     server: str | None = None
     access_id: str | None = None
     access_key: str | None = None
+    ca_cert: str | None = None  # a CA certificate file to trust over https, besides the system's
 
 
 def config_path() -> Path:

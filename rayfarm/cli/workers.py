@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -14,14 +15,24 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from rayfarm.cli.session import Exit, Json, Login, calling, emit, fail, out, with_login
+from rayfarm.cli.session import Exit, Json, Login, calling, emit, err, fail, out, with_login
 
 NodeServer = Annotated[str | None, typer.Option("--server", envvar="RAYFARM_SERVER", help="Farm server URL.")]
 Token = Annotated[str | None, typer.Option("--token", envvar="RAYFARM_WORKER_TOKEN",
-                                           help="Farm worker token (`rayfarm worker-token`).")]
+                                           help="Farm worker token (`rayfarm worker-token`). Give it in "
+                                                "$RAYFARM_WORKER_TOKEN or --token-file: on the command line "
+                                                "every user of this machine sees it (ps).")]
+TokenFile = Annotated[Path | None, typer.Option("--token-file", envvar="RAYFARM_WORKER_TOKEN_FILE",
+                                                help="A file holding the worker token (owner-only, e.g. chmod 600).")]
+CaCert = Annotated[str | None, typer.Option("--ca-cert", envvar="RAYFARM_CA_CERT",
+                                            help="Over https: a CA certificate to trust besides the system's "
+                                                 "(the studio CA, e.g. from `rayfarm tls self-signed`).")]
+MapRoot = Annotated[list[str] | None, typer.Option(
+    "--map-root", help="SERVER_PATH=LOCAL_PATH: a --shared-root of the server mounted at another path on this "
+                       "node (repeatable); its scenes are then read in place instead of downloaded.")]
 NodeName = Annotated[str | None, typer.Option(help="Node name (default: host name).")]
 Slots = Annotated[int, typer.Option(help="Chunks rendered at once.", min=1)]
-Tags = Annotated[str, typer.Option(help="Comma-separated tags, e.g. gpu,fast.")]
+Tags = Annotated[str, typer.Option(help="Comma-separated tags (pools), e.g. gpu,fast.")]
 WorkDir = Annotated[Path | None, typer.Option("--work-dir", help="Scene cache and scratch space.")]
 LogLevel = Annotated[str, typer.Option(help="debug, info, warning or error.")]
 UnconfinedCommands = Annotated[bool, typer.Option(
@@ -35,22 +46,64 @@ worker_app = typer.Typer(help="Run a render node (`worker run`), or list and man
                          invoke_without_command=True)
 
 
-def _run_node(server: str | None, token: str | None, name: str | None, slots: int, tags: str, work_dir: Path | None,
-              log_level: str, unconfined_commands: bool) -> None:
-    if not server or not token:
-        fail("A node needs --server URL and --token T (or $RAYFARM_SERVER and $RAYFARM_WORKER_TOKEN); "
-             "`rayfarm worker-token` prints the token on the server's machine.", Exit.USAGE)
-    from rayfarm.worker import run_worker
+@dataclass
+class NodeOptions:
+    server: str | None
+    token: str | None
+    token_file: Path | None
+    ca_cert: str | None
+    map_root: list[str]
+    name: str | None
+    slots: int
+    tags: str
+    work_dir: Path | None
+    log_level: str
+    unconfined_commands: bool
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    run_worker(server, token, name=name, slots=slots, tags=tuple(t for t in tags.split(",") if t), work_dir=work_dir,
-               unconfined_commands=unconfined_commands)
+
+def _run_node(ctx: typer.Context, options: NodeOptions) -> None:
+    from rayfarm import tls
+    from rayfarm.worker.roots import parse_map
+    from rayfarm.worker.tokens import TokenError, read_token_file
+
+    token = options.token
+    source = ctx.get_parameter_source("token")
+    if token and source is not None and source.name == "COMMANDLINE":
+        err.print("Warning: --token shows the worker token to every user of this machine (ps); give it in "
+                  "$RAYFARM_WORKER_TOKEN or a file (--token-file FILE, chmod 600) instead.", style="yellow",
+                  markup=False, highlight=False, soft_wrap=True)
+    if options.token_file:
+        try:
+            token = read_token_file(options.token_file)
+        except TokenError as exc:
+            fail(str(exc), Exit.USAGE)
+    if not options.server or not token:
+        fail("A node needs --server URL and the worker token: $RAYFARM_WORKER_TOKEN or --token-file FILE "
+             "(`rayfarm worker-token` prints the token, and the command to run, on the server's machine).", Exit.USAGE)
+    try:
+        root_map = parse_map(options.map_root)
+    except ValueError as exc:
+        fail(str(exc), Exit.USAGE)
+    from rayfarm.worker import WorkerError, run_worker
+
+    logging.basicConfig(level=options.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        run_worker(options.server, token, name=options.name, slots=options.slots,
+                   tags=tuple(t.strip() for t in options.tags.split(",") if t.strip()), work_dir=options.work_dir,
+                   unconfined_commands=options.unconfined_commands, ca_cert=options.ca_cert, root_map=root_map)
+    except tls.TrustError as exc:
+        fail(str(exc), Exit.USAGE)
+    except WorkerError as exc:
+        fail(f"The node stopped: {exc}", Exit.REFUSED)
 
 
 @worker_app.callback()
 def node_compat(ctx: typer.Context,
                 server: Annotated[str | None, typer.Option("--server", envvar="RAYFARM_SERVER", hidden=True)] = None,
                 token: Annotated[str | None, typer.Option("--token", envvar="RAYFARM_WORKER_TOKEN", hidden=True)] = None,
+                token_file: Annotated[Path | None, typer.Option("--token-file", hidden=True)] = None,
+                ca_cert: Annotated[str | None, typer.Option("--ca-cert", hidden=True)] = None,
+                map_root: Annotated[list[str] | None, typer.Option("--map-root", hidden=True)] = None,
                 name: Annotated[str | None, typer.Option(hidden=True)] = None,
                 slots: Annotated[int, typer.Option(hidden=True, min=1)] = 1,
                 tags: Annotated[str, typer.Option(hidden=True)] = "",
@@ -60,18 +113,21 @@ def node_compat(ctx: typer.Context,
     """Run a render node (`worker run`), or list and manage the farm's nodes."""
     if ctx.invoked_subcommand is not None:
         return
-    if not server and not token:
+    if not server and not token and not token_file:
         typer.echo(ctx.get_help())
         raise typer.Exit(0)
     # `rayfarm worker --server ... --token ...`: the first spelling of `worker run`, still supported
-    _run_node(server, token, name, slots, tags, work_dir, log_level, unconfined_commands)
+    _run_node(ctx, NodeOptions(server, token, token_file, ca_cert, map_root or [], name, slots, tags, work_dir,
+                               log_level, unconfined_commands))
 
 
 @worker_app.command("run")
-def run(server: NodeServer = None, token: Token = None, name: NodeName = None, slots: Slots = 1, tags: Tags = "",
+def run(ctx: typer.Context, server: NodeServer = None, token: Token = None, token_file: TokenFile = None,
+        ca_cert: CaCert = None, map_root: MapRoot = None, name: NodeName = None, slots: Slots = 1, tags: Tags = "",
         work_dir: WorkDir = None, log_level: LogLevel = "info", unconfined_commands: UnconfinedCommands = False) -> None:
     """Run one render node: pull chunks from the server and render them (confined with bubblewrap)."""
-    _run_node(server, token, name, slots, tags, work_dir, log_level, unconfined_commands)
+    _run_node(ctx, NodeOptions(server, token, token_file, ca_cert, map_root or [], name, slots, tags, work_dir,
+                               log_level, unconfined_commands))
 
 
 @worker_app.command("list")
@@ -84,18 +140,23 @@ def list_nodes(json_out: Json = False, *, login: Login) -> None:
     if json_out:
         emit(nodes)
         return
-    table = Table("id", "name", "state", "mode", "running", "cpu", "memory", "slots", "software", "last seen",
+    table = Table("id", "name", "state", "running", "load", "machine", "software", "tags", "seen",
                   title=f"{len(nodes)} node(s)")
     now = time.time()
     for node in nodes:
-        mode = "disabled" if node["disabled"] else "draining" if node["draining"] else "enabled"
+        mode = " (disabled)" if node["disabled"] else " (draining)" if node["draining"] else ""
         running = ", ".join(f"{r['taskId']}:{r['frameIndex']} {r['progress'] or 0:.0f}%" for r in node["running"])
-        memory = (f"{node['memUsed'] / 2**30:.1f}/{node['memory'] / 2**30:.1f} GiB"
-                  if node["memUsed"] is not None and node["memory"] else "")
+        load = " ".join(part for part in (
+            f"cpu {node['cpu']:.0f}%" if node["cpu"] is not None else "",
+            f"mem {node['memUsed'] / 2**30:.1f}/{node['memory'] / 2**30:.0f} GiB"
+            if node["memUsed"] is not None and node["memory"] else "") if part)
+        machine = "; ".join(part for part in (f"{node.get('cores') or '?'} cores, {node['slots']} slot(s)",
+                                              node.get("gpu") or "", f"rayfarm {node['version']}"
+                                              if node.get("version") else "") if part)
         seen = f"{max(now - node['lastSeen'], 0):.0f} s ago" if node["lastSeen"] else ""
-        table.add_row(str(node["id"]), Text(node["name"]), node["state"], mode, Text(running),
-                      f"{node['cpu']:.0f}%" if node["cpu"] is not None else "", memory, str(node["slots"]),
-                      Text(", ".join(f"{k} {v}" for k, v in node["software"].items())), seen)
+        table.add_row(str(node["id"]), Text(node["name"]), node["state"] + mode, Text(running), load, Text(machine),
+                      Text(", ".join(f"{k} {v}".strip() for k, v in node["software"].items())),
+                      Text(", ".join(node.get("tags") or [])), seen)
     out.print(table)
 
 

@@ -11,7 +11,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from rayfarm.protocol.text import unstorable
 
-VERSION = 1
+VERSION = 1  # the worker protocol this code speaks (a node sends it at register, the server answers its own)
+OLDEST = 1  # the oldest protocol a server of this code still serves (older nodes are refused with 426)
 API = "/v1/worker"
 TOKEN_HEADER = "Authorization"  # "Bearer <farm worker token>"
 ID_HEADER, SESSION_HEADER = "X-Worker-Id", "X-Worker-Session"  # on the calls without a JSON body
@@ -52,7 +53,8 @@ class Register(Body):
     gpu: Text(255) = ""
     software: Annotated[dict[Text(64), Text(64)], Field(max_length=64)] = {}
     tags: Annotated[list[Text(64)], Field(max_length=64)] = []
-    version: Text(32) = ""
+    version: Text(32) = ""  # the node's rayfarm version
+    protocol: Annotated[int, Field(ge=1, le=10_000)] = 1  # nodes from before the field existed speak 1
 
 
 class Session(Body):
@@ -115,6 +117,7 @@ class Registered(Intervals):
     workerId: int
     session: str
     leaseSeconds: float
+    protocol: int  # the server's VERSION
 
 
 class FileRef(TypedDict):
@@ -167,4 +170,4 @@ class Stored(TypedDict, total=False):
 
 
 class Refusal(TypedDict):
-    error: str  # an English sentence; HTTP 401, 404, 409, 413, 422, 429 or 507
+    error: str  # an English sentence; HTTP 401, 404, 409, 413, 422, 426, 429 or 507

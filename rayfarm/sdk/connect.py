@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential_jitter
 
+from rayfarm import tls
 from rayfarm.protocol import signing
 from rayfarm.sdk.errors import RayfarmAPIError, RayfarmConnectionError, RayfarmError
 from rayfarm.sdk.urls import NOT_IDEMPOTENT, ApiUrl
@@ -77,6 +78,8 @@ class Connect:
         retry_max_wait: Longest wait between two attempts, seconds.
         retry_deadline: No new attempt starts after this many seconds since the first one.
         transport: An ``httpx`` transport to use instead of the network (for tests).
+        ca_cert: Over https, a CA certificate file to trust besides the system's (a studio CA); default
+            ``$RAYFARM_CA_CERT``. Certificates are always checked.
         sleep: The function that waits between attempts (for tests).
     """
 
@@ -85,7 +88,8 @@ class Connect:
     def __init__(self, access_id: str, access_key: str, domain: str = "127.0.0.1:8765", protocol: str = "http",
                  platform: str = "2", timeout: float = 60.0, *, retries: int = 3, retry_wait: float = 0.5,
                  retry_max_wait: float = 4.0, retry_deadline: float = 120.0,
-                 transport: httpx.BaseTransport | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+                 transport: httpx.BaseTransport | None = None, sleep: Callable[[float], None] = time.sleep,
+                 ca_cert: str | None = None) -> None:
         if not access_id:
             raise ValueError("access_id is required: pass the access id the farm's administrator gave you.")
         if not access_key:
@@ -105,7 +109,11 @@ class Connect:
         self.retry_max_wait = retry_max_wait
         self.retry_deadline = retry_deadline
         self._sleep = sleep
-        self._client = httpx.Client(timeout=timeout, transport=transport, follow_redirects=False)
+        try:
+            verify = tls.client_context(ca_cert) if protocol == "https" else True
+        except tls.TrustError as exc:
+            raise RayfarmError(str(exc)) from None
+        self._client = httpx.Client(timeout=timeout, transport=transport, follow_redirects=False, verify=verify)
 
     def __repr__(self) -> str:
         return f"Connect(domain={self.domain!r}, access_id={self.access_id!r})"
@@ -121,6 +129,11 @@ class Connect:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    @property
+    def http(self) -> httpx.Client:
+        """The HTTP client of this connection (its certificate trust): file transfers use it too."""
+        return self._client
 
     # ------------------------------------------------------------ requests
 
@@ -202,6 +215,9 @@ class Connect:
         try:
             response = self._client.post(url, content=content, headers=headers)
         except NEVER_SENT as exc:
+            problem = tls.certificate_problem(exc)
+            if problem:  # retrying cannot help: the certificate stays what it is
+                raise RayfarmConnectionError(f"{problem} ({url})", url, may_have_reached=False) from exc
             raise _mark(RayfarmConnectionError(
                 f"Could not connect to the farm at {url} ({_reason(exc)}); check that the server runs and that "
                 f"domain {self.domain!r} is right.", url, may_have_reached=False), True) from exc

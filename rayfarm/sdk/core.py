@@ -37,7 +37,9 @@ class RayfarmAPI:
         login: Fetch the user's profile now (like the official SDK does) instead of on first use of
             :attr:`user_info`; wrong credentials then fail at once.
         **connect_options: Retry and transport options of :class:`~rayfarm.sdk.connect.Connect`
-            (``retries``, ``retry_wait``, ``retry_max_wait``, ``retry_deadline``, ``transport``, ``sleep``).
+            (``retries``, ``retry_wait``, ``retry_max_wait``, ``retry_deadline``, ``transport``, ``sleep``), and
+            ``ca_cert``: over https, a studio CA certificate to trust besides the system's (default
+            ``$RAYFARM_CA_CERT``).
 
     Attributes:
         task: Task operations (:class:`~rayfarm.sdk.task.TaskOperator`).
@@ -52,12 +54,12 @@ class RayfarmAPI:
                  platform: str = "2", timeout: float = 60.0, *, login: bool = False,
                  retries: int = 3, retry_wait: float = 0.5, retry_max_wait: float = 4.0,
                  retry_deadline: float = 120.0, transport: httpx.BaseTransport | None = None,
-                 sleep: Callable[[float], None] | None = None) -> None:
+                 sleep: Callable[[float], None] | None = None, ca_cert: str | None = None) -> None:
         extra: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
         self._connect = Connect(access_id, access_key, domain=domain, protocol=protocol, platform=platform,
                                 timeout=timeout, retries=retries, retry_wait=retry_wait,
                                 retry_max_wait=retry_max_wait, retry_deadline=retry_deadline, transport=transport,
-                                **extra)
+                                ca_cert=ca_cert, **extra)
         self.platform = str(platform)
         self.task = TaskOperator(self._connect)
         self.query = QueryOperator(self._connect)

@@ -9,8 +9,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from rayfarm.files.hashing import hash_file
 from rayfarm.sdk.connect import Connect
 from rayfarm.sdk.errors import RayfarmAPIError, RayfarmError
@@ -73,7 +71,7 @@ class FileOperator:
             if progress:
                 progress(offset, size)
             length = min(PART, size - offset)
-            response = httpx.put(url, params={"offset": offset}, content=_chunks(source, offset, length),
+            response = self._connect.http.put(url, params={"offset": offset}, content=_chunks(source, offset, length),
                                  timeout=self._connect.timeout)
             answer = response.json()
             if response.status_code == 409:  # the farm has a different offset: continue from there
@@ -120,7 +118,7 @@ class FileOperator:
         target = Path(dest)
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".part")
-        with httpx.stream("POST", self._connect.address(DOWNLOAD), content=json.dumps(body), headers=headers,
+        with self._connect.http.stream("POST", self._connect.address(DOWNLOAD), content=json.dumps(body), headers=headers,
                           timeout=self._connect.timeout) as response:
             if response.headers.get("content-type", "").startswith("application/json"):
                 answer = json.loads(response.read())

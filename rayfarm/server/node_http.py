@@ -76,8 +76,9 @@ class NodeGate:
                 raise Refused(429, ratelimit.too_many_message(self.farm.limiter, "this address with a wrong worker "
                                                               "token", wait), {"Retry-After": ratelimit.retry_after(wait)})
             ratelimit.count_refused_attempt(self.farm, request)
-            raise Refused(401, "The worker token is missing or wrong; start the worker with --token "
-                               "(printed by `rayfarm worker-token` on the server).")
+            raise Refused(401, "The worker token is missing or wrong; give the node the farm's token in "
+                               "$RAYFARM_WORKER_TOKEN or a --token-file (`rayfarm worker-token` prints it on the "
+                               "server's machine).")
 
     async def _parse(self, request: Request, model: type[wire.Body]) -> wire.Body:
         try:

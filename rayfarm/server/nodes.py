@@ -15,11 +15,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as HttpRoute
 
+import rayfarm
+from rayfarm.domain.nodes import protocol_refusal
 from rayfarm.protocol import nodes as wire
 from rayfarm.scheduler import dispatch, results
 from rayfarm.server.farm import Farm
 from rayfarm.server.node_files import NodeFiles
-from rayfarm.server.node_http import NodeGate
+from rayfarm.server.node_http import NodeGate, Refused
 from rayfarm.store import workers
 from rayfarm.store.db import Conflict
 from rayfarm.store.leases import Claimed
@@ -57,6 +59,10 @@ class NodeApi:
 # ---------------------------------------------------------------- calls
 
 async def register(api: NodeApi, request: Request, body: wire.Register) -> Response:
+    refusal = protocol_refusal(body.protocol, body.version, wire.VERSION, wire.OLDEST, rayfarm.__version__)
+    if refusal:
+        raise Refused(426, refusal)  # Upgrade Required: nothing is written for a node that cannot work here
+
     def run(conn):
         return workers.register(conn, body.model_dump(), time.time())
 
@@ -67,7 +73,7 @@ async def register(api: NodeApi, request: Request, body: wire.Register) -> Respo
     if released:
         api.farm.wakeup.notify()
     api.farm.live_nodes += 1  # until the sweep counts again
-    answer: wire.Registered = {"workerId": worker_id, "session": session,
+    answer: wire.Registered = {"workerId": worker_id, "session": session, "protocol": wire.VERSION,
                                "leaseSeconds": api.farm.settings.lease_seconds, **api.intervals()}
     return JSONResponse(answer)
 

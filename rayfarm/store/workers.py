@@ -141,7 +141,7 @@ def list_detailed(conn: Connection, running_of_user: int | None) -> list[dict]:
             "taskId": row.task_id, "frameId": row.id, "frameIndex": row.frame_index,
             "progress": row.progress, "startTime": row.started_at})
     return [{"id": w.id, "name": w.name, "hostname": w.hostname, "state": w.state, "disabled": bool(w.disabled),
-             "draining": bool(w.draining), "slots": w.slots, "cores": w.cores, "memory": w.memory,
+             "draining": bool(w.draining), "slots": w.slots, "cores": w.cores, "memory": w.memory, "gpu": w.gpu,
              "memUsed": w.mem_used, "cpu": w.cpu, "software": dict(w.software or {}), "tags": list(w.tags or []),
              "version": w.version, "lastSeen": w.last_seen, "registeredAt": w.registered_at,
              "running": running.get(w.id, [])} for w in list_all(conn)]

@@ -12,13 +12,16 @@ log = logging.getLogger(__name__)
 
 
 def run_worker(server: str, token: str, name: str | None = None, slots: int = 1, tags: Sequence[str] = (),
-               work_dir: str | Path | None = None, unconfined_commands: bool = False) -> None:
+               work_dir: str | Path | None = None, unconfined_commands: bool = False, ca_cert: str | None = None,
+               root_map: Sequence[tuple[str, str]] = ()) -> None:
     """Run a render node until SIGTERM/SIGINT (then running renders are killed). Raises WorkerError
-    when the server refuses the node (bad token, bad registration). Render jobs run confined when
-    bubblewrap works here; `unconfined_commands` runs command tasks unconfined (worker/confine.py)."""
+    when the server refuses the node (bad token, bad registration, an untrusted certificate). Render jobs
+    run confined when bubblewrap works here; `unconfined_commands` runs command tasks unconfined
+    (worker/confine.py). `ca_cert`: a CA to trust over https besides the system's; `root_map`: shared
+    roots mounted elsewhere on this node (worker/roots.py)."""
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request is too chatty for a node
     agent = Agent(server, token, name=name, slots=slots, tags=tags, work_dir=work_dir,
-                  unconfined_commands=unconfined_commands)
+                  unconfined_commands=unconfined_commands, ca_cert=ca_cert, root_map=root_map)
     previous = {}
     if threading.current_thread() is threading.main_thread():
         def on_signal(signum: int, frame: object) -> None:

@@ -11,10 +11,12 @@ from typing import Any
 import httpx
 import psutil
 
+from rayfarm import tls
 from rayfarm.worker.capabilities import capabilities
 from rayfarm.worker.client import FarmClient, FarmError, StaleSession
 from rayfarm.worker.confine import Policy, node_policy
 from rayfarm.worker.job import KILL_GRACE, Job, Outcome
+from rayfarm.worker.roots import map_lease
 from rayfarm.worker.scenes import SceneCache
 
 log = logging.getLogger(__name__)
@@ -44,11 +46,13 @@ def default_work_dir() -> Path:
 class Agent:
     def __init__(self, server_url: str, token: str, name: str | None = None, slots: int = 1,
                  tags: Sequence[str] = (), work_dir: str | Path | None = None, *, lease_wait: float = 20.0,
-                 client: FarmClient | None = None, unconfined_commands: bool = False) -> None:
+                 client: FarmClient | None = None, unconfined_commands: bool = False, ca_cert: str | None = None,
+                 root_map: Sequence[tuple[str, str]] = ()) -> None:
         if slots < 1:
             raise ValueError("slots must be at least 1")
         self.stop_event = threading.Event()
-        self.client = client or FarmClient(server_url, token, self.stop_event)
+        self.client = client or FarmClient(server_url, token, self.stop_event, ca_cert=ca_cert)
+        self.root_map = tuple(root_map)  # (server path, local path) of shared roots mounted elsewhere here
         self.client.stop = self.stop_event
         self.name = name or socket.gethostname()
         self.slots = slots
@@ -124,7 +128,7 @@ class Agent:
         except httpx.HTTPError as exc:
             if self.stop_event.is_set():
                 return
-            raise WorkerError(f"cannot reach the server: {exc}") from exc
+            raise WorkerError(f"cannot reach the server: {tls.certificate_problem(exc) or exc}") from exc
         self.worker_id, self.session = answer["workerId"], answer["session"]
         self.client.identify(self.worker_id, self.session)
         self.lease_seconds = float(answer.get("leaseSeconds") or self.lease_seconds)
@@ -197,6 +201,7 @@ class Agent:
                 log.error("ignoring a malformed lease %r: %s", lease, exc)
 
     def _start(self, lease: dict[str, Any]) -> None:
+        lease = map_lease(lease, self.root_map)
         job = Job(lease, self.work_dir, self.scenes, self.policy)
         log.info("lease %s: task %s frames %s-%s step %s", job.lease_id, lease.get("taskId"), lease.get("start"),
                  lease.get("end"), lease.get("step"))

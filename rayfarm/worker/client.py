@@ -11,6 +11,8 @@ from urllib.parse import quote
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_any, wait_exponential_jitter
 
+from rayfarm import tls
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -35,9 +37,9 @@ INSUFFICIENT_STORAGE = 507  # the farm cannot store outputs: the chunk fails (an
 
 
 def transient(exc: BaseException) -> bool:
-    """Errors worth retrying: the server is down, restarting or overloaded."""
+    """Errors worth retrying: the server is down, restarting or overloaded (not a certificate this node distrusts)."""
     if isinstance(exc, httpx.TransportError):
-        return True
+        return tls.certificate_problem(exc) is None
     return isinstance(exc, FarmError) and ((exc.status >= 500 and exc.status != INSUFFICIENT_STORAGE)
                                            or exc.status == 429)
 
@@ -70,11 +72,13 @@ def _check(response: httpx.Response) -> dict[str, Any]:
 
 class FarmClient:
     def __init__(self, server_url: str, token: str, stop: threading.Event | None = None, timeout: float = 30.0,
-                 max_backoff: float = 10.0, transport: httpx.BaseTransport | None = None) -> None:
+                 max_backoff: float = 10.0, transport: httpx.BaseTransport | None = None,
+                 ca_cert: str | None = None) -> None:
         self.stop = stop or threading.Event()
         self.max_backoff = max_backoff
+        # https: the server's certificate is checked (system CAs, plus `ca_cert` or $RAYFARM_CA_CERT)
         self.http = httpx.Client(base_url=server_url.rstrip("/"), timeout=timeout, transport=transport,
-                                 headers={"Authorization": f"Bearer {token}"})
+                                 headers={"Authorization": f"Bearer {token}"}, verify=tls.verify_for(server_url, ca_cert))
 
     def close(self) -> None:
         self.http.close()

@@ -21,7 +21,8 @@ def test_rayfarm_up_writes_a_local_profile_that_commands_use(farm):
     assert config["profiles"]["local"] == {"server": farm.url, "access_id": farm.creds["accessId"],
                                            "access_key": farm.creds["accessKey"]}
     listed = farm.json("profile", "list")
-    assert listed == [{"name": "local", "server": farm.url, "accessId": farm.creds["accessId"], "default": True}]
+    assert listed == [{"name": "local", "server": farm.url, "accessId": farm.creds["accessId"], "caCert": None,
+                       "default": True}]
     assert farm.creds["accessKey"] not in json.dumps(listed)
 
 

@@ -96,12 +96,12 @@ class _RequestsHttp:
 
 
 class _HttpxHttp:
-    """Plain HTTP for rayfarm's own environment."""
+    """HTTP for rayfarm's own environment: the SDK connection's client (its certificate trust), else a new one."""
 
-    def __init__(self, timeout):
+    def __init__(self, timeout, client=None):
         import httpx
 
-        self._client = httpx.Client(timeout=timeout, follow_redirects=False)
+        self._client = client or httpx.Client(timeout=timeout, follow_redirects=False)
         self.errors = (httpx.HTTPError, httpx.StreamError)
 
     def put(self, url, offset, data):
@@ -133,7 +133,7 @@ class FarmLink:
         timeout = getattr(connect, "timeout", None) or 60
         if self._ours:
             self._base = connect.address("")
-            self.http = _HttpxHttp(timeout)
+            self.http = _HttpxHttp(timeout, getattr(connect, "http", None))
         else:  # rayvision_api.connect.Connect keeps its protocol to itself
             self._base = f"{connect._protocol}://{connect.domain}"
             self.http = _RequestsHttp(timeout)
