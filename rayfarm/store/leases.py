@@ -39,14 +39,15 @@ _RUNNING = (select(frames.c.task_id, func.count().label("chunks"), func.count(di
 # Every runnable task with its running chunks and nodes, and this node's failures on it (blocklist).
 # Only the columns the scheduler ranks by: a farm may hold thousands of runnable tasks.
 CANDIDATES = (select(tasks.c.id, tasks.c.user_id, tasks.c.status, tasks.c.priority, tasks.c.submitted_at,
-                     tasks.c.software, tasks.c.task_limit, _RUNNING.c.chunks, _RUNNING.c.nodes, _RUNNING.c.mine,
+                     tasks.c.software, tasks.c.task_limit, tasks.c.pool_tags, _RUNNING.c.chunks, _RUNNING.c.nodes,
+                     _RUNNING.c.mine,
                      blocklist.c.failures.label("node_failures"))
               .select_from(tasks.outerjoin(_RUNNING, _RUNNING.c.task_id == tasks.c.id)
                            .outerjoin(blocklist, (blocklist.c.task_id == tasks.c.id)
                                       & (blocklist.c.worker_id == bindparam("worker_id"))))
               .where(one_of(tasks.c.status, RUNNABLE), tasks.c.is_deleted.is_(False)))
-# live, enabled nodes other than the asking one that are not blocked for the task either
-OTHER_NODES = select(func.count()).select_from(workers).where(
+# live, enabled nodes other than the asking one that are not blocked for the task either (their tags)
+OTHER_NODES = select(workers.c.tags).where(
     workers.c.id != bindparam("worker_id"), workers.c.state.in_(["idle", "busy"]), workers.c.disabled.is_(False),
     workers.c.draining.is_(False),
     workers.c.id.not_in(select(blocklist.c.worker_id).where(blocklist.c.task_id == bindparam("task_id"),
@@ -87,9 +88,9 @@ def candidate_rows(conn: Connection, worker_id: int) -> list:
     return conn.execute(CANDIDATES, {"worker_id": worker_id}).all()
 
 
-def other_nodes(conn: Connection, worker_id: int, task_id: int, block_after: int) -> int:
-    """Live, enabled nodes other than this one that the task's blocklist does not exclude."""
-    return int(conn.scalar(OTHER_NODES, {"worker_id": worker_id, "task_id": task_id, "block_after": block_after}))
+def other_nodes(conn: Connection, worker_id: int, task_id: int, block_after: int) -> list[list[str] | None]:
+    """The tags of each live, enabled node other than this one that the task's blocklist does not exclude."""
+    return list(conn.scalars(OTHER_NODES, {"worker_id": worker_id, "task_id": task_id, "block_after": block_after}))
 
 
 def lock_for_claim(conn: Connection, task_id: int, status: int, limited: bool, holding: bool):
