@@ -77,7 +77,8 @@ def http_routes(farm: Farm) -> list[HttpRoute]:
         """Authenticate, validate and run a call: one thread-pool hop per request."""
         user = authenticate(farm, headers, host, path, body, changes_state=not route.reads)
         params = models.parse(route.model, body)
-        return route.handler(farm, user, params, {"request_id": request_id})
+        # the caller's platform header (signed): hardwareConfig/list answers for it too
+        return route.handler(farm, user, params, {"request_id": request_id, "platform": headers.get("platform")})
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok", "time": time.time()})

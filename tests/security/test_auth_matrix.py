@@ -108,6 +108,14 @@ def bodies(w: dict) -> dict[str, dict]:
         "/api/render/handle/loadingFrameThumbnail": {"id": frame},
         "/api/render/file/operate/getOutputUserDirFile": {"taskId": waiting},
         "/api/rayfarm/task/log": {"taskId": waiting, "frameId": frame},
+        "/api/render/handle/showLog": {"renderingType": "render", "pageNum": 1, "pageSize": 1, "id": frame},
+        "/api/render/handle/loadTaskProcessImg": {"taskId": waiting},
+        "/api/render/plugin/querySoftwareDetail": {"cgId": 2007, "osName": "linux"},
+        "/api/render/plugin/querySoftwareList": {},
+        "/api/render/hardwareConfig/list": {"cloneTask": "false", "taskIds": [waiting]},
+        "/api/render/handle/editTaskHardwareConfig": {"taskIds": [waiting], "hardwareConfigIds": ["1"],
+                                                      "model": "Default", "gpuNum": "", "ram": "128GB"},
+        "/api/render/submit/getUserPackNodeInfo": {},
         "/api/rayfarm/file/download": {"path": "/x.png"},
         "/api/rayfarm/file/uploadInit": {"localPath": "D:/proj/intruder.blend", "size": 3, "sha256": "0" * 64},
         "/api/rayfarm/worker/list": {},
@@ -125,6 +133,8 @@ NO_TASK_ID = {
     "/api/render/project/list", "/api/render/project/getList", "/api/render/project/add",
     "/api/render/project/delete", "/api/rayfarm/file/download", "/api/rayfarm/file/uploadInit",
     "/api/rayfarm/worker/list", "/api/rayfarm/worker/setMode", "/api/rayfarm/farm/summary",
+    "/api/render/plugin/querySoftwareDetail", "/api/render/plugin/querySoftwareList",
+    "/api/render/submit/getUserPackNodeInfo",
 }
 
 
