@@ -76,12 +76,12 @@ class Raw:
         self.client.close()
 
     def headers(self, path: str, body: Any, *, access_id: str | None = None, key: str | None = None,
-                timestamp: int | None = None, nonce: str | None = None) -> dict[str, str]:
+                timestamp: int | None = None, nonce: str | None = None, platform: str = "2") -> dict[str, str]:
         assert self.user is not None or (access_id and key)
         headers = {
             "accessId": access_id if access_id is not None else self.user.access_id,
             "channel": "4",
-            "platform": "2",
+            "platform": platform,
             "UTCTimestamp": str(int(time.time()) if timestamp is None else timestamp),
             "nonce": nonce or secrets.token_hex(8),
             "version": "2.0.0",
