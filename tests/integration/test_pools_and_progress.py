@@ -2,19 +2,18 @@
 pools from the nodes that registered, tasks pinned to a pool and moved with editTaskHardwareConfig, a frame's
 render log in pages, the latest rendered image.
 
-Nodes here speak the native node API by hand (``FakeNode``: register with software and tags, lease, heartbeat
-with log lines, upload an output, complete), so what the server answers is tested without renderers.
+Nodes here speak the native node API by hand (``support.FakeNode``: register with software and tags, lease,
+heartbeat with log lines, upload an output, complete), so what the server answers is tested without renderers.
 """
 
 import io
 import json
 import sys
 
-import httpx
 import pytest
 from PIL import Image
 
-from tests.integration.support import Raw, check_envelope, running_farm
+from tests.integration.support import FakeNode, Raw, check_envelope, running_farm
 
 DETAIL = "/api/render/plugin/querySoftwareDetail"
 SOFTWARE = "/api/render/plugin/querySoftwareList"
@@ -26,38 +25,6 @@ PROCESS_IMG = "/api/render/handle/loadTaskProcessImg"
 DOWNLOAD = "/api/rayfarm/file/download"
 CHECKED_KEYS = {"id", "status", "platform", "model", "ram", "gpuNum", "notSupportCgId", "notSupportCode",
                 "notSupportCgVersions", "notSupportPluginList"}  # what RayvisionCheck.set_custom_hardware reads
-
-
-class FakeNode:
-    def __init__(self, farm, name: str, software: dict[str, str], tags: list[str]):
-        self.http = httpx.Client(base_url=farm.url, timeout=30,
-                                 headers={"Authorization": f"Bearer {farm.worker_token()}"})
-        answer = self.post("register", {"name": name, "software": software, "tags": tags})
-        self.id, self.session = answer["workerId"], answer["session"]
-        self.http.headers.update({"X-Worker-Id": str(self.id), "X-Worker-Session": self.session})
-
-    def post(self, call: str, body: dict) -> dict:
-        response = self.http.post(f"/v1/worker/{call}", json=body)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def lease(self) -> list[dict]:
-        return self.post("lease", {"workerId": self.id, "session": self.session, "max": 1})["leases"]
-
-    def heartbeat(self, lease: dict, lines: list[str]) -> None:
-        self.post("heartbeat", {"workerId": self.id, "session": self.session,
-                                "running": [{"leaseId": lease["leaseId"], "progress": 50, "log": lines}]})
-
-    def finish(self, lease: dict, outputs: dict[str, bytes] | None = None) -> None:
-        for name, content in (outputs or {}).items():
-            response = self.http.put(f"/v1/worker/output/{lease['leaseId']}/{name}", content=content)
-            assert response.status_code == 200, response.text
-        answer = self.post("complete", {"workerId": self.id, "session": self.session, "leaseId": lease["leaseId"],
-                                        "result": "done", "outputs": list(outputs or {})})
-        assert answer["accepted"] is True
-
-    def close(self) -> None:
-        self.http.close()
 
 
 @pytest.fixture(scope="module")
