@@ -13,8 +13,8 @@ def _blocked(conn, worker_id: int, rows: dict[int, object]) -> dict[int, int]:
     for task_id, failures in list(blocked.items()):
         if failures < BLOCK_AFTER:
             continue
-        others = leases.other_nodes(conn, worker_id, task_id, BLOCK_AFTER)
-        if not any(in_pool(rows[task_id].pool_tags, tags or ()) for tags in others):
+        pools = leases.pool_tags(rows[task_id].pool_tags)
+        if not any(in_pool(pools, tags or ()) for tags in leases.other_nodes(conn, worker_id, task_id, BLOCK_AFTER)):
             del blocked[task_id]
     return blocked
 
@@ -30,7 +30,8 @@ def claim(conn, worker, count: int, now: float, lease_seconds: float, holding: b
     for row in leases.candidate_rows(conn, worker.id):
         user_running[row.user_id] = user_running.get(row.user_id, 0) + (row.chunks or 0)
         candidates.append(Candidate(row.id, row.user_id, row.priority, row.submitted_at or 0.0, row.software or "",
-                                    row.task_limit, row.nodes or 0, bool(row.mine), row.pool_tags))
+                                    row.task_limit, row.nodes or 0, bool(row.mine),
+                                    leases.pool_tags(row.pool_tags) if row.pool_tags else None))
         rows[row.id] = row
     blocked = _blocked(conn, worker.id, rows)
     claimed: list[Claimed] = []

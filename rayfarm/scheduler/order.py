@@ -38,7 +38,7 @@ def eligible(candidate: Candidate, software: Iterable[str], blocked: Mapping[int
              tags: Collection[str] = ()) -> bool:
     if candidate.software not in set(software):
         return False
-    if not in_pool(candidate.pools, tags):
+    if candidate.pools and not in_pool(candidate.pools, tags):
         return False
     if blocked.get(candidate.task_id, 0) >= BLOCK_AFTER:
         return False

@@ -72,7 +72,9 @@ tasks = Table(
     Column("job_stop_time", Integer, nullable=False, default=0),
     Column("max_attempts", Integer, nullable=False, default=3),
     Column("render", JSON),  # what the renderer needs: scene, camera, size, format, command
-    Column("pool_tags", JSON),  # node tags the task may render on (hardware configs); NULL: any node
+    # node tags the task may render on (hardware configs); SQL NULL: any node (none_as_null: the scheduler reads
+    # this column for every candidate task, and a NULL costs no JSON decoding)
+    Column("pool_tags", JSON(none_as_null=True)),
     Column("submit_hash", String(64)),
     Column("stop_type", String(32)),
     Column("created_at", Float, nullable=False),
