@@ -12,7 +12,7 @@ from typing import Annotated
 
 from pydantic import BeforeValidator, Field
 
-from rayfarm.domain.software import offered_forms
+from rayfarm.domain.software import matches
 from rayfarm.domain.taskjson import BLENDER_CG_ID, COMMAND_CG_ID
 from rayfarm.server import models as m
 from rayfarm.server.farm import Farm
@@ -60,6 +60,14 @@ class EditHardware(m.Body):
     ram: Label | None = None
 
 
+def version_forms(version: str) -> list[str]:
+    """The versions a node with ``version`` is listed under, as task.json writes them: ``"3.4.1"`` → ``["3.4",
+    "3.4.1"]`` (a major version alone is not one Renderbus lists); [] for an empty version."""
+    parts = [part for part in version.strip().split(".") if part]
+    forms = [".".join(parts[:n]) for n in range(min(2, len(parts)), len(parts) + 1)]
+    return [form for form in forms if form and matches(form, version)]
+
+
 def _version_key(version: str) -> tuple:
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in version.split("."))
 
@@ -72,7 +80,7 @@ def _offered(farm: Farm, user: User) -> tuple[dict[str, list[str]], list[dict]]:
     for name, found in software.items():
         if name not in SOFTWARE or (name == "command" and not user.allow_commands):
             continue
-        forms = {form for version in found for form in offered_forms(version)}
+        forms = {form for version in found for form in version_forms(version)}
         versions[name] = sorted(forms, key=_version_key) or [""]
     return versions, listed
 

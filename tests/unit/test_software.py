@@ -1,8 +1,10 @@
-"""Software versions asked for in task.json against the versions nodes offer (domain/software.py)."""
+"""Software versions asked for in task.json against the versions nodes offer (domain/software.py), and the
+forms querySoftwareDetail lists a node's version in (server/hardware.py)."""
 
 import pytest
 
-from rayfarm.domain.software import matches, offered_forms
+from rayfarm.domain.software import matches
+from rayfarm.server.hardware import version_forms
 
 
 @pytest.mark.parametrize("asked, offered, expected", [
@@ -30,6 +32,6 @@ def test_matches(asked, offered, expected):
     ("", []),
     ("  ", []),
 ])
-def test_offered_forms(version, forms):
-    assert offered_forms(version) == forms
-    assert all(matches(form, version) for form in forms)  # every form a node lists is one it runs
+def test_version_forms(version, forms):
+    assert version_forms(version) == forms
+    assert all(matches(form, version) for form in forms)  # every form a node is listed under is one it runs
