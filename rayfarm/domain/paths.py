@@ -9,6 +9,9 @@ import re
 
 from rayfarm.protocol.codes import ApiError, Code
 
+# The storage ids of the Renderbus API (transfer/getBid): queryTaskInfo's ``bid`` is the output one.
+CONFIG_BID, INPUT_BID, OUTPUT_BID = "30201", "10201", "20201"
+
 _DRIVE = re.compile(r"^([A-Za-z]):(/|$)")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._+#()-]{0,254}$")
 

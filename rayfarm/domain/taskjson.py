@@ -18,6 +18,11 @@ MAX_SECONDS = 30 * 24 * 3600
 MAX_COMMAND_ARGS = 256
 DEFAULT_STALL_TIMEOUT = 3600  # a render silent for an hour (no line, no file, no progress) is stuck
 PLACEHOLDERS = ("{start}", "{end}", "{step}", "{frame}", "{scene}", "{output}")
+MAX_HARDWARE_IDS = 100
+# str() of a Blender camera object, as analysers write camera_name: Blender 2.x `<bpy_struct, Object("Camera")>`,
+# 3.x and later with ` at 0x<address>` before the `>`
+BPY_OBJECT = re.compile(r'^<bpy_struct, Object\("(.*)"\)(?: at 0x[0-9A-Fa-f]+)?>$', re.DOTALL)
+NO_CAMERA = ("", "none")
 
 
 @dataclass
@@ -43,6 +48,7 @@ class TaskSpec:
     output_format: str | None = None
     command: list[str] | None = None
     max_attempts: int = 3
+    hardware_config_ids: list[int] = field(default_factory=list)  # [] = any node (hardwareConfig/list "Default")
     stall_timeout: int = DEFAULT_STALL_TIMEOUT  # seconds without output, new files or progress: killed as stuck
     plugins: dict = field(default_factory=dict)
 
@@ -158,6 +164,47 @@ def _command(data: dict) -> list[str]:
     return command
 
 
+def camera_name(value: str | None) -> str | None:
+    """The camera object's name from task.json's ``camera_name``; None = the scene's own camera.
+
+    Accepts what analysers write (``<bpy_struct, Object("Camera")>``, with `` at 0x...`` from Blender 3 on),
+    a bare name, and ``"None"`` or ``""`` for no camera."""
+    text = (value or "").strip()
+    if text.lower() in NO_CAMERA:
+        return None
+    if text.startswith("<bpy_struct"):
+        found = BPY_OBJECT.match(text)
+        if not found or not found.group(1).strip():
+            raise _invalid(f"scene_info.common.camera_name {ascii(text[:80])} names no camera object; write the camera's "
+                           f"name, e.g. \"Camera\", or <bpy_struct, Object(\"Camera\")>.")
+        text = found.group(1)
+    if len(text) > 255 or any(ord(c) < 32 for c in text):
+        raise _invalid("scene_info.common.camera_name is not a camera name (too long, or control characters).")
+    return text
+
+
+def hardware_config_ids(task_info: dict) -> list[int]:
+    """task_info ``hardwareConfigIds`` (a list of id strings, as RayvisionCheck writes it) or the older string
+    ``hardwareConfigId``; [] when both are missing or empty (the default: any node)."""
+    ids = task_info.get("hardwareConfigIds")
+    if ids in (None, "", []):
+        single = task_info.get("hardwareConfigId")
+        ids = [] if single in (None, "") else [single]
+    if not isinstance(ids, list):
+        raise _invalid("task_info.hardwareConfigIds must be a list of hardware config ids, e.g. [\"2\"].")
+    if len(ids) > MAX_HARDWARE_IDS:
+        raise _invalid(f"task_info.hardwareConfigIds lists more than {MAX_HARDWARE_IDS} ids.")
+    result: list[int] = []
+    for value in ids:
+        text = str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
+        if not re.fullmatch(r"[0-9]{1,10}", text) or not 1 <= int(text) <= 2**31 - 1:
+            raise _invalid(f"task_info.hardwareConfigIds holds {ascii(str(value)[:40])}, which is not a hardware config "
+                           f"id; list them with hardwareConfig/list.")
+        if int(text) not in result:
+            result.append(int(text))
+    return result
+
+
 def parse(content: str | bytes | None) -> TaskSpec:
     data = load(content)
     task_info = _section(data, "task_info")
@@ -208,7 +255,7 @@ def parse(content: str | bytes | None) -> TaskSpec:
         task_stop_time=_int(task_info, "task_stop_time", "task_info", 0, 0, MAX_SECONDS),
         time_out=_int(task_info, "time_out", "task_info", 43200, 0, MAX_SECONDS),
         project_name=(_text(task_info, "project_name", "task_info") or "")[:255],
-        camera=(_text(common, "camera_name", where) or None),
+        camera=camera_name(_text(common, "camera_name", where)),
         width=width,
         height=height,
         output_format=output_format,
@@ -216,6 +263,7 @@ def parse(content: str | bytes | None) -> TaskSpec:
         max_attempts=_int(task_info, "max_attempts", "task_info", 3, 1, 100),
         stall_timeout=_int(task_info, "stall_timeout", "task_info", DEFAULT_STALL_TIMEOUT, 0, MAX_SECONDS),
         plugins=plugins,
+        hardware_config_ids=hardware_config_ids(task_info),
     )
 
 

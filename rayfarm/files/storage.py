@@ -115,12 +115,40 @@ class Storage:
                 return str(root)
         return None
 
-    def locate_inputs(self, user_id: int, storage_paths: list[str]) -> list[str]:
-        """Check that every listed asset was uploaded; 600 naming the missing ones."""
+    def locate_inputs(self, user_id: int, storage_paths: list[str], limit: int = 10_000) -> list[str]:
+        """The uploaded files of upload.json's entries (a folder entry: every file under it, in order); 600
+        naming the entries that are not on the farm, or when there are more than ``limit`` files."""
         root = self.user_dir(user_id, "input", create=False)
-        missing = [p for p in storage_paths if not inside(root, p).is_file()]
+        found: list[str] = []
+        missing = []
+        for path in storage_paths:
+            target = inside(root, path)
+            if target.is_file():
+                found.append(path)
+            elif target.is_dir():
+                found += self._files_under(root, target)
+            else:
+                missing.append(path)
+            if len(found) > limit:
+                raise ApiError(Code.INVALID_PARAMETER, f"upload.json names more than {limit} files (folders count "
+                                                       f"every file under them); pack them into fewer files.")
         if missing:
             raise ApiError(Code.INVALID_PARAMETER,
                            f"upload.json lists files that are not on the farm: {', '.join(missing[:5])}"
                            f"{' and more' if len(missing) > 5 else ''}; upload them first (rayfarm upload --upload-json).")
-        return storage_paths
+        return list(dict.fromkeys(found))
+
+    @staticmethod
+    def _files_under(root: Path, folder: Path) -> list[str]:
+        """Storage paths of the regular files under a folder of the input storage (links are not followed)."""
+        resolved = root.resolve()
+        files = []
+        for current, dirs, names in os.walk(folder):
+            dirs.sort()
+            for name in sorted(names):
+                path = Path(current) / name
+                if name.startswith(".") or path.is_symlink() or not path.is_file():
+                    continue  # the farm's own partial links (".name.link"), anything that is not a plain file
+                files.append("/" + str(inside(resolved, str(path.relative_to(resolved)))
+                                       .relative_to(resolved)).replace(os.sep, "/"))
+        return files

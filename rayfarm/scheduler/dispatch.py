@@ -1,17 +1,20 @@
 """Lease chunks to a node in the scheduler's order (``order.rank``), never one chunk to two nodes."""
 
 from rayfarm.domain.states import TaskStatus
-from rayfarm.scheduler.order import BLOCK_AFTER, Candidate, rank
+from rayfarm.scheduler.order import BLOCK_AFTER, Candidate, in_pool, rank
 from rayfarm.store import leases
 from rayfarm.store import tasks as task_store
 from rayfarm.store.leases import RUNNABLE, Claimed
 
 
 def _blocked(conn, worker_id: int, rows: dict[int, object]) -> dict[int, int]:
-    """Failures per task on this node; a block is lifted when no other node could take the task."""
+    """Failures per task on this node; a block is lifted when no other node could take the task (in its pools)."""
     blocked = {task_id: row.node_failures for task_id, row in rows.items() if row.node_failures}
     for task_id, failures in list(blocked.items()):
-        if failures >= BLOCK_AFTER and not leases.other_nodes(conn, worker_id, task_id, BLOCK_AFTER):
+        if failures < BLOCK_AFTER:
+            continue
+        pools = leases.pool_tags(rows[task_id].pool_tags)
+        if not any(in_pool(pools, tags or ()) for tags in leases.other_nodes(conn, worker_id, task_id, BLOCK_AFTER)):
             del blocked[task_id]
     return blocked
 
@@ -27,13 +30,15 @@ def claim(conn, worker, count: int, now: float, lease_seconds: float, holding: b
     for row in leases.candidate_rows(conn, worker.id):
         user_running[row.user_id] = user_running.get(row.user_id, 0) + (row.chunks or 0)
         candidates.append(Candidate(row.id, row.user_id, row.priority, row.submitted_at or 0.0, row.software or "",
-                                    row.task_limit, row.nodes or 0, bool(row.mine)))
+                                    row.task_limit, row.nodes or 0, bool(row.mine),
+                                    leases.pool_tags(row.pool_tags) if row.pool_tags else None))
         rows[row.id] = row
     blocked = _blocked(conn, worker.id, rows)
     claimed: list[Claimed] = []
     touched: set[int] = set()
     software = list((worker.software or {}).keys())
-    for candidate in rank(candidates, software=software, blocked=blocked, user_running=user_running):
+    tags = worker.tags or ()
+    for candidate in rank(candidates, software=software, blocked=blocked, user_running=user_running, tags=tags):
         if len(claimed) >= count:
             break
         task, holding = leases.lock_for_claim(conn, candidate.task_id, rows[candidate.task_id].status,

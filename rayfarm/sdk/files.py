@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from rayfarm.domain.uploadjson import upload_target
 from rayfarm.files.hashing import hash_file
 from rayfarm.sdk.connect import Connect
 from rayfarm.sdk.errors import RayfarmAPIError, RayfarmError
@@ -86,11 +87,23 @@ class FileOperator:
                 return answer["storagePath"]
 
     def upload_json(self, upload_json: str | os.PathLike | dict, progress: Progress | None = None) -> list[str]:
-        """Upload every asset listed in a Renderbus upload.json (``{"asset": [{"local": ..., "server": ...}]}``)."""
-        data = upload_json if isinstance(upload_json, dict) else json.loads(Path(upload_json).read_text("utf-8"))
+        """Upload every asset listed in a Renderbus upload.json (``{"asset": [{"local": ..., "server": ...}]}``).
+
+        Entries are read as the official SDK's ``append_to_upload`` writes them (``server`` without a leading
+        ``/`` for POSIX paths; see ``rayfarm.domain.uploadjson``); a folder entry uploads every file under it.
+        Returns the storage paths."""
+        data = upload_json if isinstance(upload_json, dict) else json.loads(Path(upload_json).read_text("utf-8-sig"))
         stored = []
         for item in data.get("asset", []):
-            stored.append(self.upload(item["local"], item.get("server") or item["local"], progress))
+            local = item["local"]
+            target = upload_target(local, item.get("server"))
+            source = Path(local)
+            if not source.is_dir():
+                stored.append(self.upload(source, target, progress))
+                continue
+            for file in sorted(p for p in source.rglob("*") if p.is_file()):
+                relative = file.relative_to(source).as_posix()
+                stored.append(self.upload(file, target.replace("\\", "/").rstrip("/") + "/" + relative, progress))
         return stored
 
     def output_files(self, task_id: int | None = None, tree_path: str = "/") -> list[dict[str, Any]]:

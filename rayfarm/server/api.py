@@ -61,7 +61,8 @@ def http_routes(farm: Farm) -> list[HttpRoute]:
             body = json_object(raw)
             host = request.headers.get("host", "")
             call = audit.Call(farm, path, channel="sdk", address=ratelimit.client_ip(request), host=host,
-                              request_id=request_id, changes_state=not route.reads)
+                              request_id=request_id, changes_state=not route.reads,
+                              platform=request.headers.get("platform"))  # signed: hardwareConfig/list answers for it
             data = await run_in_threadpool(handle, route, request.headers, body, call)
             if route.wakes:
                 farm.wakeup.notify()

@@ -58,8 +58,9 @@ class Call:
     """One call of the route table, handed to its handler as ``ctx``: who, from where, and its audit record."""
 
     def __init__(self, farm: Farm, path: str, *, channel: str, address: str, host: str, request_id: str,
-                 changes_state: bool):
+                 changes_state: bool, platform: str | None = None):
         self.farm = farm
+        self.platform = platform  # the caller's platform header (signed calls), else None
         self.path = path
         self.channel = channel  # "sdk" or "dashboard"
         self.address = address

@@ -56,7 +56,7 @@ def stop_frames(farm: Farm, user: User, body: FrameSelection, ctx) -> dict:
         return {"count": frame_ops.stop_frames(conn, user, body.taskId, body.ids, body.selectAll == 1, body.status)}
 
 
-def _frame(farm: Farm, user: User, frame_id: int):
+def owned_frame(farm: Farm, user: User, frame_id: int):
     """The caller's frame; someone else's frame answers exactly like one that does not exist."""
     with farm.db.read() as conn:
         row = queries.owned_frame(conn, user, frame_id)
@@ -66,7 +66,7 @@ def _frame(farm: Farm, user: User, frame_id: int):
 
 
 def thumbnails(farm: Farm, user: User, body: Thumbnail, ctx) -> list[str]:
-    frame = _frame(farm, user, body.id)
+    frame = owned_frame(farm, user, body.id)
     folder = farm.storage.user_dir(user.id, "thumbnails", create=False) / str(frame.task_id) / str(frame.id)
     if frame.status != 4 or not folder.is_dir():
         return []

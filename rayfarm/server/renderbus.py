@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from rayfarm.domain.paths import CONFIG_BID, INPUT_BID, OUTPUT_BID
 from rayfarm.domain.taskjson import TaskSpec
 from rayfarm.domain.uploadjson import asset_paths
 from rayfarm.protocol.codes import ApiError, Code
@@ -35,7 +36,7 @@ def _check_spec(farm: Farm) -> Callable[[User, TaskSpec, str | None], dict]:
         located = farm.storage.locate_scene(user.id, spec.scene_path)
         if located["scene_root"] == "input":
             assets = [p for p in asset_paths(upload_json) if p != located["scene"]]
-            located["inputs"] = farm.storage.locate_inputs(user.id, assets)
+            located["inputs"] = [p for p in farm.storage.locate_inputs(user.id, assets) if p != located["scene"]]
         return located
 
     return check
@@ -66,7 +67,7 @@ def user_setting(farm: Farm, user: User, body, ctx) -> dict:
 
 
 def transfer_bid(farm: Farm, user: User, body, ctx) -> dict:
-    return {"config_bid": "30201", "input_bid": "10201", "output_bid": "20201", "parent_input_bid": "10201"}
+    return {"config_bid": CONFIG_BID, "input_bid": INPUT_BID, "output_bid": OUTPUT_BID, "parent_input_bid": INPUT_BID}
 
 
 def platforms(farm: Farm, user: User, body, ctx) -> list:

@@ -6,10 +6,11 @@ same chunk. A result counts only while the frame row still carries the node's le
 (who gets which task, what a failure means) are made in ``rayfarm.scheduler`` and ``domain.transitions``.
 """
 
+import json
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Float, bindparam, case, distinct, exists, func, or_, select, update
+from sqlalchemy import Connection, Float, Text, bindparam, case, cast, distinct, exists, func, or_, select, update
 
 from rayfarm.domain import transitions as tr
 from rayfarm.domain.states import FrameStatus as F
@@ -38,15 +39,17 @@ _RUNNING = (select(frames.c.task_id, func.count().label("chunks"), func.count(di
             .where(frames.c.status == int(F.RENDERING)).group_by(frames.c.task_id).subquery())
 # Every runnable task with its running chunks and nodes, and this node's failures on it (blocklist).
 # Only the columns the scheduler ranks by: a farm may hold thousands of runnable tasks.
+# pool_tags comes as JSON text (NULL for most tasks): decoded only where it is set (``pool_tags``), not per row.
 CANDIDATES = (select(tasks.c.id, tasks.c.user_id, tasks.c.status, tasks.c.priority, tasks.c.submitted_at,
-                     tasks.c.software, tasks.c.task_limit, _RUNNING.c.chunks, _RUNNING.c.nodes, _RUNNING.c.mine,
+                     tasks.c.software, tasks.c.task_limit, cast(tasks.c.pool_tags, Text).label("pool_tags"),
+                     _RUNNING.c.chunks, _RUNNING.c.nodes, _RUNNING.c.mine,
                      blocklist.c.failures.label("node_failures"))
               .select_from(tasks.outerjoin(_RUNNING, _RUNNING.c.task_id == tasks.c.id)
                            .outerjoin(blocklist, (blocklist.c.task_id == tasks.c.id)
                                       & (blocklist.c.worker_id == bindparam("worker_id"))))
               .where(one_of(tasks.c.status, RUNNABLE), tasks.c.is_deleted.is_(False)))
-# live, enabled nodes other than the asking one that are not blocked for the task either
-OTHER_NODES = select(func.count()).select_from(workers).where(
+# live, enabled nodes other than the asking one that are not blocked for the task either (their tags)
+OTHER_NODES = select(workers.c.tags).where(
     workers.c.id != bindparam("worker_id"), workers.c.state.in_(["idle", "busy"]), workers.c.disabled.is_(False),
     workers.c.draining.is_(False),
     workers.c.id.not_in(select(blocklist.c.worker_id).where(blocklist.c.task_id == bindparam("task_id"),
@@ -91,9 +94,14 @@ def candidate_rows(conn: Connection, worker_id: int) -> list:
     return conn.execute(CANDIDATES, {"worker_id": worker_id}).all()
 
 
-def other_nodes(conn: Connection, worker_id: int, task_id: int, block_after: int) -> int:
-    """Live, enabled nodes other than this one that the task's blocklist does not exclude."""
-    return int(conn.scalar(OTHER_NODES, {"worker_id": worker_id, "task_id": task_id, "block_after": block_after}))
+def pool_tags(text: str | None) -> list[str] | None:
+    """A candidate row's ``pool_tags`` (JSON text): the node tags the task may render on, None for any node."""
+    return json.loads(text) or None if text else None
+
+
+def other_nodes(conn: Connection, worker_id: int, task_id: int, block_after: int) -> list[list[str] | None]:
+    """The tags of each live, enabled node other than this one that the task's blocklist does not exclude."""
+    return list(conn.scalars(OTHER_NODES, {"worker_id": worker_id, "task_id": task_id, "block_after": block_after}))
 
 
 def lock_for_claim(conn: Connection, task_id: int, status: int, limited: bool, holding: bool):

@@ -6,7 +6,7 @@ from collections import defaultdict
 from sqlalchemy import Connection, String, and_, case, cast, func, or_, select
 
 from rayfarm.domain import states
-from rayfarm.domain.paths import output_name
+from rayfarm.domain.paths import OUTPUT_BID, output_name
 from rayfarm.domain.states import FrameStatus as F
 from rayfarm.protocol.codes import ApiError, Code
 from rayfarm.store.schema import frames, labels, tasks, users, workers
@@ -100,10 +100,11 @@ def _item(row, user_name: str, counts: dict[int, tuple[int, float, float]], task
         "isDelete": 0 if row.is_deleted else 1,
         "cloneOriginalId": row.clone_original_id,
         "outUserId": row.out_user_id,
-        "isOpen": 1,
-        "respRenderingTaskList": ([{"id": row.id, "taskAlias": row.alias, "sceneName": row.scene_name,
-                                    "taskStatus": status}] if submitted else []),
-        "bid": None,
+        # a plain task (no layers): what rayvision_sync's RayvisionManageTask reads as one leaf task
+        "isOpen": 0,
+        "respRenderingTaskList": [],
+        "bid": OUTPUT_BID,
+        "pools": list(row.pool_tags or []),  # rayfarm: the node tags it may render on ([]: any node)
         "layerParentId": 0,
         "stopType": row.stop_type,
     }
@@ -243,3 +244,11 @@ def chunk_of_task(conn: Connection, task_id: int, *, frame_id: int | None = None
     query = select(frames).where(frames.c.task_id == task_id)
     query = query.where(frames.c.id == frame_id) if frame_id else query.where(frames.c.frame_index == frame_index)
     return conn.execute(query).first()
+
+
+def latest_done_chunks(conn: Connection, task_id: int, frame_type: int | None = None, limit: int = 20) -> list:
+    """The task's done chunks, the most recently finished first (at most ``limit``)."""
+    query = select(frames).where(frames.c.task_id == task_id, frames.c.status == int(F.DONE))
+    if frame_type is not None:
+        query = query.where(frames.c.frame_type == frame_type)
+    return conn.execute(query.order_by(frames.c.ended_at.desc(), frames.c.id.desc()).limit(limit)).all()

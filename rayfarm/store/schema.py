@@ -74,6 +74,9 @@ tasks = Table(
     Column("job_stop_time", Integer, nullable=False, default=0),
     Column("max_attempts", Integer, nullable=False, default=3),
     Column("render", JSON),  # what the renderer needs: scene, camera, size, format, command
+    # node tags the task may render on (hardware configs); SQL NULL: any node (none_as_null: the scheduler reads
+    # this column for every candidate task, and a NULL costs no JSON decoding)
+    Column("pool_tags", JSON(none_as_null=True)),
     Column("submit_hash", String(64)),
     Column("stop_type", String(32)),
     Column("created_at", Float, nullable=False),
@@ -184,6 +187,16 @@ workers = Table(
     Column("session", String(64)),  # changes at every register: a restarted worker is a new session
     Column("registered_at", Float, nullable=False),
     Column("last_seen", Float, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+# node pools: one per worker tag, the hardware configs of the Renderbus API (store/pools.py). The row with the
+# empty tag (id 1) is "Default": any node.
+pools = Table(
+    "pools", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tag", String(64), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
     sqlite_autoincrement=True,
 )
 

@@ -18,7 +18,7 @@ from rayfarm.domain.states import FrameStatus as F
 from rayfarm.domain.states import FrameType, Op, TaskStatus
 from rayfarm.domain.taskjson import TaskSpec, describe, parse
 from rayfarm.protocol.codes import ApiError, Code
-from rayfarm.store import bulk, quotas, render_envs
+from rayfarm.store import bulk, pools, quotas, render_envs
 from rayfarm.store.schema import frames, labels, task_files, tasks
 from rayfarm.store.users import User
 
@@ -79,7 +79,7 @@ def create(conn: Connection, user: User, *, count: int, priority: int, platform:
                       clone_original_id=clone_id)
         if source is not None:
             values.update(task_limit=source.task_limit, over_time_stop=source.over_time_stop,
-                          artist=artist or source.artist)
+                          artist=artist or source.artist, pool_tags=source.pool_tags)
         task_id = conn.execute(insert(tasks).values(**values)).inserted_primary_key[0]
         alias = f"{platform}W{task_id}"
         conn.execute(update(tasks).where(tasks.c.id == task_id).values(alias=alias))
@@ -118,6 +118,8 @@ def submit(conn: Connection, user: User, task_id: int, producer: str | None,
         return False
     spec = parse(content)
     render_envs.apply_at_submit(conn, user.id, spec)  # the default environment's version; one no node has: 600
+    # task.json's hardware configs; none named: the task keeps its pools (any node, or editTaskHardwareConfig's)
+    pool_tags = pools.resolve(conn, spec.hardware_config_ids) if spec.hardware_config_ids else row.pool_tags
     quotas.check_submit(conn, user, spec.total_frames)  # before any work; the active tasks again at the end
     located = check_spec(user, spec, get_file(conn, task_id, "upload.json"))
     chunks = fr.chunk(spec.runs, spec.per_chunk, spec.priority)
@@ -133,7 +135,7 @@ def submit(conn: Connection, user: User, task_id: int, producer: str | None,
         job_stop_time=spec.job_stop_time, max_attempts=spec.max_attempts, render={**describe(spec), **located},
         submit_hash=hashlib.sha256((content or "").encode()).hexdigest(),
         over_time_stop=row.over_time_stop or (spec.task_stop_time or None),
-        producer=(producer or row.producer)))
+        producer=(producer or row.producer), pool_tags=pool_tags))
     quotas.check_activate(conn, user, 1, counted=True)  # locked: two submits at once cannot both take the last place
     return True
 

@@ -9,6 +9,7 @@ from rayfarm.domain import transitions as tr
 from rayfarm.domain.nodes import StaleSession, UnknownNode
 from rayfarm.domain.states import FrameStatus as F
 from rayfarm.store import leases
+from rayfarm.store.pools import add_tags
 from rayfarm.store.schema import frames, settings, tasks, workers
 from rayfarm.store.tasks import lock_tasks
 from rayfarm.store.users import KeyBox
@@ -39,6 +40,7 @@ def register(conn: Connection, info: dict, now: float) -> tuple[int, str, list[i
         worker_id = row.id
         conn.execute(update(workers).where(workers.c.id == worker_id).values(registered_at=now, **values))
         released = release_leases(conn, [worker_id], "node restarted")
+    add_tags(conn, list(info["tags"] or []), now)  # each tag is a pool (a hardware config of the Renderbus API)
     return worker_id, session, released
 
 

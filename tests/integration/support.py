@@ -76,12 +76,12 @@ class Raw:
         self.client.close()
 
     def headers(self, path: str, body: Any, *, access_id: str | None = None, key: str | None = None,
-                timestamp: int | None = None, nonce: str | None = None) -> dict[str, str]:
+                timestamp: int | None = None, nonce: str | None = None, platform: str = "2") -> dict[str, str]:
         assert self.user is not None or (access_id and key)
         headers = {
             "accessId": access_id if access_id is not None else self.user.access_id,
             "channel": "4",
-            "platform": "2",
+            "platform": platform,
             "UTCTimestamp": str(int(time.time()) if timestamp is None else timestamp),
             "nonce": nonce or secrets.token_hex(8),
             "version": "2.0.0",
@@ -106,6 +106,41 @@ class Raw:
         """Send and return the checked envelope (HTTP 200, a proper Renderbus answer)."""
         response = self.send(path, body, **options)
         return check_envelope(response)
+
+
+class FakeNode:
+    """A render node speaking the native API by hand: register (software, tags), lease, heartbeat with log lines,
+    upload outputs, complete."""
+
+    def __init__(self, farm, name: str, software: dict[str, str], tags: list[str]):
+        self.http = httpx.Client(base_url=farm.url, timeout=30,
+                                 headers={"Authorization": f"Bearer {farm.worker_token()}"})
+        answer = self.post("register", {"name": name, "software": software, "tags": tags})
+        self.id, self.session = answer["workerId"], answer["session"]
+        self.http.headers.update({"X-Worker-Id": str(self.id), "X-Worker-Session": self.session})
+
+    def post(self, call: str, body: dict) -> dict:
+        response = self.http.post(f"/v1/worker/{call}", json=body)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def lease(self) -> list[dict]:
+        return self.post("lease", {"workerId": self.id, "session": self.session, "max": 1})["leases"]
+
+    def heartbeat(self, lease: dict, lines: list[str]) -> None:
+        self.post("heartbeat", {"workerId": self.id, "session": self.session,
+                                "running": [{"leaseId": lease["leaseId"], "progress": 50, "log": lines}]})
+
+    def finish(self, lease: dict, outputs: dict[str, bytes] | None = None) -> None:
+        for name, content in (outputs or {}).items():
+            response = self.http.put(f"/v1/worker/output/{lease['leaseId']}/{name}", content=content)
+            assert response.status_code == 200, response.text
+        answer = self.post("complete", {"workerId": self.id, "session": self.session, "leaseId": lease["leaseId"],
+                                        "result": "done", "outputs": list(outputs or {})})
+        assert answer["accepted"] is True
+
+    def close(self) -> None:
+        self.http.close()
 
 
 def check_envelope(response: httpx.Response) -> dict:

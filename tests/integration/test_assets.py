@@ -6,7 +6,8 @@ from PIL import Image
 
 from rayfarm.sdk import RayfarmAPI
 from tests.blender_scene import make_textured_scene
-from tests.farmproc import wait_for
+from tests.farmproc import rayfarm, wait_for
+from tests.integration.support import FakeNode
 
 
 def test_texture_listed_in_upload_json_reaches_the_node(farm, tmp_path):
@@ -36,3 +37,39 @@ def test_texture_listed_in_upload_json_reaches_the_node(farm, tmp_path):
     image = Image.open(api.files.download_file(entry["filePath"], tmp_path / "out.png")).convert("RGB")
     red, green, blue = image.getpixel((32, 32))
     assert green > 120 and red < 60 and blue < 60, (red, green, blue)  # the texture, not Blender's missing pink
+
+
+def test_official_upload_json_with_posix_paths_and_a_folder_entry(farm, tmp_path):
+    """upload.json as append_to_upload writes it on Linux (server without its leading "/", a folder as one
+    entry): `rayfarm upload --upload-json` uploads it, and a task listing it gets every file under the folder."""
+    user = farm.create_user("posix", "--allow-commands")
+    scene = tmp_path / "proj" / "scene.txt"
+    (tmp_path / "proj" / "tex" / "sub").mkdir(parents=True)
+    scene.write_text("scene")
+    (tmp_path / "proj" / "tex" / "a.png").write_bytes(b"a")
+    (tmp_path / "proj" / "tex" / "sub" / "b.png").write_bytes(b"b")
+    official = {"asset": [{"local": str(path), "server": str(path)[1:]} for path in (scene, tmp_path / "proj" / "tex")]}
+    (tmp_path / "upload.json").write_text(json.dumps(official))
+    env = {"RAYFARM_SERVER": farm.url, "RAYFARM_ACCESS_ID": user.access_id, "RAYFARM_ACCESS_KEY": user.access_key,
+           "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    done = rayfarm("upload", "--upload-json", str(tmp_path / "upload.json"), env=env, check=False)
+    assert done.returncode == 0, done.stderr
+    stored = farm.data_dir / "storage" / str(user.user_id) / "input"
+    for path in (scene, tmp_path / "proj" / "tex" / "a.png", tmp_path / "proj" / "tex" / "sub" / "b.png"):
+        assert (stored / str(path).lstrip("/")).read_bytes() == path.read_bytes()
+
+    api = RayfarmAPI(user.access_id, user.access_key, domain=farm.domain)
+    task_id = api.task.task_id
+    task_json = {"software_config": {"cg_name": "command"}, "task_info": {"input_cg_file": str(scene)},
+                 "scene_info_render": {"common": {"frames": "1"}}, "additional_info": {"command": ["true", "{scene}"]}}
+    api.task.upload_task_json(task_id, json.dumps(task_json))
+    api.task.upload_task_json(task_id, json.dumps(official), file_name="upload.json")
+    api.task.submit_task(task_id)
+    node = FakeNode(farm, "posix-node", {"command": ""}, [])
+    try:
+        (lease,) = node.lease()
+    finally:
+        node.close()
+    assert lease["taskId"] == task_id and lease["render"]["scene"] == str(scene)
+    assert [item["path"] for item in lease["inputs"]] == [str(tmp_path / "proj" / "tex" / "a.png"),
+                                                          str(tmp_path / "proj" / "tex" / "sub" / "b.png")]

@@ -17,7 +17,6 @@ from rayfarm.compat.rayvision_sync import (
     DownloadFailed,
     RayvisionDownload,
     RayvisionError,
-    RayvisionManageTask,
     RayvisionUpload,
 )
 from rayfarm.compat.rayvision_sync import download as download_module
@@ -103,25 +102,6 @@ def test_folder_entries_upload_every_file_and_missing_files_are_named(farm, user
     assert stored(farm, user, present) == b"here"  # the others still went
 
 
-class OfficialItemShape:
-    """queryTaskInfo as spec section 3 has it for a plain task (isOpen 0, no children).
-
-    Today's server answers isOpen 1 with children that lack isOpen, which the official rules (ported
-    exactly) refuse with a TypeError; the server side of issue #11 changes that. This lets the polling
-    downloads be tested meanwhile; items that already carry the shape pass through untouched.
-    """
-
-    def __init__(self, query):
-        self._query = query
-
-    def task_info(self, task_ids_list):
-        page = self._query.task_info(task_ids_list)
-        for item in page["items"]:
-            if not all("isOpen" in child for child in item.get("respRenderingTaskList") or []):
-                item.update(isOpen=0, respRenderingTaskList=[])
-        return page
-
-
 def test_command_task_round_trip_and_polling_downloads(farm, user, api, lines, tmp_path, monkeypatch):
     scene = tmp_path / "proj" / "scene.txt"
     scene.parent.mkdir()
@@ -141,7 +121,6 @@ def test_command_task_round_trip_and_polling_downloads(farm, user, api, lines, t
     api.task.submit_task(task_id)
 
     download = RayvisionDownload(api, logger=lines.logger)
-    download.manage_task = RayvisionManageTask(OfficialItemShape(api.query))
     assert download.manage_task.is_task_end(task_id, False) is False  # waiting: no node yet
     farm.start_worker("sync-cmd", UNCONFINED_COMMANDS)  # the command is the venv's python
     assert download.auto_download([task_id], sleep_time=0.2, local_path=str(tmp_path / "auto")) is True
@@ -173,7 +152,6 @@ def test_download_failed_for_a_task_without_outputs_once_it_ended(farm, user, ap
     farm.start_worker("sync-empty", UNCONFINED_COMMANDS)
     wait_for(lambda: api.query.task_info([task_id])["items"][0]["taskStatus"] == 25, 30, "the task to end")
     download = RayvisionDownload(api, logger=lines.logger)
-    download.manage_task = RayvisionManageTask(OfficialItemShape(api.query))
     with pytest.raises(DownloadFailed) as caught:
         download.auto_download([task_id], sleep_time=0, local_path=str(tmp_path / "nothing"))
     assert f"Finally tasks download failed: [{task_id}]" in caught.value.error

@@ -128,25 +128,13 @@ def test_a_folder_with_nothing_in_it_is_download_failed(flow):
     assert error.startswith("DownloadFailed") and "no output files" in error
 
 
-def _needs_official_item_shape(flow, outcome: dict) -> None:
-    """The task-id downloads read queryTaskInfo through RayvisionManageTask, which needs every item (children
-    too) to carry ``isOpen`` (spec renderbus-workflow.md section 3); a server without it fails them with a
-    TypeError, exactly as the official rayvision_sync does."""
-    item = flow["item"]
-    shaped = all("isOpen" in child for child in item.get("respRenderingTaskList") or [])
-    if not shaped and outcome.get("error", "").startswith("TypeError"):
-        pytest.xfail("queryTaskInfo's respRenderingTaskList children lack isOpen (server side of issue #11)")
-
-
 def test_manage_task_reads_the_live_item(flow):
-    _needs_official_item_shape(flow, flow["manage_status"])
     [status] = flow["manage_status"]["result"]
     assert status["task_id"] == str(flow["task_id"]) and status["task_status_code"] == "25"
     assert status["task_status_description"] == "Done"
 
 
 def test_auto_download_fetches_the_outputs_once_the_task_ended(flow):
-    _needs_official_item_shape(flow, flow["auto_download"])
     assert flow["auto_download"] == {"result": True}
     name = flow["item"]["outputFileName"]
     assert flow["files_auto"] == [f"{name}/{image}" for image in IMAGES]

@@ -114,6 +114,14 @@ def bodies(w: dict) -> dict[str, dict]:
         "/api/render/handle/loadingFrameThumbnail": {"id": frame},
         "/api/render/file/operate/getOutputUserDirFile": {"taskId": waiting},
         "/api/rayfarm/task/log": {"taskId": waiting, "frameId": frame},
+        "/api/render/handle/showLog": {"renderingType": "render", "pageNum": 1, "pageSize": 1, "id": frame},
+        "/api/render/handle/loadTaskProcessImg": {"taskId": waiting},
+        "/api/render/plugin/querySoftwareDetail": {"cgId": 2007, "osName": "linux"},
+        "/api/render/plugin/querySoftwareList": {},
+        "/api/render/hardwareConfig/list": {"cloneTask": "false", "taskIds": [waiting]},
+        "/api/render/handle/editTaskHardwareConfig": {"taskIds": [waiting], "hardwareConfigIds": ["1"],
+                                                      "model": "Default", "gpuNum": "", "ram": "128GB"},
+        "/api/render/submit/getUserPackNodeInfo": {},
         "/api/rayfarm/file/download": {"path": "/x.png"},
         "/api/rayfarm/file/uploadInit": {"localPath": "D:/proj/intruder.blend", "size": 3, "sha256": "0" * 64},
         "/api/rayfarm/worker/list": {},
@@ -147,6 +155,8 @@ NO_TASK_ID = {
     "/api/render/plugin/getUserPluginConfig", "/api/render/handle/operate/sdk/loginRecord",
     "/api/render/submit/queryAnalyseErrorDetail", "/api/render/transfer/getConfig",
     "/api/render/transfer/getServerInfo", "/api/render/transfer/getRaySyncUserKey",
+    "/api/render/plugin/querySoftwareDetail", "/api/render/plugin/querySoftwareList",
+    "/api/render/submit/getUserPackNodeInfo",
 }
 # Routes that name one of the caller's render environments (editName): another user's name answers exactly
 # like a name nobody has (404). They take the ID rules below with the names compared as NAME.

@@ -182,6 +182,53 @@ def test_upload_json_assets_outside_the_storage_are_refused(farm, world, guarded
     assert answer["code"] == 600, answer
 
 
+@pytest.mark.parametrize("entry", [
+    {"local": "/home/u/../../../canary.png", "server": "home/u/../../../canary.png"},  # append_to_upload's POSIX form
+    {"server": "../../../farm/secret.key"},  # no local, no leading "/"
+    {"server": "home/../../3/input/D/bob/secret.blend"},
+    {"local": "D:/proj/tex", "server": "/D/../../canary.png"},  # a hand-written server path wins: still inside
+    {"local": "d:\\proj\\..\\..\\canary.png", "server": "/d/proj/../../canary.png"},
+])
+def test_official_upload_json_forms_outside_the_storage_are_refused(farm, world, guarded, entry):
+    raw = world["raw"]
+    task_id = ok(raw, "/api/render/submit/createTask", {"count": 1})["taskIdList"][0]
+    ok(raw, "/api/render/submit/taskJsonFile", {"taskId": task_id, "fileName": "task.json",
+                                                 "content": json.dumps(blender_task_json())})
+    ok(raw, "/api/render/submit/taskJsonFile", {"taskId": task_id, "fileName": "upload.json",
+                                                 "content": json.dumps({"asset": [entry]})})
+    answer = check_envelope(raw.send("/api/render/submit/task", {"taskId": task_id}))
+    assert answer["code"] == 600 and "upload.json asset 0" in answer["message"], answer
+
+
+def test_a_folder_entry_never_takes_links_out_of_the_storage(farm, world, guarded):
+    """A folder listed in upload.json brings the plain files under it, never a link planted there (to a file
+    outside, or to a folder outside), and nothing of another user's storage."""
+    from sqlalchemy import create_engine, select
+
+    from rayfarm.store.schema import tasks
+    from tests.security.support import database_url
+
+    raw, alice = world["raw"], world["alice"]
+    folder = farm.input_file(alice, "D:/proj/linked/real.png", b"real").parent
+    os.symlink(world["outside"], folder / "out.png")
+    os.symlink(farm.data_dir.parent, folder / "outdir")
+    os.symlink(farm.data_dir / "storage" / str(world["bob"].user_id), folder / "bobs")
+    task_id = ok(raw, "/api/render/submit/createTask", {"count": 1})["taskIdList"][0]
+    ok(raw, "/api/render/submit/taskJsonFile", {"taskId": task_id, "fileName": "task.json",
+                                                 "content": json.dumps(blender_task_json())})
+    entry = {"local": "d:/proj/linked", "server": "/d/proj/linked"}  # as typed: a lower-case drive letter
+    ok(raw, "/api/render/submit/taskJsonFile", {"taskId": task_id, "fileName": "upload.json",
+                                                 "content": json.dumps({"asset": [entry]})})
+    ok(raw, "/api/render/submit/task", {"taskId": task_id})
+    engine = create_engine(database_url(farm))
+    try:
+        with engine.connect() as conn:
+            render = conn.scalar(select(tasks.c.render).where(tasks.c.id == task_id))
+    finally:
+        engine.dispose()
+    assert render["inputs"] == ["/D/proj/linked/real.png"]
+
+
 @pytest.fixture(scope="module")
 def leased(farm, world):
     """Node A holds a lease on one of alice's chunks, node B on one of bob's."""

@@ -1,8 +1,8 @@
-from rayfarm.scheduler.order import BLOCK_AFTER, Candidate, eligible, rank
+from rayfarm.scheduler.order import BLOCK_AFTER, Candidate, eligible, in_pool, rank
 
 
-def cand(task_id, user=1, level=50, submitted=0.0, software="blender", limit=None, nodes=0, mine=False):
-    return Candidate(task_id, user, level, submitted, software, limit, nodes, mine)
+def cand(task_id, user=1, level=50, submitted=0.0, software="blender", limit=None, nodes=0, mine=False, pools=None):
+    return Candidate(task_id, user, level, submitted, software, limit, nodes, mine, pools)
 
 
 def test_higher_level_first_then_submit_time():
@@ -39,3 +39,27 @@ def test_task_limit_counts_nodes():
     assert eligible(cand(1, limit=1, nodes=1, mine=True), ["blender"], {})  # same node adds no node
     assert eligible(cand(1, limit=2, nodes=1), ["blender"], {})
     assert eligible(cand(1, limit=None, nodes=50), ["blender"], {})
+
+
+def test_a_task_pinned_to_pools_goes_only_to_nodes_with_one_of_their_tags():
+    pinned = cand(1, pools=["gpu"])
+    assert not eligible(pinned, ["blender"], {})  # a node without tags
+    assert not eligible(pinned, ["blender"], {}, tags=["cpu", "fast"])
+    assert eligible(pinned, ["blender"], {}, tags=["fast", "gpu"])
+    assert eligible(cand(1, pools=["gpu", "big"]), ["blender"], {}, tags=["big"])  # several pools: any of them
+    for anywhere in (None, []):  # "Default": any node, tagged or not
+        assert eligible(cand(1, pools=anywhere), ["blender"], {})
+        assert eligible(cand(1, pools=anywhere), ["blender"], {}, tags=["gpu"])
+    assert not eligible(cand(1, software="command", pools=["gpu"]), ["blender"], {}, tags=["gpu"])  # software still
+
+
+def test_rank_skips_tasks_of_other_pools():
+    ranked = rank([cand(1, level=90, pools=["gpu"]), cand(2, pools=["cpu"]), cand(3, level=10)],
+                  software=["blender"], blocked={}, user_running={}, tags=["cpu"])
+    assert [c.task_id for c in ranked] == [2, 3]
+    assert [c.task_id for c in rank([cand(1, pools=["gpu"])], software=["blender"], blocked={}, user_running={})] == []
+
+
+def test_in_pool():
+    assert in_pool(None, []) and in_pool([], ["x"]) and in_pool(["a", "b"], ["b"])
+    assert not in_pool(["a"], []) and not in_pool(["a"], ["A"])  # tags are exact

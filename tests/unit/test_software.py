@@ -1,4 +1,5 @@
-"""Which node versions match which asked versions (rayfarm/domain/software.py), and the error hints table."""
+"""Which node versions match which asked versions (rayfarm/domain/software.py), the forms querySoftwareDetail lists a
+node's version in (server/hardware.py), and the error hints table."""
 
 import ast
 from pathlib import Path
@@ -8,6 +9,7 @@ import pytest
 from rayfarm.domain import error_hints
 from rayfarm.domain.software import known_to_no_node, matches, refuse_unknown_version
 from rayfarm.protocol.codes import ApiError, Code
+from rayfarm.server.hardware import version_forms
 
 PACKAGE = Path(__file__).resolve().parents[2] / "rayfarm"
 
@@ -16,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "rayfarm"
     ("3.4", "3.4.1", True), ("3.4", "3.4", True), ("3.4.1", "3.4.1", True), ("3", "3.6.2", True),
     (" 3.4 ", "3.4.1", True), ("", "3.4.1", True), ("", "", True),
     ("3.4", "3.41", False), ("3.4", "3.5.0", False), ("3.4.1", "3.4", False), ("3.4", "4.3.4", False),
-    ("3.4", "", False), ("2.81", "2.8", False),
+    ("3.4", "", False), ("2.81", "2.8", False), ("3.4.1", "3.4.10", False), ("3.4-LTS", "3.4-lts", True),
 ])
 def test_matches(asked, offered, expected):
     assert matches(asked, offered) is expected
@@ -63,3 +65,16 @@ def test_hint_items_in_the_order_asked_each_once():
     items = error_hints.details(["46001", "937", "46001", "99999", "-1", "1" * 40], language=0)
     assert [(i["code"], i["type"], i["languageFlag"]) for i in items] == [("46001", 0, 0), ("937", 1, 0)]
     assert items[0]["desDescriptionCn"] == items[0]["desDescriptionEn"]
+
+
+@pytest.mark.parametrize("version, forms", [
+    ("3.4.1", ["3.4", "3.4.1"]),
+    ("4.2.3.1", ["4.2", "4.2.3", "4.2.3.1"]),
+    ("3.4", ["3.4"]),
+    ("2024", ["2024"]),
+    ("", []),
+    ("  ", []),
+])
+def test_version_forms(version, forms):
+    assert version_forms(version) == forms
+    assert all(matches(form, version) for form in forms)  # every form a node is listed under is one it runs

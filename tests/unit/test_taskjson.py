@@ -317,3 +317,60 @@ def test_command_uses_scene_without_scene():
 def test_all_messages_start_with_task_json():
     err = error(task(task_info__frames_per_task="abc"))
     assert err.message.startswith("task.json: ")
+
+
+# ------------------------------------------------------------------ camera_name (spec renderbus-workflow.md section 5)
+
+@pytest.mark.parametrize("value, camera", [
+    ('<bpy_struct, Object("Camera")>', "Camera"),  # Blender 2.x, the docs' sample
+    ('<bpy_struct, Object("Camera") at 0x7f3a2c1d0e08>', "Camera"),  # Blender 3.x and later
+    ('<bpy_struct, Object("Cam.001") at 0x00000214A3B2C6C8>', "Cam.001"),
+    ('<bpy_struct, Object("Shot "A" cam")>', 'Shot "A" cam'),  # quotes in a name are not escaped by Blender
+    ("  Camera  ", "Camera"),  # a bare name
+    ("SideCamera", "SideCamera"),
+    ("None", None),  # str(None): the analyser found no camera, render through the scene's
+    ("none", None),
+    ("", None),
+    (None, None),
+])
+def test_camera_name_forms(value, camera):
+    assert taskjson.parse(task(scene_info_render__common__camera_name=value)).camera == camera
+
+
+@pytest.mark.parametrize("value", ['<bpy_struct, Object("")>', "<bpy_struct, Camera(\"Camera\")>",
+                                   '<bpy_struct, Object("Camera") at nowhere>', "<bpy_struct, Object(Camera)>",
+                                   "Cam\nera", "x" * 300])
+def test_camera_values_that_name_no_camera_are_600(value):
+    with pytest.raises(ApiError) as info:
+        taskjson.parse(task(scene_info_render__common__camera_name=value))
+    assert info.value.code == 600 and "camera_name" in info.value.message and info.value.message.isascii()
+
+
+def test_camera_reaches_the_renderer_as_a_plain_name():
+    spec = taskjson.parse(task(scene_info_render__common__camera_name='<bpy_struct, Object("Camera") at 0x1>'))
+    assert taskjson.describe(spec)["camera"] == "Camera"
+
+
+# ------------------------------------------------------------------ hardware configs (node pools)
+
+@pytest.mark.parametrize("info, ids", [
+    ({}, []),  # the docs' sample has none: any node
+    ({"hardwareConfigIds": [], "hardwareConfigId": ""}, []),  # RayvisionCheck with a dict task_json ends so
+    ({"hardwareConfigIds": ["3", "1"], "hardwareConfigId": ""}, [3, 1]),  # 3.0.4.3: a list of id strings
+    ({"hardwareConfigIds": [3, "3"]}, [3]),
+    ({"hardwareConfigId": "5"}, [5]),  # older files and the docs: one string
+    ({"hardwareConfigId": 5}, [5]),
+    ({"hardwareConfigIds": [], "hardwareConfigId": "7"}, [7]),
+    ({"hardwareConfigIds": ["2"], "hardwareConfigId": "7"}, [2]),  # the list wins
+])
+def test_hardware_config_ids(info, ids):
+    changes = {f"task_info__{key}": value for key, value in info.items()}
+    assert taskjson.parse(task(**changes)).hardware_config_ids == ids
+
+
+@pytest.mark.parametrize("value", [["gpu"], ["0"], ["-1"], [True], [None], [["1"]], "1,2", {"id": 1},
+                                   [str(2**31)], ["1"] * 101])
+def test_hardware_config_ids_that_are_not_ids_are_600(value):
+    with pytest.raises(ApiError) as info:
+        taskjson.parse(task(task_info__hardwareConfigIds=value))
+    assert info.value.code == 600 and "hardwareConfigIds" in info.value.message

@@ -40,11 +40,22 @@ def storage_target(local, server=None):
             derived = convert_path(local)
         except IndexError:
             derived = None
-        if text != derived:
-            return "/" + text.lstrip("/")
+        if not _same_as_derived(local, text, derived):
+            return text if _DRIVE.match(text) or text.startswith("//") else "/" + text.lstrip("/")
     if is_absolute(local):
         return local
     return os.path.abspath(local)
+
+
+def _same_as_derived(local, server, derived):
+    """``server`` is what the official SDK derives from ``local`` (a drive letter may differ in case: the farm
+    reads ``/d/p/a`` for ``D:/p/a`` the same way; rayfarm.domain.uploadjson holds the same rule)."""
+    if derived is None:
+        return False
+    if server == derived:
+        return True
+    return (bool(_DRIVE.match(local.replace("\\", "/"))) and len(server) >= 2
+            and server[:2].lower() == derived[:2].lower() and server[2:] == derived[2:])
 
 
 def join_target(target, relative):
