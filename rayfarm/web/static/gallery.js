@@ -33,8 +33,10 @@ export class Gallery {
       this.empty, this.grid, this.others, this.viewer.root);
   }
 
-  // Load the listing again when the task's frames changed (the key), else keep what is shown.
-  async refresh(key) {
+  // Load the listing again when the task's frames changed (the key), else keep what is shown. ``ended``: the
+  // task renders no more (no file is coming).
+  async refresh(key, ended) {
+    setText(this.empty, ended ? 'This task wrote no output files.' : 'No output yet: frames appear here as they are rendered.');
     if (key === this.key) return this.listing;
     const listing = await call(API.outputs, { taskId: this.taskId });
     this.key = key;
@@ -44,6 +46,10 @@ export class Gallery {
 
   show(listing) {
     this.listing = listing;
+    // the same files as shown: nothing to rebuild (the images, the focus and the viewer stay as they are)
+    const signature = JSON.stringify(listing.items.map((i) => [i.name, i.size, i.lastModify, i.thumbnail]));
+    if (signature === this.signature) return;
+    this.signature = signature;
     this.items = listing.items;
     this.shown = this.items.filter((item) => item.image && (item.thumbnail || VIEWABLE.has(item.contentType)));
     const others = this.items.filter((item) => !this.shown.includes(item));
@@ -65,19 +71,22 @@ export class Gallery {
   }
 }
 
-// The full-size viewer: a modal <dialog>; ←/→ (and the buttons) step through the frames, Escape closes it and
-// the frame's thumbnail gets the focus back.
+// The full-size viewer: a modal <dialog> showing the frame itself, fitted to the window (1:1 shows its real
+// pixels); ←/→ (and the buttons) step through the frames, Escape closes it and its thumbnail gets the focus back.
 class Viewer {
   constructor(gallery) {
     this.gallery = gallery;
     this.index = 0;
     this.image = h('img', { class: 'full', alt: '' });
+    this.image.addEventListener('load', () => this.describe());
+    this.actual = h('button', { type: 'button', 'aria-pressed': 'false', onclick: () => this.toggleSize(),
+      title: 'Show the frame at its real size (1 image pixel = 1 screen pixel), or fitted to the window' }, '1:1');
     this.caption = h('p', { class: 'caption', id: 'viewer-caption' });
     this.download = h('a', { class: 'button' }, 'Download');
     this.previous = h('button', { type: 'button', onclick: () => this.step(-1), 'aria-label': 'Previous frame' }, '←');
     this.next = h('button', { type: 'button', onclick: () => this.step(1), 'aria-label': 'Next frame' }, '→');
     this.root = h('dialog', { class: 'viewer', 'aria-labelledby': 'viewer-caption' },
-      h('div', { class: 'viewer-bar' }, this.previous, this.caption, this.next, this.download,
+      h('div', { class: 'viewer-bar' }, this.previous, this.caption, this.next, this.actual, this.download,
         h('button', { type: 'button', class: 'close', onclick: () => this.root.close(), 'aria-label': 'Close' }, '✕')),
       h('div', { class: 'viewer-frame' }, this.image));
     this.root.addEventListener('keydown', (event) => {
@@ -116,9 +125,22 @@ class Viewer {
     const taskId = this.gallery.taskId;
     this.image.src = fileUrl(taskId, item.name);
     this.image.alt = `${frameLabel(item)} of task ${taskId}`;
-    setText(this.caption, `${frameLabel(item)} · ${item.name} · ${bytes(item.size)} · ${index + 1} of ${this.gallery.shown.length}`);
+    this.describe();
     this.download.href = fileUrl(taskId, item.name, true);
     this.download.setAttribute('download', item.name);
+  }
+
+  describe() {
+    const item = this.gallery.shown[this.index];
+    if (!item) return;
+    const loaded = this.image.complete && this.image.naturalWidth && this.image.src.endsWith(encodeURIComponent(item.name));
+    const size = loaded ? ` · ${this.image.naturalWidth}×${this.image.naturalHeight}` : '';
+    setText(this.caption, `${frameLabel(item)} · ${item.name}${size} · ${bytes(item.size)} · ${this.index + 1} of ${this.gallery.shown.length}`);
+  }
+
+  toggleSize() {
+    const actual = this.image.classList.toggle('actual');
+    this.actual.setAttribute('aria-pressed', String(actual));
   }
 
   // The listing changed while the viewer is open: stay on the same file (it may have been rendered again).

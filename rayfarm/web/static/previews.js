@@ -17,7 +17,7 @@ export class Previews {
     this.sheetButton = h('button', { type: 'button', onclick: () => this.load('sheet') }, 'Make the contact sheet');
     this.video = h('video', { class: 'movie', controls: true, preload: 'metadata', playsinline: true,
       'aria-label': `Preview movie of task ${taskId}` });
-    this.movieNote = h('p', { class: 'hint', role: 'status' });
+    this.movieNote = h('p', { class: 'hint', 'aria-live': 'polite' });
     this.movieButton = h('button', { type: 'button', onclick: () => this.load('movie') }, 'Make the preview movie');
     this.video.addEventListener('loadeddata', () => setText(this.movieNote, this.note('movie')));
     this.video.addEventListener('error', () => {

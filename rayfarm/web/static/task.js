@@ -178,7 +178,7 @@ export class TaskView {
     if (!task.submitDate) return;
     const making = FINISHED.includes(task.taskStatus) && !(this.made ?? false);
     const key = `${task.taskStatus}:${task.doneFrames}:${task.completedDate}${making ? `:${Math.floor(Date.now() / 3000)}` : ''}`;
-    const listing = await this.gallery.refresh(key);
+    const listing = await this.gallery.refresh(key, ![0, 5, 8].includes(task.taskStatus));
     if (!listing) return;
     this.made = listing.previews.movie.ready && listing.previews.sheet.ready;
     this.previews.show(listing, task);
