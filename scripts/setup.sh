@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Set up everything rayfarm needs on a fresh Debian machine (run as root or with sudo rights):
-# system packages (Blender for rendering, bubblewrap to confine render jobs), the project's venv, and the
+# system packages (Blender for rendering, bubblewrap to confine render jobs, ffmpeg for preview movies), the project's venv, and the
 # official Renderbus SDK's own venv (it pins old libraries, so it never shares ours). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
-PACKAGES=(blender bubblewrap postgresql chromium)  # bubblewrap: nodes confine render jobs; chromium: the dashboard tests (tests/web) drive it headless
+PACKAGES=(blender bubblewrap postgresql chromium ffmpeg)  # bubblewrap: nodes confine render jobs; chromium: the dashboard tests (tests/web) drive it headless; ffmpeg: preview movies
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

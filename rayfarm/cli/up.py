@@ -121,6 +121,7 @@ def run_farm(settings: Settings, port: int, workers: int, profile: str = "local"
             console.print(f"  rayfarm commands use {_save_profile(profile, url, creds)}")
         console.print(f"  Renderbus SDK: RayvisionAPI(access_id, access_key, domain=\"127.0.0.1:{port}\", "
                       f"platform=\"{settings.platform}\", protocol=\"http\")")
+        console.print(f"Logs of the server and the nodes: {settings.data_dir / 'up-logs'}", soft_wrap=True, highlight=False)
         console.print("Press Ctrl-C to stop the farm.")
         while not stopping:
             if processes[0].poll() is not None:

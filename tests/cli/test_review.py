@@ -89,3 +89,9 @@ def test_failed_means_failed_and_timed_out_as_the_counts_say(farm):
     assert "the task's chunk time-out of 2 s" in failed["items"][0]["errorMessage"]
     assert [f["frameIndex"] for f in farm.json("task", "frames", task_id, "--state", "timed-out")["items"]] == ["1"]
     assert f"task {task_id}: 2 chunk(s)" in farm.ok("task", "frames", task_id, "--state", "failed").stdout
+
+
+def test_up_says_where_its_logs_are(farm):
+    folder = farm.data_dir / "up-logs"
+    assert f"Logs of the server and the nodes: {folder}" in farm.up_log.read_text(errors="replace").splitlines()
+    assert {"server.log", "worker-1.log", "worker-2.log"} <= {p.name for p in folder.iterdir()}
