@@ -9,7 +9,7 @@ import typer
 
 from rayfarm.cli import profiles, session
 from rayfarm.cli.blendscene import SceneInfo
-from rayfarm.cli.review import frames_text, pool_text
+from rayfarm.cli.review import frames_text, left_text, pool_text
 from rayfarm.cli.submit import task_json
 from rayfarm.cli.tasks import chunks_holding, duration, parse_states, tries
 from rayfarm.cli.watch import FRAME_GROUPS, FRAME_STATES, TASK_GROUPS, TASK_STATES, clock, seconds_text
@@ -146,6 +146,8 @@ def test_what_task_show_and_frames_print_is_what_a_person_reads():
         "%Y-%m-%d %H:%M:%S")
     assert pool_text({}) is None and pool_text({"pools": []}) == "any node" and pool_text({"pool": "gpu"}) == "gpu"
     assert pool_text({"pools": ["gpu", "fast"]}) == "gpu, fast"
+    assert left_text({"etaSeconds": 200, "secondsPerFrame": 12.5}) == "about 3 min 20 s (12 s a frame so far)"
+    assert left_text({"etaSeconds": None, "secondsPerFrame": None}) == "" and left_text({}) == ""
 
 
 def test_the_farms_hints_name_the_command_in_the_cli_and_the_call_in_the_sdk():
