@@ -86,7 +86,7 @@ def test_failed_means_failed_and_timed_out_as_the_counts_say(farm):
     failed = farm.json("task", "frames", task_id, "--state", "failed")
     assert failed["total"] == 2 and [(f["frameIndex"], f["state"]) for f in failed["items"]] == \
         [("1", "timed-out"), ("2", "failed")]
-    assert "the task's chunk time-out of 2 s" in failed["items"][0]["errorMessage"]
+    assert "time limit of 2 s (the task's chunk time-out" in failed["items"][0]["errorMessage"]
     assert [f["frameIndex"] for f in farm.json("task", "frames", task_id, "--state", "timed-out")["items"]] == ["1"]
     assert f"task {task_id}: 2 chunk(s)" in farm.ok("task", "frames", task_id, "--state", "failed").stdout
 
