@@ -84,6 +84,12 @@ def ffmpeg() -> str:
     return program
 
 
+def _gentle() -> list[str]:
+    """``nice -n 10`` where there is one: encoding a movie yields the CPU to the farm's requests."""
+    program = shutil.which("nice")
+    return [program, "-n", "10"] if program else []
+
+
 def movie_size(width: int, height: int) -> tuple[int, int]:
     """The movie's size for frames of this size: at most MAX_MOVIE_WIDTH wide, both sides even (yuv420p)."""
     if width > MAX_MOVIE_WIDTH:
@@ -109,7 +115,7 @@ def preview_movie(images: Sequence[Path], target: Path, fps: int = FPS) -> int:
                         if size is None:
                             size = movie_size(image.width, image.height)
                             process = subprocess.Popen(
-                                [program, "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo",
+                                [*_gentle(), program, "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo",
                                  "-pix_fmt", "rgb24", "-s", f"{size[0]}x{size[1]}", "-r", str(fps), "-i", "-",
                                  "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p",
                                  "-movflags", "+faststart", "-f", "mp4", str(temp)],

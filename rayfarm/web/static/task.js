@@ -16,6 +16,7 @@ const RERENDERABLE = [3, 4, 5, 11]; // stopped, done, failed, timed out
 const FILTERS = [['All', []], ['Waiting', [1, 6, 8], [1, 8]], ['Rendering', [2], [2]], ['Done', [4], [4]],
   ['Failed', [5, 11], [5, 11]], ['Stopped', [3], [3]]];
 const FINISHED = [25, 30];
+const OUTPUTS_MS = 5000;
 
 function field(dl, label) {
   const value = h('dd');
@@ -172,13 +173,17 @@ export class TaskView {
       this.showOutputs(info.items[0])]);
   }
 
-  // The outputs listing is read again when frames got done (or the task changed state); once the task ended,
-  // every few seconds until the farm has made its previews.
+  // The outputs listing is read again when frames got done (at most every OUTPUTS_MS while the task renders: a
+  // big task's listing is big) or the task changed state; once it ended, every few seconds until the farm has
+  // made its previews.
   async showOutputs(task) {
     if (!task.submitDate) return;
+    const rendering = [0, 5, 8].includes(task.taskStatus);
     const making = FINISHED.includes(task.taskStatus) && !(this.made ?? false);
     const key = `${task.taskStatus}:${task.doneFrames}:${task.completedDate}${making ? `:${Math.floor(Date.now() / 3000)}` : ''}`;
-    const listing = await this.gallery.refresh(key, ![0, 5, 8].includes(task.taskStatus));
+    const due = !rendering || !this.outputsAt || Date.now() - this.outputsAt >= OUTPUTS_MS;
+    if (key !== this.gallery.key && due) this.outputsAt = Date.now();
+    const listing = await this.gallery.refresh(due ? key : this.gallery.key, !rendering);
     if (!listing) return;
     this.made = listing.previews.movie.ready && listing.previews.sheet.ready;
     this.previews.show(listing, task);
