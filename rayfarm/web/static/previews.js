@@ -45,6 +45,8 @@ export class Previews {
     const frames = this.state.movie.frames;
     this.root.hidden = frames === 0;
     if (!frames) return;
+    const first = listing.items.find((item) => item.image && item.thumbnail);
+    if (first && !this.video.getAttribute('poster')) this.video.poster = `/web/thumbnails${first.thumbnail}`; // before it plays
     const finished = FINISHED.includes(task.taskStatus);
     for (const kind of ['movie', 'sheet']) {
       const state = this.state[kind];
