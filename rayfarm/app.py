@@ -24,6 +24,7 @@ from rayfarm.store import web_sessions, workers
 
 log = logging.getLogger("rayfarm.server")
 HOUSEKEEPING_SECONDS = 30.0
+PREVIEW_SECONDS = 2.0  # how soon after a task ends its previews are made
 ENV_SHARED_ROOTS = "RAYFARM_SHARED_ROOTS"
 ENV_RATE_LIMIT, ENV_RATE_BURST = "RAYFARM_RATE_LIMIT", "RAYFARM_RATE_BURST"
 ENV_TRUSTED_PROXIES = "RAYFARM_TRUSTED_PROXIES"
@@ -44,6 +45,12 @@ def make_app(farm: Farm) -> Starlette:
             touched = scheduler_sweep.sweep(conn, time.time(), farm.settings.lease_seconds)
         if touched:
             farm.wakeup.notify()
+            for task_id in touched:  # a time limit may have ended a task: its previews are due
+                farm.previews.notice(task_id)
+
+    def previews() -> None:
+        """Contact sheets and preview movies of the tasks that ended lately (ffmpeg runs here, off any request)."""
+        farm.previews.make_due(farm.db)
 
     async def every(seconds: float, job) -> None:
         while True:
@@ -60,7 +67,8 @@ def make_app(farm: Farm) -> Starlette:
         farm.logs.start()
         jobs = [asyncio.create_task(every(HOUSEKEEPING_SECONDS, forget_old)),
                 asyncio.create_task(every(FLUSH_SECONDS, farm.replay.flush)),
-                asyncio.create_task(every(farm.settings.sweep_seconds, sweep))]
+                asyncio.create_task(every(farm.settings.sweep_seconds, sweep)),
+                asyncio.create_task(every(PREVIEW_SECONDS, previews))]
         try:
             yield
         finally:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up everything rayfarm needs on a fresh Debian machine (run as root or with sudo rights):
-# system packages (Blender for rendering, bubblewrap to confine render jobs), the project's venv, and the
+# system packages (Blender for rendering, bubblewrap to confine render jobs, ffmpeg for preview movies), the project's venv, and the
 # official Renderbus SDK's own venv (it pins old libraries, so it never shares ours). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,9 +8,10 @@ cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 # bubblewrap: nodes confine render jobs; chromium: the dashboard tests (tests/web) drive it headless;
-# postgresql brings pg_dump/pg_restore (`rayfarm backup`/`restore`); util-linux (setpriv) and passwd (useradd): the
-# many-machines tests run nodes as a throwaway user; systemd: systemd-analyze checks the units in deploy/
-PACKAGES=(blender bubblewrap postgresql chromium util-linux passwd systemd)
+# ffmpeg: preview movies; postgresql brings pg_dump/pg_restore (`rayfarm backup`/`restore`); util-linux (setpriv)
+# and passwd (useradd): the many-machines tests run nodes as a throwaway user; systemd: systemd-analyze checks
+# the units in deploy/
+PACKAGES=(blender bubblewrap postgresql chromium ffmpeg util-linux passwd systemd)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -28,7 +28,7 @@ from rich.console import Console
 from rayfarm import tls
 from rayfarm.cli import profiles
 from rayfarm.sdk import RayfarmAPI
-from rayfarm.sdk.errors import RayfarmAPIError, RayfarmConnectionError, RayfarmError
+from rayfarm.sdk.errors import RayfarmAPIError, RayfarmConnectionError, RayfarmError, reword
 
 out = Console()
 err = Console(stderr=True)
@@ -59,6 +59,17 @@ Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts (noth
 ENV = {"server": "RAYFARM_SERVER", "access_id": "RAYFARM_ACCESS_ID", "access_key": "RAYFARM_ACCESS_KEY",
        "ca_cert": "RAYFARM_CA_CERT"}
 FLAGS = {"server": "--server", "access_id": "--access-id", "access_key": "--access-key"}  # needed ones
+
+
+# The farm's sentences name the API route that helps; on the command line, the command that does it.
+COMMANDS = {
+    "getTaskList": "`rayfarm task list`",
+    "queryTaskInfo": "`rayfarm task show {id}`",
+    "queryTaskFrames": "`rayfarm task frames {id}`",
+    "recommitTasks": "`rayfarm task retry {id}`",
+    "taskJsonFile": "`rayfarm submit`",
+    "getOutputUserDirFile": "`rayfarm task outputs {id}`",
+}
 
 
 def fail(message: str, code: Exit = Exit.ERROR) -> NoReturn:
@@ -162,7 +173,7 @@ def calling() -> Iterator[None]:
     try:
         yield
     except RayfarmAPIError as exc:
-        fail(f"The farm refused: error {exc.code}: {exc.message}", Exit.REFUSED)
+        fail(f"The farm refused: error {exc.code}: {reword(exc.farm_message, COMMANDS, 'ID')}", Exit.REFUSED)
     except RayfarmConnectionError as exc:
         fail(exc.message, Exit.UNREACHABLE)
     except httpx.HTTPError as exc:

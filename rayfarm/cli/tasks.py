@@ -10,8 +10,22 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from rayfarm.cli import review
 from rayfarm.cli.session import Exit, Json, Login, calling, emit, fail, out, with_login
-from rayfarm.cli.watch import FRAME_STATES, TASK_STATES, clock, follow, report, state_name, task_item, with_state
+from rayfarm.cli.watch import (
+    FRAME_GROUPS,
+    FRAME_STATES,
+    TASK_GROUPS,
+    TASK_STATES,
+    clock,
+    follow,
+    report,
+    seconds_text,
+    state_name,
+    with_state,
+)
+from rayfarm.domain.frames import parse_range
+from rayfarm.protocol.codes import ApiError
 from rayfarm.sdk import RayfarmAPI
 from rayfarm.sdk.files import FileOperator
 
@@ -24,17 +38,18 @@ RERENDERABLE = [3, 4, 5, 11]  # stopped, done, failed, timed out
 FRAMES_PAGE = 1000
 
 
-def parse_states(values: list[str] | None, names: dict[int, str]) -> list[int]:
-    """State names or codes (repeatable, comma-separated) -> codes; a usage error names the valid ones."""
-    by_name = {name: code for code, name in names.items()}
+def parse_states(values: list[str] | None, names: dict[int, str], groups: dict[str, list[int]] | None = None) -> list[int]:
+    """State names or codes (repeatable, comma-separated) -> codes; a usage error names the valid ones. A name in
+    ``groups`` stands for all of its codes (``failed`` frames: failed and timed out, as the counts have it)."""
+    by_name = {name: [code] for code, name in names.items()} | (groups or {})
     codes: list[int] = []
     for part in (p.strip().lower() for value in values or [] for p in value.split(",")):
         if not part:
             continue
-        code = int(part) if part.isdigit() else by_name.get(part)
-        if code not in names:
+        found = [int(part)] if part.isdigit() else by_name.get(part)
+        if not found or found[0] not in names:
             fail(f"Unknown state {part!r}; use one of: {', '.join(by_name)} (or their codes).", Exit.USAGE)
-        codes.append(code)
+        codes.extend(code for code in found if code not in codes)
     return codes
 
 
@@ -48,6 +63,35 @@ def all_frames(api: RayfarmAPI, task_id: int, statuses: list[int] | None = None)
             items += page["items"]
             if len(page["items"]) < FRAMES_PAGE or len(items) >= page["total"]:
                 return items
+
+
+def tries(frame: dict) -> str:
+    """How many times a chunk ran (``attempts`` counts the failed runs): a done or rendering chunk's failures plus
+    the run that did it; '' for a chunk that never ran."""
+    failed = frame["attempts"]
+    return str(failed + 1 if frame["frameStatus"] in (2, 4) else failed or "")
+
+
+def chunks_holding(task_id: int, wanted_text: list[str], chunks: list[dict]) -> list[int]:
+    """The ids of the chunks that hold any of the frames given (numbers and ranges: 5, 5-8, 1-9[2], 1,3,10-20);
+    a usage error naming the frames no chunk holds."""
+    wanted: set[int] = set()
+    for text in wanted_text:
+        try:
+            wanted.update(frame for run in parse_range(text) for frame in run.frames())
+        except ApiError as exc:
+            fail(f"--frame {text}: {exc.message}", Exit.USAGE)
+    found, covered = [], set()
+    for chunk in chunks:
+        held = wanted.intersection(frame for run in parse_range(chunk["frameIndex"]) for frame in run.frames())
+        if held:
+            found.append(chunk["id"])
+            covered |= held
+    if missing := sorted(wanted - covered):
+        shown = ", ".join(map(str, missing[:10])) + (" and more" if len(missing) > 10 else "")
+        fail(f"Task {task_id} has no frame {shown}; its chunks are listed by `rayfarm task frames {task_id}`.",
+             Exit.USAGE)
+    return found
 
 
 def duration(text: str) -> int:
@@ -78,7 +122,7 @@ def list_tasks(state: Annotated[list[str] | None, typer.Option("--state", help="
                deleted: Annotated[bool, typer.Option("--deleted", help="List deleted tasks instead.")] = False,
                json_out: Json = False, *, login: Login) -> None:
     """List your tasks, newest first."""
-    codes = parse_states(state, TASK_STATES)
+    codes = parse_states(state, TASK_STATES, TASK_GROUPS)
     api = login.connect()
     with calling():
         answer = api.query.get_task_list(page_num=page, page_size=page_size, status_list=codes or None,
@@ -87,37 +131,21 @@ def list_tasks(state: Annotated[list[str] | None, typer.Option("--state", help="
     if json_out:
         emit({"pageNum": answer["pageNum"], "pageCount": answer["pageCount"], "total": answer["total"], "items": items})
         return
-    table = Table("id", "scene", "state", "progress", "frames", "failed", "level", "submitted", "project",
+    left = any(item.get("etaSeconds") is not None for item in items)  # a column only when a task has an estimate
+    table = Table("id", "scene", "state", "progress", *(["left"] if left else []), "frames", "failed", "level",
+                  "submitted", "project",
                   title=f"{answer['total']} task(s), page {answer['pageNum']} of {max(answer['pageCount'], 1)}")
     for item in items:
         table.add_row(str(item["id"]), Text(item["sceneName"]), item["state"], f"{item['progress']:.0f}%",
+                      *([seconds_text(item.get("etaSeconds"))] if left else []),
                       f"{item['doneFrames']}/{item['totalFrames']}", str(item["failedFrames"] or ""),
                       str(item["taskUserLevel"]), clock(item["submitDate"]), Text(item["projectName"]))
     out.print(table)
 
 
-@task_app.command("show")
-@with_login
-def show(task_id: TaskId, json_out: Json = False, *, login: Login) -> None:
-    """Show one task: state, progress, frame counts, settings and times."""
-    item = with_state(task_item(login.connect(), task_id))
-    if json_out:
-        emit(item)
-        return
-    table = Table.grid(padding=(0, 2))
-    rows = [("task", f"{item['id']} ({item['taskAlias']})"), ("scene", item["sceneName"]),
-            ("state", f"{item['state']} ({item['taskStatus']})"), ("progress", f"{item['progress']:.1f}%"),
-            ("frames", f"{item['totalFrames']} in all: {item['doneFrames']} done, {item['executingFrames']} rendering, "
-                       f"{item['waitingCount']} waiting, {item['failedFrames']} failed, {item['abortFrames']} stopped"),
-            ("range", item["framesRange"]), ("project", item["projectName"]), ("software", item["software"] or ""),
-            ("priority", str(item["taskUserLevel"])), ("node limit", str(item["taskLimit"] or "none")),
-            ("over-time stop", f"{item['overTimeStop']} s" if item["overTimeStop"] else "none"),
-            ("labels", ", ".join(item["labels"])), ("submitted", clock(item["submitDate"])),
-            ("started", clock(item["startTime"])), ("completed", clock(item["completedDate"])),
-            ("render time", f"{item['renderDuration']:.1f} s"), ("outputs", item["outputFileName"] or "")]
-    for name, value in rows:
-        table.add_row(Text(name, style="bold"), Text(value))
-    out.print(table)
+task_app.command("show")(review.show)
+task_app.command("outputs")(review.outputs)
+task_app.command("preview")(review.preview)
 
 
 @task_app.command("frames")
@@ -127,16 +155,16 @@ def frames(task_id: TaskId,
                                                                             "codes; repeat or comma-separate).")] = None,
            json_out: Json = False, *, login: Login) -> None:
     """List a task's chunks (one row per `frames per chunk` frames) with their state, node and times."""
-    codes = sorted(set(parse_states(state, FRAME_STATES)))
+    codes = sorted(parse_states(state, FRAME_STATES, FRAME_GROUPS))
     items = [{**f, "state": state_name(f["frameStatus"], FRAME_STATES)}
              for f in all_frames(login.connect(), task_id, codes)]
     if json_out:
         emit({"taskId": task_id, "total": len(items), "items": items})
         return
-    table = Table("id", "frames", "state", "node", "attempts", "started", "ended", "seconds", "progress", "error",
+    table = Table("id", "frames", "state", "node", "tries", "started", "ended", "seconds", "progress", "error",
                   title=f"task {task_id}: {len(items)} chunk(s)")
     for f in items:
-        table.add_row(str(f["id"]), f["frameIndex"], f["state"], Text(f["nodeName"] or ""), str(f["attempts"]),
+        table.add_row(str(f["id"]), f["frameIndex"], f["state"], Text(f["nodeName"] or ""), tries(f),
                       clock(f["startTime"], date=False), clock(f["endTime"], date=False),
                       str(f["frameExecuteTime"] or ""), f"{f['progress']:.0f}%", Text((f["errorMessage"] or "")[:80]))
     out.print(table)
@@ -292,18 +320,13 @@ def overtime(task_id: TaskId, limit: Annotated[str, typer.Argument(help="Like 18
 def retry(task_id: TaskId,
           everything: Annotated[bool, typer.Option("--all", help="Re-render every finished or stopped chunk, "
                                                                  "not only the failed ones.")] = False,
-          frame: Annotated[list[str] | None, typer.Option("--frame", help="Only this chunk (frame index like 5-8; "
+          frame: Annotated[list[str] | None, typer.Option("--frame", help="Only the chunks holding these frames: a "
+                                                                          "number or a range (5, 5-8, 1,3,10-20; "
                                                                           "repeatable).")] = None, *, login: Login) -> None:
-    """Render failed frames again (or chosen chunks, or the whole task)."""
+    """Render failed frames again (or the chunks holding chosen frames, or the whole task)."""
     api = login.connect()
     statuses = RERENDERABLE if everything or frame else FAILED
-    frame_ids = None
-    if frame:
-        by_index = {f["frameIndex"]: f["id"] for f in all_frames(api, task_id)}
-        unknown = [index for index in frame if index not in by_index]
-        if unknown:
-            fail(f"Task {task_id} has no chunk {', '.join(unknown)}; see `rayfarm task frames {task_id}`.", Exit.USAGE)
-        frame_ids = [by_index[index] for index in frame]
+    frame_ids = chunks_holding(task_id, frame, all_frames(api, task_id)) if frame else None
     with calling():
         count = api.task.recommit_task_frames(task_id, frame_ids, select_all=not frame, status=statuses)["count"]
     if count:

@@ -154,6 +154,7 @@ def run_farm(settings: Settings, endpoint: join.Endpoint, workers: int, profile:
         if not tls.is_loopback(endpoint.host):
             for line in join.join_lines(endpoint.url, token, endpoint.ca_cert, True):
                 console.print(line, markup=False, highlight=False, soft_wrap=True)
+        console.print(f"Logs of the server and the nodes: {settings.data_dir / 'up-logs'}", soft_wrap=True, highlight=False)
         console.print("Press Ctrl-C to stop the farm.")
         while not stopping:
             if processes[0].poll() is not None:

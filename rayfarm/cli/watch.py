@@ -15,6 +15,12 @@ TASK_STATES = {0: "waiting", 5: "rendering", 8: "preprocessing", 10: "stopped", 
                45: "failed"}
 FRAME_STATES = {1: "waiting", 2: "rendering", 3: "stopped", 4: "done", 5: "failed", 6: "preprocessing",
                 8: "held", 11: "timed-out"}
+# A state name a user filters by means what the counts with that name count (`task show`, the dashboard, the
+# farm's totals): failed frames are failed or timed out, waiting ones wait, are held behind the priority frames
+# or wait for pre-processing; waiting tasks wait or are pre-processed, stopped ones were stopped by hand, for
+# arrears or by their over-time limit. The other names (timed-out, held...) choose their one state.
+FRAME_GROUPS = {"waiting": [1, 6, 8], "failed": [5, 11]}
+TASK_GROUPS = {"waiting": [0, 8], "stopped": [10, 20, 23]}
 # Where watching ends, and what the exit code says about it.
 OUTCOMES = {25: Exit.OK, 30: Exit.TASK_FAILED, 35: Exit.TASK_FAILED, 45: Exit.TASK_FAILED,
             10: Exit.TASK_STOPPED, 20: Exit.TASK_STOPPED, 23: Exit.TASK_STOPPED, 40: Exit.TASK_STOPPED}
@@ -38,10 +44,24 @@ def with_state(item: dict) -> dict:
 
 
 def clock(ms: int | None, date: bool = True) -> str:
-    """Local time of an epoch-milliseconds value ('' for none)."""
+    """Local time of an epoch-milliseconds value, as the dashboard shows it: 2025-03-04 17:05:09 ('' for none)."""
     if not ms:
         return ""
     return datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S" if date else "%H:%M:%S")
+
+
+def seconds_text(seconds: float | None) -> str:
+    """A length of time as a person says it: 45 s, 3 min 20 s, 2 h 5 min, 3 days ('' for none)."""
+    if seconds is None:
+        return ""
+    s = round(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min" + (f" {s % 60} s" if s % 60 else "")
+    if s < 86400 or s % 86400:
+        return f"{s // 3600} h" + (f" {s % 3600 // 60} min" if s % 3600 // 60 else "")
+    return f"{s // 86400} day{'s' if s >= 172800 else ''}"
 
 
 def task_item(api: RayfarmAPI, task_id: int) -> dict:

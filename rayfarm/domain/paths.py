@@ -59,3 +59,16 @@ def safe_file_name(name: str) -> str | None:
     if not name or "/" in name or "\\" in name or name in (".", "..") or not _SAFE_NAME.match(name):
         return None
     return name
+
+
+def render_file_name(path: str) -> str:
+    """The file name part of a render output path, as a renderer names frames with it, made safe for the farm's
+    storage; '' when the path names a folder only. ``//renders/frame_`` -> ``frame_`` (Blender adds the frame
+    number: ``frame_0001.png``), ``C:\\out\\beauty_###`` -> ``beauty_###`` (``beauty_001.png``).
+
+    Self-contained (only ``re``): the node runs this very function inside Blender on the scene's own path."""
+    import re
+
+    name = re.split(r"[\\/]", path)[-1]
+    name = re.sub(r"[^A-Za-z0-9 ._+#()-]", "_", name)[:200]
+    return re.sub(r"^[^A-Za-z0-9#]+", "", name)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rayfarm.domain import frames as fr
-from rayfarm.domain.paths import scene_name, to_storage_path
+from rayfarm.domain.paths import render_file_name, scene_name, to_storage_path
 from rayfarm.protocol.codes import ApiError, Code
 
 BLENDER_CG_ID = 2007
@@ -46,6 +46,7 @@ class TaskSpec:
     width: int | None = None
     height: int | None = None
     output_format: str | None = None
+    output_name: str | None = None  # the file name pattern of Output_path; None: the scene's own (Blender)
     command: list[str] | None = None
     max_attempts: int = 3
     hardware_config_ids: list[int] = field(default_factory=list)  # [] = any node (hardwareConfig/list "Default")
@@ -236,6 +237,7 @@ def parse(content: str | bytes | None) -> TaskSpec:
     width = _int(common, "width", where, 0, 0, 65536) or None
     height = _int(common, "height", where, 0, 0, 65536) or None
     output_format = _text(common, "Render_Format", where) or None
+    output_name = render_file_name(_text(common, "Output_path", where) or "") or None
     if output_format and not output_format.replace("_", "").isalnum():
         raise _invalid(f"{where}.Render_Format {output_format[:30]!r} is not a format name like \"PNG\".")
 
@@ -259,6 +261,7 @@ def parse(content: str | bytes | None) -> TaskSpec:
         width=width,
         height=height,
         output_format=output_format,
+        output_name=output_name,
         command=command,
         max_attempts=_int(task_info, "max_attempts", "task_info", 3, 1, 100),
         stall_timeout=_int(task_info, "stall_timeout", "task_info", DEFAULT_STALL_TIMEOUT, 0, MAX_SECONDS),
@@ -277,6 +280,7 @@ def describe(spec: TaskSpec) -> dict[str, Any]:
         "width": spec.width,
         "height": spec.height,
         "format": spec.output_format,
+        "output_name": spec.output_name,
         "command": spec.command,
         "stall_timeout": spec.stall_timeout,
     }

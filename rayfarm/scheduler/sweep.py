@@ -47,7 +47,8 @@ def enforce_time_limits(conn, now: float) -> list[int]:
         elif row.job_stop_time and elapsed > row.job_stop_time:
             task_store.lock_tasks(conn, [row.task_id])
             fail(conn, row, row.node_id, now=now, seconds=elapsed, timed_out=True,
-                 error=f"The chunk ran longer than its {row.job_stop_time} s limit (job_stop_time) and was killed.")
+                 error=f"The chunk ran longer than its time limit of {row.job_stop_time} s (the task's chunk "
+                       f"time-out, job_stop_time) and was killed.")
             touched.add(row.task_id)
     for task_id in touched:
         task_store.settle(conn, task_id)

@@ -2,6 +2,29 @@
 
 from __future__ import annotations
 
+import re
+
+# The farm's sentences name the Renderbus route that helps (it speaks to every client); an SDK user reads the
+# SDK's call instead. ``{id}`` is the task the sentence names.
+SDK_CALLS = {
+    "getTaskList": "api.query.get_task_list()",
+    "queryTaskInfo": "api.query.task_info([{id}])",
+    "queryTaskFrames": "api.query.task_frames({id})",
+    "recommitTasks": "api.query.restart_failed_frames([{id}])",
+    "taskJsonFile": "api.task.upload_task_json({id}, ...)",
+    "getOutputUserDirFile": "api.files.output_files({id})",
+}
+_TASK = re.compile(r"\b[Tt]ask (\d+)")
+
+
+def reword(message: str, calls: dict[str, str], unknown_id: str = "task_id") -> str:
+    """The farm's sentence with each route it names replaced by ``calls``' wording (``{id}``: the task it names)."""
+    found = _TASK.search(message)
+    task_id = found.group(1) if found else unknown_id
+    for route, call in calls.items():
+        message = re.sub(rf"\b{route}\b", lambda _, call=call: call.format(id=task_id), message)
+    return message
+
 
 class RayfarmError(Exception):
     """Base class of every error the rayfarm SDK raises."""
@@ -14,14 +37,17 @@ class RayfarmAPIError(RayfarmError):
         code: The Renderbus result code (e.g. 600 invalid parameter, 718 task cannot be operated,
             937 task does not exist). For an answer that is not a Renderbus envelope at all (an HTTP
             error from a proxy, say), the HTTP status.
-        message: The farm's English explanation, meant to be shown to the user.
+        message: The farm's English explanation, meant to be shown to the user; where it names an API
+            route to call, this SDK's call is named instead (``api.query.get_task_list()``).
+        farm_message: The farm's sentence as it came.
         url: The URL the request was sent to.
     """
 
     def __init__(self, code: int, message: str, url: str):
-        super().__init__(code, message, url)
+        super().__init__(code, reword(message, SDK_CALLS), url)
         self.code = int(code)
-        self.message = message
+        self.farm_message = message
+        self.message = reword(message, SDK_CALLS)
         self.url = url
 
     def __str__(self) -> str:

@@ -19,6 +19,9 @@ DOWNLOAD = "/api/rayfarm/file/download"
 OUTPUT_FILES = "/api/render/file/operate/getOutputUserDirFile"
 THUMBNAILS = "/api/render/handle/loadingFrameThumbnail"
 FRAME_LOG = "/api/rayfarm/task/log"
+TASK_OUTPUTS = "/api/rayfarm/task/outputs"
+PREVIEW = "/api/rayfarm/task/preview"
+PREVIEW_SECONDS = 1800.0  # the farm may encode the movie while the call waits
 PART = 8 * 1024 * 1024
 Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
 
@@ -123,17 +126,37 @@ class FileOperator:
         body["frameId" if isinstance(frame, int) else "frameIndex"] = frame
         return self._connect.post(FRAME_LOG, body)
 
+    def task_outputs(self, task_id: int) -> dict[str, Any]:
+        """A task's output files for review: ``items`` (``name``, ``path``, ``size``, ``frame``, ``contentType``,
+        ``image``, ``thumbnail``), ``total``, ``totalBytes``, ``outputFileName`` and the state of its
+        ``previews`` (``movie``, ``sheet``: ``ready``, ``current``, ``size``, ``frames``)."""
+        return self._connect.post(TASK_OUTPUTS, {"taskId": task_id})
+
+    def preview(self, task_id: int, dest: str | os.PathLike, kind: str = "movie",
+                progress: Progress | None = None) -> Path:
+        """Download a task's preview movie (MP4) or contact sheet (``kind="sheet"``, JPEG) to ``dest``; the farm
+        makes it first if it is missing or older than the task's frames (that can take a while)."""
+        return self._fetch(PREVIEW, {"taskId": task_id, "kind": kind}, dest, progress,
+                           max(self._connect.timeout, PREVIEW_SECONDS))
+
     def download_file(self, path: str, dest: str | os.PathLike, area: str = "output",
                       progress: Progress | None = None) -> Path:
         """Download one file of your storage (``path`` as listed by :meth:`output_files`) to ``dest``."""
-        body = {"path": path, "area": area}
-        headers = self._connect.signed_headers(DOWNLOAD, body)
+        return self._fetch(DOWNLOAD, {"path": path, "area": area}, dest, progress, self._connect.timeout)
+
+    def _fetch(self, route: str, body: dict, dest: str | os.PathLike, progress: Progress | None,
+               timeout: float) -> Path:
+        """A signed call answered with a file, written to ``dest`` (checked against its X-Sha256 when given)."""
+        headers = self._connect.signed_headers(route, body)
         target = Path(dest)
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".part")
-        with self._connect.http.stream("POST", self._connect.address(DOWNLOAD), content=json.dumps(body), headers=headers,
-                          timeout=self._connect.timeout) as response:
-            if response.headers.get("content-type", "").startswith("application/json"):
+        path = body.get("path") or target.name
+        with self._connect.http.stream("POST", self._connect.address(route), content=json.dumps(body), headers=headers,
+                                       timeout=timeout) as response:
+            # a refusal is a JSON envelope; a file (even a .json output) comes with its X-Sha256
+            if "x-sha256" not in response.headers and response.headers.get("content-type", "").startswith(
+                    "application/json"):
                 answer = json.loads(response.read())
                 raise RayfarmAPIError(answer["code"], answer["message"], str(response.url))
             total = int(response.headers.get("content-length", 0))

@@ -8,6 +8,7 @@ from rayfarm.config import Settings, farm_secret
 from rayfarm.files.storage import Storage
 from rayfarm.server.logsink import LogSink
 from rayfarm.server.metrics import Metrics
+from rayfarm.server.previews import Previews
 from rayfarm.server.ratelimit import RateLimiter
 from rayfarm.server.replay import ReplayGuard
 from rayfarm.server.wakeup import Wakeup
@@ -31,6 +32,7 @@ class Farm:
         self.wakeup = Wakeup()
         self.writer = Writer(self.db)
         self.logs = LogSink(settings.logs)
+        self.previews = Previews(self.storage)  # contact sheets and preview movies of tasks' outputs
         self.metrics = Metrics(self)
         shared = not self.db.is_sqlite or os.environ.get("RAYFARM_PROCESSES", "1") != "1"
         self.replay = ReplayGuard(self.db, settings.time_window, shared)

@@ -151,6 +151,7 @@ async def complete(api: NodeApi, request: Request, body: wire.Complete) -> Respo
     api.farm.metrics.results.labels(body.result, "yes" if accepted else "no").inc()
     if accepted:
         api.farm.wakeup.notify()
+        api.farm.previews.notice(done.task.id)  # if this ended the task, its previews are made in the background
         if body.result == "done" and body.outputs:
             await run_in_threadpool(api.files.thumbnails, done.task, done.frame, body.outputs)
     answer: wire.Completed = {"accepted": accepted}

@@ -6,6 +6,7 @@ from collections import defaultdict
 from sqlalchemy import Connection, String, and_, case, cast, func, or_, select
 
 from rayfarm.domain import states
+from rayfarm.domain.eta import estimate
 from rayfarm.domain.paths import OUTPUT_BID, output_name
 from rayfarm.domain.states import FrameStatus as F
 from rayfarm.protocol.codes import ApiError, Code
@@ -27,17 +28,32 @@ def page(items: list, total: int, page_num: int, page_size: int) -> dict:
             "size": page_size, "items": items}
 
 
-def _counts(conn: Connection, task_ids: list[int]) -> dict[int, dict[int, tuple[int, float]]]:
-    """task id -> frame status -> (frames, summed execute seconds)."""
-    result: dict[int, dict[int, tuple[int, float]]] = defaultdict(dict)
+Counts = dict[int, tuple[int, float, float, int]]
+NONE = (0, 0.0, 0.0, 0)
+
+
+def _counts(conn: Connection, task_ids: list[int]) -> dict[int, Counts]:
+    """task id -> frame status -> (frames, summed execute seconds, average progress, chunks)."""
+    result: dict[int, Counts] = defaultdict(dict)
     if not task_ids:
         return result
     query = (select(frames.c.task_id, frames.c.status, func.sum(FRAMES_IN_CHUNK),
-                    func.coalesce(func.sum(frames.c.execute_seconds), 0.0), func.avg(frames.c.progress))
+                    func.coalesce(func.sum(frames.c.execute_seconds), 0.0), func.avg(frames.c.progress), func.count())
              .where(frames.c.task_id.in_(task_ids)).group_by(frames.c.task_id, frames.c.status))
-    for task_id, status, n, seconds, progress in conn.execute(query):
-        result[task_id][status] = (int(n or 0), float(seconds or 0.0), float(progress or 0.0))
+    for task_id, status, n, seconds, progress, chunks in conn.execute(query):
+        result[task_id][status] = (int(n or 0), float(seconds or 0.0), float(progress or 0.0), int(chunks))
     return result
+
+
+def _eta(status: int, counts: Counts) -> dict:
+    """``etaSeconds`` (time left) and ``secondsPerFrame`` (measured) of a waiting or rendering task; null otherwise."""
+    found = None
+    if status in (states.TaskStatus.WAITING, states.TaskStatus.RENDERING):
+        done, rendering = counts.get(int(F.DONE), NONE), counts.get(int(F.RENDERING), NONE)
+        waiting = sum(counts.get(int(s), NONE)[0] for s in (F.WAITING, F.HELD, F.WAITING_PREPROCESS))
+        found = estimate(done_frames=done[0], done_seconds=done[1], waiting_frames=waiting,
+                         rendering_frames=rendering[0], rendering_progress=rendering[2], rendering_chunks=rendering[3])
+    return {"etaSeconds": found.seconds if found else None, "secondsPerFrame": found.per_frame if found else None}
 
 
 def _labels(conn: Connection, task_ids: list[int]) -> dict[int, list[str]]:
@@ -49,15 +65,15 @@ def _labels(conn: Connection, task_ids: list[int]) -> dict[int, list[str]]:
     return result
 
 
-def _item(row, user_name: str, counts: dict[int, tuple[int, float, float]], task_labels: list[str]) -> dict:
+def _item(row, user_name: str, counts: Counts, task_labels: list[str]) -> dict:
     def n(*statuses: int) -> int:
-        return sum(counts.get(int(s), (0, 0.0, 0.0))[0] for s in statuses)
+        return sum(counts.get(int(s), NONE)[0] for s in statuses)
 
     status = states.public_code(row.status)
     pre = row.pre_status
     total = row.total_frames or 0
     done = n(F.DONE)
-    running_progress = counts.get(int(F.RENDERING), (0, 0.0, 0.0))
+    running_progress = counts.get(int(F.RENDERING), NONE)
     progress = 0.0
     if total:
         progress = round(100.0 * (done + running_progress[0] * running_progress[2] / 100.0) / total, 1)
@@ -84,6 +100,9 @@ def _item(row, user_name: str, counts: dict[int, tuple[int, float, float]], task
         "startTime": _ms(row.started_at),
         "completedDate": _ms(row.completed_at),
         "renderDuration": round(sum(c[1] for c in counts.values()), 3),
+        **_eta(row.status, counts),  # rayfarm: from the done chunks' times
+        "jobStopTime": row.job_stop_time or None,  # rayfarm: task.json job_stop_time, the chunk time-out (s)
+        "framesPerChunk": row.per_chunk,  # rayfarm: task.json frames_per_task
         "userName": user_name,
         "userId": row.user_id,
         "producer": row.producer,
@@ -203,7 +222,10 @@ def task_frames(conn: Connection, user: User, task_id: int, *, page_num: int, pa
     query = (select(frames, workers.c.name.label("node_name")).select_from(joined)
              .where(*where).order_by(frames.c.seq).limit(page_size).offset((page_num - 1) * page_size))
     items = [frame_item(row, row.node_name) for row in conn.execute(query)]
-    return page(items, total, page_num, page_size)
+    # rayfarm: the task's chunks by status, whatever the filter (what the dashboard's frame filters count)
+    counted = conn.execute(select(frames.c.status, func.count()).where(frames.c.task_id == task_id)
+                           .group_by(frames.c.status))
+    return {**page(items, total, page_num, page_size), "chunkCounts": {str(s): int(n) for s, n in counted}}
 
 
 def frame_stats(conn: Connection, user: User) -> dict:
@@ -220,6 +242,13 @@ def frame_stats(conn: Connection, user: User) -> dict:
     executing, done, failed, waiting, stopped, total = (int(v) for v in conn.execute(query).one())
     return {"executingFramesTotal": executing, "doneFramesTotal": done, "failedFramesTotal": failed,
             "waitingFramesTotal": waiting, "abandonFramesTotal": stopped, "totalFrames": total}
+
+
+def finished_task(conn: Connection, task_id: int):
+    """The task if it finished with done frames (25, 30) and is not deleted, else None (a preview is due)."""
+    return conn.execute(select(tasks).where(
+        tasks.c.id == task_id, tasks.c.is_deleted.is_(False),
+        tasks.c.status.in_([int(states.TaskStatus.DONE), int(states.TaskStatus.DONE_WITH_FAILURES)]))).first()
 
 
 def task_row(conn: Connection, user: User, task_id: int):

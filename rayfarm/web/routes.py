@@ -1,4 +1,5 @@
-"""HTTP routes of the dashboard: the page, its static files, sign-in, the API behind a session cookie, thumbnails.
+"""HTTP routes of the dashboard: the page, its static files, sign-in, the API behind a session cookie, thumbnails
+(and, in web/outputs.py, a task's output files, their zip and previews).
 
 ``POST /web/api/<path>`` runs the signed API's route ``/api/<path>`` (the one route table: same body
 models, same handlers, same envelope); only the authentication differs: the session cookie instead of a
@@ -38,6 +39,7 @@ from rayfarm.server.http import BodyTooLarge, read_body
 from rayfarm.server.table import TABLE
 from rayfarm.store import queries
 from rayfarm.store.counts import task_counts
+from rayfarm.web import outputs
 from rayfarm.web.session import (
     COOKIE,
     Sessions,
@@ -264,5 +266,6 @@ def routes(farm: Farm) -> list[BaseRoute]:
         Route("/web/me", me, methods=["GET"]),
         Route("/web/counts", counts, methods=["GET"]),
         Route("/web/thumbnails/{task_id:int}/{frame_id:int}/{name}", thumbnail, methods=["GET"]),
+        *outputs.routes(farm, user_of, limit),  # a task's output files, its zip and previews
         Route("/web/api/{rest:path}", api, methods=["POST"]),
     ]

@@ -313,7 +313,8 @@ class Job:
             log.warning("lease %s: %s", self.lease_id, error)
             return self._outcome("failed", error[:2000], [], seconds)
         if self.cancelled == "timeout":
-            error = f"the chunk ran longer than its time limit of {self.timeout:g} s (jobStopTime) and was stopped."
+            error = (f"the chunk ran longer than its time limit of {self.timeout:g} s (the task's chunk time-out, "
+                     f"job_stop_time) and was stopped.")
             log.warning("lease %s: %s", self.lease_id, error)
             return self._outcome("timeout", error, [], seconds)
         return self._outcome("failed", f"the render was stopped ({self.cancelled}).", [], seconds)

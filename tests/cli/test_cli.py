@@ -95,7 +95,7 @@ def test_failed_render_exit_code_log_and_retry(farm, scene):
     assert watched.returncode == TASK_FAILED and json.loads(watched.stdout)["state"] == "failed"
 
     missing = farm.run("task", "retry", task_id, "--frame", "7")
-    assert missing.returncode == USAGE and "no chunk 7" in missing.stderr
+    assert missing.returncode == USAGE and "has no frame 7" in missing.stderr
     # a camera that is not in the scene: Blender reads the scene and the command refuses before uploading
     checked = farm.run("submit", scene, "--camera", "Nope")
     assert checked.returncode == USAGE and "its cameras: Camera" in checked.stderr

@@ -9,10 +9,12 @@ import typer
 
 from rayfarm.cli import profiles, session
 from rayfarm.cli.blendscene import SceneInfo
+from rayfarm.cli.review import frames_text, left_text, pool_text
 from rayfarm.cli.submit import task_json
-from rayfarm.cli.tasks import duration, parse_states
-from rayfarm.cli.watch import FRAME_STATES, TASK_STATES
+from rayfarm.cli.tasks import chunks_holding, duration, parse_states, tries
+from rayfarm.cli.watch import FRAME_GROUPS, FRAME_STATES, TASK_GROUPS, TASK_STATES, clock, seconds_text
 from rayfarm.domain import taskjson
+from rayfarm.sdk.errors import SDK_CALLS, RayfarmAPIError, reword
 
 ALL_VARS = ("RAYFARM_SERVER", "RAYFARM_ACCESS_ID", "RAYFARM_ACCESS_KEY", "RAYFARM_PROFILE")
 
@@ -104,6 +106,62 @@ def test_durations_and_state_names():
         parse_states(["finished"], TASK_STATES)
     with pytest.raises(typer.Exit):
         parse_states(["2"], TASK_STATES)  # 2 is a frame state, not a task state
+
+
+def test_a_state_name_filters_what_the_counts_with_that_name_count():
+    """`task show` counts failed frames as failed or timed out, waiting ones as waiting, held or pre-processing
+    (the farm's failedFrames and waitingCount); the filters by those names choose the same chunks."""
+    assert parse_states(["failed"], FRAME_STATES, FRAME_GROUPS) == [5, 11]
+    assert parse_states(["waiting"], FRAME_STATES, FRAME_GROUPS) == [1, 6, 8]
+    assert parse_states(["timed-out,failed"], FRAME_STATES, FRAME_GROUPS) == [11, 5]
+    assert parse_states(["5"], FRAME_STATES, FRAME_GROUPS) == [5]  # a code is exactly that code
+    assert parse_states(["stopped"], TASK_STATES, TASK_GROUPS) == [10, 20, 23]  # the dashboard's "Stopped"
+    assert parse_states(["waiting"], TASK_STATES, TASK_GROUPS) == [0, 8]
+    with pytest.raises(typer.Exit):
+        parse_states(["failed"], FRAME_STATES, {"failed": [99]})
+
+
+def chunk(chunk_id: int, index: str, status: int = 4, attempts: int = 0) -> dict:
+    return {"id": chunk_id, "frameIndex": index, "frameStatus": status, "attempts": attempts}
+
+
+def test_retry_takes_frame_numbers_and_ranges_and_finds_the_chunks_holding_them():
+    chunks = [chunk(11, "1-4"), chunk(12, "5-8"), chunk(13, "9-12"), chunk(14, "13-17[2]")]
+    assert chunks_holding(7, ["5-8"], chunks) == [12]  # the README's example: frames 5 to 8
+    assert chunks_holding(7, ["4-5"], chunks) == [11, 12]  # two chunks hold them
+    assert chunks_holding(7, ["10", "2,15"], chunks) == [11, 13, 14]
+    for missing in (["14"], ["17-19"], ["nope"]):  # 14 is between two frames of the stepped chunk
+        with pytest.raises(typer.Exit) as refused:
+            chunks_holding(7, missing, chunks)
+        assert refused.value.exit_code == session.Exit.USAGE
+
+
+def test_what_task_show_and_frames_print_is_what_a_person_reads():
+    assert [frames_text(t) for t in ("1-24[1]", "1-24[2]", "7", "1,3,10-20[1]", "x")] == \
+        ["1-24", "1-23, every 2nd frame", "7", "1, 3, 10-20", "x"]
+    assert [seconds_text(s) for s in (None, 4.2, 200, 7500, 259200)] == ["", "4 s", "3 min 20 s", "2 h 5 min", "3 days"]
+    assert [tries(chunk(1, "1", 4, 0)), tries(chunk(1, "1", 4, 2)), tries(chunk(1, "1", 5, 3)), tries(chunk(1, "1", 1, 0)),
+            tries(chunk(1, "1", 2, 1))] == ["1", "3", "3", "", "2"]
+    assert clock(1_700_000_000_000) == __import__("datetime").datetime.fromtimestamp(1_700_000_000).strftime(
+        "%Y-%m-%d %H:%M:%S")
+    assert pool_text({}) is None and pool_text({"pools": []}) == "any node" and pool_text({"pool": "gpu"}) == "gpu"
+    assert pool_text({"pools": ["gpu", "fast"]}) == "gpu, fast"
+    assert left_text({"etaSeconds": 200, "secondsPerFrame": 12.5}) == "about 3 min 20 s (12 s a frame so far)"
+    assert left_text({"etaSeconds": None, "secondsPerFrame": None}) == "" and left_text({}) == ""
+
+
+def test_the_farms_hints_name_the_command_in_the_cli_and_the_call_in_the_sdk():
+    said = "Task 42 does not exist (or is not yours); check the id with getTaskList."
+    assert reword(said, session.COMMANDS, "ID") == "Task 42 does not exist (or is not yours); check the id with " \
+                                                    "`rayfarm task list`."
+    error = RayfarmAPIError(937, said, "http://farm/api")
+    assert error.message.endswith("check the id with api.query.get_task_list().") and error.farm_message == said
+    done = "Cannot start task 9: it is done (status 25); re-render its failed frames with recommitTasks instead."
+    assert "`rayfarm task retry 9`" in reword(done, session.COMMANDS, "ID")
+    assert "api.query.restart_failed_frames([9])" in RayfarmAPIError(718, done, "u").message
+    frames = "Frame 5 does not exist; list frames with queryTaskFrames."  # no task named: a placeholder
+    assert reword(frames, session.COMMANDS, "ID").endswith("`rayfarm task frames ID`.")
+    assert set(session.COMMANDS) == set(SDK_CALLS)  # every route a sentence names has both wordings
 
 
 def test_submit_options_become_a_task_json_the_farm_reads_back():

@@ -44,7 +44,10 @@ UPLOAD_ROUTES = {"/v1/upload/{upload_id}"}  # the unguessable upload id is the c
 # The dashboard (rayfarm/web): the page and its static files are public; everything else needs the session
 # cookie from /web/signin, and /web/api/<path> runs the signed route /api/<path> (same TABLE) for it.
 WEB_PUBLIC = {"/", "/web/static"}
-WEB_SESSION = {"/web/me", "/web/counts", "/web/thumbnails/{task_id:int}/{frame_id:int}/{name}"}
+# a task's output files, their zip and previews (rayfarm/web/outputs.py): GET with the session cookie
+WEB_FILES = {"/web/tasks/{task_id:int}/outputs/{name}", "/web/tasks/{task_id:int}/outputs.zip",
+             "/web/tasks/{task_id:int}/contact-sheet.jpg", "/web/tasks/{task_id:int}/preview.mp4"}
+WEB_SESSION = {"/web/me", "/web/counts", "/web/thumbnails/{task_id:int}/{frame_id:int}/{name}", *WEB_FILES}
 WEB_SIGN = {"/web/signin", "/web/signout", "/web/signout-everywhere"}
 WEB_API = "/web/api/{rest:path}"
 WEB = {"X-Rayfarm-Web": "1"}
@@ -124,6 +127,8 @@ def bodies(w: dict) -> dict[str, dict]:
         "/api/render/submit/getUserPackNodeInfo": {},
         "/api/rayfarm/file/download": {"path": "/x.png"},
         "/api/rayfarm/file/uploadInit": {"localPath": "D:/proj/intruder.blend", "size": 3, "sha256": "0" * 64},
+        "/api/rayfarm/task/outputs": {"taskId": waiting},
+        "/api/rayfarm/task/preview": {"taskId": waiting, "kind": "sheet"},
         "/api/rayfarm/worker/list": {},
         "/api/rayfarm/worker/setMode": {"workerIds": [1], "mode": "disable"},
         "/api/rayfarm/farm/summary": {},
@@ -550,6 +555,36 @@ def test_every_state_changing_call_has_exactly_one_record(world):
         elif added != 1 or (after["items"][0]["path"], after["items"][0]["code"]) != (path, answer["code"]):
             wrong.append((path, answer["code"], added, after["items"][:1]))
     assert not wrong, wrong
+
+
+def _web_file_urls(task_id: int) -> list[str]:
+    return [f"/web/tasks/{task_id}/outputs/shot_0001.png", f"/web/tasks/{task_id}/outputs.zip",
+            f"/web/tasks/{task_id}/contact-sheet.jpg", f"/web/tasks/{task_id}/preview.mp4"]
+
+
+def test_dashboard_file_routes_need_the_session_and_answer_others_like_unknown(farm, world, web_bob):
+    """A task's files, zip and previews: no session, a forged one or a signature is 401; another user's task
+    answers exactly like one that does not exist; nothing is made or changed."""
+    before_db, before_files = db_snapshot(farm), file_snapshot(farm.data_dir.parent)
+    signed = world["raw"].headers(PROFILE, {})
+    urls = _web_file_urls(world["waiting"])
+    assert WEB_FILES == {re.sub(r"/web/tasks/[0-9]+/", "/web/tasks/{task_id:int}/", u)
+                                      .replace("shot_0001.png", "{name}") for u in urls}
+    wrong = []
+    for cookies, headers in [(None, {}), ({"rayfarm_session": "eyJ1aWQiOjF9.forged"}, {}), (None, signed),
+                             (None, {"Authorization": f"Bearer {farm.worker_token()}"})]:
+        with httpx.Client(base_url=farm.url, timeout=30, cookies=cookies) as anonymous:
+            for url in urls:
+                response = anonymous.get(url, headers=headers)
+                if response.status_code != 401:
+                    wrong.append((url, cookies, response.status_code))
+    for theirs, unknown in zip(urls, _web_file_urls(UNKNOWN), strict=True):
+        a, b = web_bob.get(theirs), web_bob.get(unknown)
+        if not (a.status_code == b.status_code == 404 and a.content == b.content):
+            wrong.append((theirs, a.status_code, a.content[:100], b.status_code))
+    assert not wrong, wrong
+    assert diff(before_db, db_snapshot(farm)) == {}
+    assert diff(before_files, file_snapshot(farm.data_dir.parent)) == {}
 
 
 def test_no_traceback_in_the_server_log(farm):

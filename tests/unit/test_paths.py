@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rayfarm.domain.paths import output_name, scene_name, to_storage_path
+from rayfarm.domain.paths import output_name, render_file_name, safe_file_name, scene_name, to_storage_path
 from rayfarm.protocol.codes import ApiError
 
 
@@ -104,3 +104,22 @@ def test_output_name_is_one_safe_directory(task_id, scene):
     assert re.fullmatch(r"[0-9]+_[A-Za-z0-9._-]{1,100}", name)
     assert name not in (".", "..") and "/" not in name and "\\" not in name
     assert not name.endswith(".")
+
+
+@pytest.mark.parametrize(("path", "name"), [
+    ("//renders/frame_", "frame_"), ("C:\\out\\beauty_###", "beauty_###"), ("####", "####"),
+    ("/tmp/", ""), ("//", ""), ("", ""), ("_beauty_", "beauty_"), ("../../x_", "x_"),
+    ("//r/plan élevé_", "plan _lev__"), ("//r/.hidden_", "hidden_"),
+])
+def test_render_file_name(path, name):
+    assert render_file_name(path) == name
+
+
+@given(st.text(max_size=300))
+@settings(max_examples=300)
+def test_a_render_file_name_makes_files_the_farm_stores(path):
+    """Whatever the scene's output path, the frames a renderer names with it are plain file names the farm's
+    output upload accepts (frame numbers replace the #s, an extension is added)."""
+    name = render_file_name(path)
+    if name:
+        assert safe_file_name(name.replace("#", "0") + "0001.png") is not None, name

@@ -179,8 +179,22 @@ def test_command_without_scene():
 def test_describe():
     described = taskjson.describe(taskjson.parse(task()))
     assert described == {"software": "blender", "cg_version": "3.6", "scene": "/D/proj/a.blend", "camera": "Camera",
-                         "width": 1920, "height": 1080, "format": "PNG", "command": None,
+                         "width": 1920, "height": 1080, "format": "PNG", "output_name": "out", "command": None,
                          "stall_timeout": 3600}
+
+
+@pytest.mark.parametrize(("output_path", "name"), [
+    ("D:/proj/renders/frame_", "frame_"),  # Blender names frame 1 frame_0001.png
+    ("D:\\proj\\renders\\beauty_###", "beauty_###"),
+    ("//renders/shot.####", "shot.####"),
+    ("/tmp\\", None),  # what Renderbus' analysis writes for Blender's default: a folder, no name
+    ("D:/proj/renders/", None),
+    ("", None),
+    (None, None),  # absent: the node reads the scene's own output path
+])
+def test_output_path_gives_the_frames_file_name(output_path, name):
+    spec = taskjson.parse(task(scene_info_render__common__Output_path=output_path))
+    assert spec.output_name == name and taskjson.describe(spec)["output_name"] == name
 
 
 # ---------------------------------------------------------------- pause_after_test

@@ -138,7 +138,7 @@ def test_local_timeout_reports_timeout(fake, node, tmp_path):
     node()
     pids = read_pids(pids_file)
     done = wait_until(lambda: farm.completes, timeout=6, what="complete")[0]
-    assert done["result"] == "timeout" and "jobStopTime" in done["error"]
+    assert done["result"] == "timeout" and "chunk time-out" in done["error"]
     wait_until(lambda: not any(alive(pid) for pid in pids), timeout=1, what="render processes gone")
 
 

@@ -23,9 +23,9 @@ def command_for(item, scene="/cache/abc/shot_010.blend", out=Path("/work/out")):
 
 
 def test_command_line_order_and_frames():
-    _, argv = command_for(lease(format="PNG", camera="Cam.001", width=1920, height=1080))
+    _, argv = command_for(lease(format="PNG", camera="Cam.001", width=1920, height=1080, output_name="beauty_###"))
     assert argv[:5] == ["blender", "-b", "--factory-startup", "--disable-autoexec", "/cache/abc/shot_010.blend"]
-    assert argv[argv.index("-o") + 1] == "/work/out/shot_010_####"
+    assert argv[argv.index("-o") + 1] == "/work/out/beauty_###"  # task.json's Output_path names the frames
     assert argv[argv.index("-F") + 1] == "PNG"
     assert argv[argv.index("-x") + 1] == "1"
     assert argv[argv.index("-s") + 1] == "3"
@@ -41,13 +41,31 @@ def test_command_line_order_and_frames():
     assert "scene.render.resolution_x = 1920" in script
     assert "scene.render.resolution_y = 1080" in script
     assert "scene.render.resolution_percentage = 100" in script
+    assert "render_file_name" not in script  # Output_path given: the scene's own name is not read
     compile(script, "<expr>", "exec")
 
 
-def test_nothing_to_apply_means_no_python():
+def run_naming(script: str, scene_filepath: str) -> str:
+    """What the naming part of a settings script sets the output path to, for a scene whose path is this."""
+    from types import SimpleNamespace
+
+    scene = SimpleNamespace(render=SimpleNamespace(filepath=scene_filepath))
+    namespace = {"scene": scene}
+    exec(script.split("scene = bpy.context.scene\n", 1)[1], namespace)
+    return scene.render.filepath
+
+
+def test_without_output_path_the_scene_names_its_frames_in_the_chunks_folder():
     _, argv = command_for(lease())
-    assert "--python-expr" not in argv and "-F" not in argv
-    assert argv[-7:] == ["-s", "3", "-e", "7", "-j", "2", "-a"]
+    assert "-o" not in argv and "-F" not in argv
+    assert argv[-11:-2] == ["-s", "3", "-e", "7", "-j", "2", "--python-exit-code", "1", "--python-expr"]
+    assert argv[-1] == "-a"
+    script = argv[-2]
+    compile(script, "<expr>", "exec")
+    assert run_naming(script, "//renders/frame_") == "/work/out/frame_"  # Blender adds 0001.png
+    assert run_naming(script, "C:\\shots\\beauty_###") == "/work/out/beauty_###"
+    assert run_naming(script, "/tmp/") == "/work/out/shot_010_####"  # a folder only: named after the scene
+    assert run_naming(script, "//renders/_v2 ébauche_") == "/work/out/v2 _bauche_"  # what the farm can store
 
 
 def test_camera_name_is_quoted_safely():
@@ -75,7 +93,7 @@ def test_unknown_or_movie_format_is_refused(name):
 
 def test_scene_stem_comes_from_the_task_even_when_cached_under_another_name():
     _, argv = command_for(lease(scene="D:\\proj\\Shot 2.blend"), scene="/cache/ff/x.blend")
-    assert argv[argv.index("-o") + 1] == "/work/out/Shot 2_####"
+    assert run_naming(argv[argv.index("--python-expr") + 1], "/tmp/") == "/work/out/Shot 2_####"
 
 
 def test_unknown_software_is_refused():
@@ -143,6 +161,27 @@ def test_real_blender_renders_two_frames_and_progress_reaches_100(tmp_path, cube
     assert values == sorted(values)
     assert any(0 < v < 50 for v in values) and 50 in values and any(50 < v < 100 for v in values)
     assert values[-1] == 100
+
+
+@needs_blender
+@pytest.mark.parametrize(("own", "names"), [("//renders/frame_", ["frame_0002.png", "frame_0003.png"]),
+                                            ("/somewhere/else/beauty_###.", ["beauty_002.png", "beauty_003.png"])])
+def test_real_blender_keeps_the_scenes_own_frame_names(tmp_path, cube_scene, own, names):
+    """A scene whose output path is its artist's (not Blender's default folder): the frames keep its names, and
+    land in the chunk's output folder, not where the scene said."""
+    scene = tmp_path / "named.blend"
+    script = f"import bpy; bpy.context.scene.render.filepath = {own!r}; bpy.ops.wm.save_as_mainfile(filepath={str(scene)!r})"
+    made = subprocess.run(["blender", "-b", "--factory-startup", str(cube_scene), "--python-expr", script],
+                          capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0 and scene.exists(), made.stdout[-2000:] + made.stderr[-2000:]
+    out = tmp_path / "out"
+    out.mkdir()
+    _, argv = command_for(lease(start=2, end=3, step=1, scene="/D/proj/named.blend", format="PNG", width=32, height=18),
+                          scene=scene, out=out)
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == names
+    assert not (tmp_path / "renders").exists()
 
 
 @needs_blender

@@ -45,6 +45,7 @@ export const API = {
   frames: '/render/handle/queryTaskFrames',
   thumbnails: '/render/handle/loadingFrameThumbnail',
   log: '/rayfarm/task/log',
+  outputs: '/rayfarm/task/outputs',
   stop: '/rendering/task/renderingTask/stopTask',
   start: '/rendering/task/renderingTask/startTask',
   abort: '/render/handle/abandonTask',

@@ -1,15 +1,22 @@
-// One task: state, progress, controls, the frame grid coloured by frame status, and the chosen frame's
-// details, thumbnails and log tail.
+// One task: state, progress and time left, controls, the frame grid coloured by frame status (filtered by
+// state), the chosen frame's details, thumbnails and log tail, and the task's previews and outputs.
 
 import { API, call } from './api.js';
+import { Gallery } from './gallery.js';
+import { Previews } from './previews.js';
 import {
-  FRAME_STATUS, TASK_STATUS, badge, bytes, dateTime, duration, h, percent, progressBar, setAttr, setText,
-  syncChildren, updateBadge, updateProgress,
+  FRAME_STATUS, TASK_STATUS, badge, bytes, dateTime, duration, framesText, h, percent, progressBar, setAttr,
+  setText, syncChildren, timeLeft, updateBadge, updateProgress,
 } from './ui.js';
 
 const FRAME_PAGE = 500;
 const RERENDERABLE = [3, 4, 5, 11]; // stopped, done, failed, timed out
-const LEGEND = [[1, 'Waiting'], [8, 'Held'], [2, 'Rendering'], [4, 'Done'], [5, 'Failed'], [11, 'Timed out'], [3, 'Stopped']];
+// The frame filters: a name means what the counts with that name count (failed: failed and timed out), as in
+// `rayfarm task frames --state`. Each shows the colours of the states it holds, so it doubles as the legend.
+const FILTERS = [['All', []], ['Waiting', [1, 6, 8], [1, 8]], ['Rendering', [2], [2]], ['Done', [4], [4]],
+  ['Failed', [5, 11], [5, 11]], ['Stopped', [3], [3]]];
+const FINISHED = [25, 30];
+const OUTPUTS_MS = 5000;
 
 function field(dl, label) {
   const value = h('dd');
@@ -23,6 +30,7 @@ export class TaskView {
     this.id = Number(id);
     this.title = `Task ${this.id}`;
     this.page = 1;
+    this.filter = 0; // index in FILTERS
     this.selected = null; // frame id
     this.shownThumbs = null;
     this.heading = h('h1', { id: 'task-title' }, `Task ${this.id}`);
@@ -34,14 +42,16 @@ export class TaskView {
     const counts = h('dl', { class: 'facts' });
     this.f = {
       done: field(counts, 'Done'), rendering: field(counts, 'Rendering'), waiting: field(counts, 'Waiting'),
-      failed: field(counts, 'Failed'), stopped: field(counts, 'Stopped'),
+      failed: field(counts, 'Failed'), stopped: field(counts, 'Stopped'), left: field(counts, 'Time left'),
     };
     const details = h('dl', { class: 'facts' });
     Object.assign(this.f, {
       scene: field(details, 'Scene'), project: field(details, 'Project'), software: field(details, 'Software'),
       range: field(details, 'Frames'), submitted: field(details, 'Submitted'), started: field(details, 'Started'),
-      completed: field(details, 'Completed'), time: field(details, 'Render time'), level: field(details, 'Priority'),
-      limit: field(details, 'Node limit'), overTime: field(details, 'Over-time stop'),
+      completed: field(details, 'Completed'), time: field(details, 'Render time'), labels: field(details, 'Labels'),
+      chunks: field(details, 'Chunks'), pool: field(details, 'Pool'), level: field(details, 'Priority'),
+      limit: field(details, 'Node limit'), chunkTimeout: field(details, 'Chunk time-out'),
+      overTime: field(details, 'Over-time stop'),
     });
 
     const act = (label, op, path, extra = {}) => h('button', {
@@ -71,7 +81,15 @@ export class TaskView {
 
     this.grid = h('ol', { class: 'frames', 'aria-label': 'Frames of this task, coloured by state' });
     this.grid.addEventListener('keydown', (event) => this.moveFocus(event));
-    this.legend = h('ul', { class: 'legend', 'aria-label': 'Frame states on this page' });
+    this.filterButtons = FILTERS.map(([name, , colours], index) => h('button', {
+      type: 'button', class: 'chip', 'aria-pressed': String(index === this.filter), 'data-filter': name,
+      onclick: () => this.choose(index),
+    }, (colours || []).map((code) => h('span', { class: `swatch fs${code}`, 'aria-hidden': 'true' })),
+    h('span', {}, name), ' ', h('span', { class: 'count' }, '')));
+    this.legend = h('div', { class: 'chips legend', role: 'group', 'aria-label': 'Show chunks by state' }, this.filterButtons);
+    this.filterEmpty = h('p', { class: 'hint', hidden: true });
+    this.previews = new Previews(this.id);
+    this.gallery = new Gallery(this.id);
     this.framePager = h('nav', { class: 'pager', 'aria-label': 'Frame pages', hidden: true });
     this.detail = h('section', { class: 'frame-detail card', 'aria-labelledby': 'frame-title', hidden: true });
 
@@ -92,12 +110,19 @@ export class TaskView {
           setting('overTime', 'Over-time stop (minutes)', '0 = off; stops the task when a frame runs longer', 0,
             43200, API.overTime, (v) => ({ taskIds: [this.id], overTime: v * 60 })))),
       h('section', { class: 'card', 'aria-labelledby': 'frames-title' },
-        h('h2', { id: 'frames-title' }, 'Frames'), this.legend, this.grid, this.framePager),
-      this.detail);
+        h('h2', { id: 'frames-title' }, 'Frames'), this.legend, this.grid, this.filterEmpty, this.framePager),
+      this.detail, this.previews.root, this.gallery.root);
   }
 
   problem(text) {
     setText(this.error, text);
+  }
+
+  choose(index) {
+    this.filter = index;
+    this.page = 1;
+    this.filterButtons.forEach((button, i) => button.setAttribute('aria-pressed', String(i === index)));
+    this.app.tick();
   }
 
   async act(label, path, extra) {
@@ -131,7 +156,8 @@ export class TaskView {
     try {
       [info, frames] = await Promise.all([
         call(API.taskInfo, { taskIds: [this.id] }),
-        call(API.frames, { taskId: this.id, pageNum: this.page, pageSize: FRAME_PAGE }),
+        call(API.frames, { taskId: this.id, pageNum: this.page, pageSize: FRAME_PAGE,
+          ...(FILTERS[this.filter][1].length ? { status: FILTERS[this.filter][1] } : {}) }),
       ]);
     } catch (error) {
       if (error.code === 937 || error.code === 600) {
@@ -143,7 +169,24 @@ export class TaskView {
     }
     this.showTask(info.items[0]);
     this.showFrames(frames);
-    await this.showDetail(frames.items.find((frame) => frame.id === this.selected));
+    await Promise.all([this.showDetail(frames.items.find((frame) => frame.id === this.selected)),
+      this.showOutputs(info.items[0])]);
+  }
+
+  // The outputs listing is read again when frames got done (at most every OUTPUTS_MS while the task renders: a
+  // big task's listing is big) or the task changed state; once it ended, every few seconds until the farm has
+  // made its previews.
+  async showOutputs(task) {
+    if (!task.submitDate) return;
+    const rendering = [0, 5, 8].includes(task.taskStatus);
+    const making = FINISHED.includes(task.taskStatus) && !(this.made ?? false);
+    const key = `${task.taskStatus}:${task.doneFrames}:${task.completedDate}${making ? `:${Math.floor(Date.now() / 3000)}` : ''}`;
+    const due = !rendering || !this.outputsAt || Date.now() - this.outputsAt >= OUTPUTS_MS;
+    if (key !== this.gallery.key && due) this.outputsAt = Date.now();
+    const listing = await this.gallery.refresh(due ? key : this.gallery.key, !rendering);
+    if (!listing) return;
+    this.made = listing.previews.movie.ready && listing.previews.sheet.ready;
+    this.previews.show(listing, task);
   }
 
   showTask(task) {
@@ -158,14 +201,22 @@ export class TaskView {
     setText(f.waiting, task.waitingCount);
     setText(f.failed, task.failedFrames);
     setText(f.stopped, task.abortFrames);
+    setText(f.left, timeLeft(task) || '–');
+    setAttr(f.left, 'title', task.secondsPerFrame ? `${duration(task.secondsPerFrame)} a frame so far` : null);
     setText(f.scene, task.sceneName || '–');
     setText(f.project, task.projectName || '–');
     setText(f.software, task.software || '–');
-    setText(f.range, task.framesRange || '–');
+    setText(f.range, framesText(task.framesRange));
     setText(f.submitted, dateTime(task.submitDate));
     setText(f.started, dateTime(task.startTime));
     setText(f.completed, dateTime(task.completedDate));
     setText(f.time, duration(task.renderDuration));
+    setText(f.labels, task.labels?.length ? task.labels.join(', ') : '–');
+    setText(f.chunks, task.framesPerChunk ? `${task.framesPerChunk} frame${task.framesPerChunk === 1 ? '' : 's'} each` : '–');
+    const pool = task.pool ?? (task.pools ? task.pools.join(', ') || 'any node' : null); // when the farm says
+    setText(f.pool, pool ?? '');
+    f.pool.hidden = f.pool.previousSibling.hidden = pool === null;
+    setText(f.chunkTimeout, task.jobStopTime ? duration(task.jobStopTime) : 'none');
     setText(f.level, task.taskUserLevel);
     setText(f.limit, task.taskLimit ? `${task.taskLimit} nodes` : 'none');
     setText(f.overTime, task.overTimeStop ? duration(task.overTimeStop) : 'off');
@@ -194,11 +245,14 @@ export class TaskView {
       setAttr(button, 'aria-pressed', String(frame.id === this.selected));
       setAttr(button, 'tabindex', frame.id === (this.selected ?? page.items[0]?.id) ? '0' : '-1');
     });
-    const counts = {};
-    for (const frame of page.items) counts[frame.frameStatus] = (counts[frame.frameStatus] || 0) + 1;
-    counts[1] = (counts[1] || 0) + (counts[6] || 0);
-    this.legend.replaceChildren(...LEGEND.filter(([code]) => counts[code]).map(([code, name]) => h('li', {},
-      h('span', { class: `swatch fs${code}`, 'aria-hidden': 'true' }), `${name} ${counts[code]}`)));
+    const counts = page.chunkCounts || {};
+    const total = Object.values(counts).reduce((sum, n) => sum + n, 0);
+    FILTERS.forEach(([, codes], index) => {
+      const n = codes.length ? codes.reduce((sum, code) => sum + (counts[code] || 0), 0) : total;
+      setText(this.filterButtons[index].querySelector('.count'), n);
+    });
+    this.filterEmpty.hidden = page.items.length > 0;
+    setText(this.filterEmpty, `No ${FILTERS[this.filter][0].toLowerCase()} chunks.`);
     const pages = page.pageCount;
     this.framePager.hidden = pages <= 1;
     if (pages > 1) {

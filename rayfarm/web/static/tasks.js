@@ -2,7 +2,7 @@
 
 import { API, call, get } from './api.js';
 import {
-  TASK_STATUS, badge, dateTime, h, progressBar, setAttr, setText, syncChildren, updateBadge, updateProgress,
+  TASK_STATUS, badge, dateTime, h, progressBar, setAttr, setText, syncChildren, timeLeft, updateBadge, updateProgress,
 } from './ui.js';
 
 const FILTERS = [
@@ -109,7 +109,7 @@ export class TasksView {
       h('td', {}, h('a', { href: link, class: 'task-id' }, String(task.id))),
       h('td', {}, h('a', { href: link, class: 'scene' }, '')),
       h('td', {}, badge(task.taskStatus, TASK_STATUS, 'ts')),
-      h('td', {}, progressBar(`Progress of task ${task.id}`)),
+      h('td', {}, progressBar(`Progress of task ${task.id}`), h('span', { class: 'eta' })),
       h('td', { class: 'frames-cell' }),
       h('td', { class: 'num' }),
       h('td', {}));
@@ -121,6 +121,7 @@ export class TasksView {
     setAttr(cells[1].firstChild, 'title', task.projectName ? `Project ${task.projectName}` : null);
     updateBadge(cells[2].firstChild, task.taskStatus, TASK_STATUS, 'ts');
     updateProgress(cells[3].firstChild, task.progress);
+    setText(cells[3].lastChild, timeLeft(task));
     const extra = [task.executingFrames && `${task.executingFrames} rendering`, task.failedFrames && `${task.failedFrames} failed`];
     setText(cells[4], `${task.doneFrames} / ${task.totalFrames} done${extra.filter(Boolean).map((x) => ` · ${x}`).join('')}`);
     setText(cells[5], task.taskUserLevel);

@@ -64,17 +64,42 @@ export function updateBadge(el, status, names, prefix) {
   setText(el, names[status] ?? `Status ${status}`);
 }
 
+// Local time as the command line prints it, whatever the browser's locale: 2025-03-04 17:05:09.
 export function dateTime(ms) {
   if (!ms) return '–';
-  return new Date(ms).toLocaleString(undefined, { dateStyle: 'short', timeStyle: 'medium' });
+  const d = new Date(ms);
+  const two = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
 }
 
+// A length of time as the command line says it: 45 s, 3 min 20 s, 2 h 5 min, 3 days.
 export function duration(seconds) {
   if (seconds === null || seconds === undefined) return '–';
   const s = Math.round(seconds);
   if (s < 60) return `${s} s`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
-  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  if (s < 3600) return `${Math.floor(s / 60)} min${s % 60 ? ` ${s % 60} s` : ''}`;
+  if (s < 86400 || s % 86400) return `${Math.floor(s / 3600)} h${Math.floor((s % 3600) / 60) ? ` ${Math.floor((s % 3600) / 60)} min` : ''}`;
+  return `${s / 86400} day${s >= 172800 ? 's' : ''}`;
+}
+
+// A frame range as the command line shows it: 1-24[1] -> 1-24; 1-99[2] -> 1-99, every 2nd frame.
+export function framesText(text) {
+  if (!text) return '–';
+  const ordinal = (n) => `${n}${n % 100 >= 10 && n % 100 <= 20 ? 'th' : ({ 1: 'st', 2: 'nd', 3: 'rd' }[n % 10] || 'th')}`;
+  const parts = text.replace(/\s+/g, '').split(',').map((item) => {
+    const m = item.match(/^(\d+)(?:-(\d+))?(?:\[(\d+)\])?$/);
+    if (!m) return { text: item, step: 1 };
+    const [start, end, step] = [Number(m[1]), Number(m[2] ?? m[1]), Number(m[3] ?? 1)];
+    const last = end - ((end - start) % step);
+    return start === last ? { text: String(start), step: 1 } : { text: `${start}-${last}`, step };
+  });
+  const stepped = parts.some((p) => p.step > 1);
+  return parts.map((p) => (p.step > 1 ? `${p.text}, every ${ordinal(p.step)} frame` : p.text)).join(stepped ? '; ' : ', ');
+}
+
+// The time a rendering task still needs, from its done chunks (etaSeconds); '' when the farm has no estimate.
+export function timeLeft(task) {
+  return task.etaSeconds === null || task.etaSeconds === undefined ? '' : `about ${duration(task.etaSeconds)} left`;
 }
 
 export function ago(epochSeconds) {

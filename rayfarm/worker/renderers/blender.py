@@ -1,6 +1,12 @@
-"""Blender: one `blender -b ... -a` run per chunk, progress from its `Fra:/Sample/Saved:` lines."""
+"""Blender: one `blender -b ... -a` run per chunk, progress from its `Fra:/Sample/Saved:` lines.
+
+Frames are named as the artist expects: by task.json's ``Output_path`` file name when it gives one, else by the
+scene's own output path (its file name and ``#`` padding: ``//renders/frame_`` renders ``frame_0001.png``),
+always in the chunk's output folder; a scene whose output path names only a folder gets ``<scene>_####``.
+"""
 
 import functools
+import inspect
 import logging
 import re
 import shutil
@@ -8,6 +14,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, ClassVar
 
+from rayfarm.domain.paths import render_file_name
 from rayfarm.worker.renderers.base import Chunk, Renderer, RenderError, scene_stem
 
 log = logging.getLogger(__name__)
@@ -57,9 +64,19 @@ def blender_format(name: str | None) -> str | None:
     raise RenderError(f"the output format {name!r} is not known to Blender; use one of {known}.")
 
 
-def settings_script(camera: str | None, width: int | None, height: int | None) -> str | None:
-    """Python run inside Blender (via --python-expr) to apply task.json's camera and resolution."""
-    lines = ["import bpy", "scene = bpy.context.scene"]
+def naming_script(output_dir: Path, fallback: str) -> str:
+    """Python run inside Blender: the output path is the chunk's folder and the scene's own file name pattern
+    (``render_file_name`` of its output path, the very function), ``fallback`` when it names a folder only."""
+    return "\n".join([inspect.getsource(render_file_name),
+                      f"name = render_file_name(scene.render.filepath) or {fallback!r}",
+                      f"scene.render.filepath = {str(output_dir) + '/'!r} + name"])
+
+
+def settings_script(camera: str | None, width: int | None, height: int | None,
+                    naming: str | None = None) -> str | None:
+    """Python run inside Blender (via --python-expr) to apply task.json's camera and resolution (and the naming
+    of the frames, ``naming_script``)."""
+    lines = ["import bpy", "scene = bpy.context.scene", *([naming] if naming else [])]
     if camera:
         message = f"the scene has no camera object named {camera!r}"
         lines += [f"camera = bpy.data.objects.get({camera!r})",
@@ -115,14 +132,18 @@ class BlenderRenderer(Renderer):
         self.frame_count = len(chunk.frames)
         self.frame, self.saved, self.fraction = None, set(), 0.0
         render = self.render
-        argv = [self.executable, "-b", "--factory-startup", "--disable-autoexec", str(scene_path),
-                "-o", str(Path(output_dir) / f"{scene_stem(render, scene_path)}_####")]
+        argv = [self.executable, "-b", "--factory-startup", "--disable-autoexec", str(scene_path)]
+        naming = None
+        if render.get("output_name"):  # task.json's Output_path names the frames
+            argv += ["-o", str(Path(output_dir) / render["output_name"])]
+        else:  # the scene's own output path does, read inside Blender
+            naming = naming_script(Path(output_dir), f"{scene_stem(render, scene_path)}_####")
         file_format = blender_format(render.get("format"))
         if file_format:
             argv += ["-F", file_format]
         argv += ["-x", "1"]  # always add the file extension, whatever the scene says
         argv += ["-s", str(chunk.start), "-e", str(chunk.end), "-j", str(chunk.step)]
-        script = settings_script(render.get("camera"), render.get("width"), render.get("height"))
+        script = settings_script(render.get("camera"), render.get("width"), render.get("height"), naming)
         if script:
             argv += ["--python-exit-code", "1", "--python-expr", script]
         argv.append("-a")
