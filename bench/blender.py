@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--poll", type=float, default=0.1, help="queryTaskInfo polling interval, s")
     args = parser.parse_args()
 
-    from tests.blender_scene import make_scene
+    from tests.support.blender import make_scene
 
     with common.deadline(1500, "blender"), Bench(args.database, args.keep, "blender") as bench:
         scene = make_scene(bench.tmp / "scene" / "scene.blend", frames=args.frames, width=args.width,

@@ -8,7 +8,7 @@ import httpx
 from PIL import Image
 
 from rayfarm.sdk import RayfarmAPI
-from tests.farmproc import free_port
+from tests.support.processes import free_port
 
 REFUSED, USAGE, UNREACHABLE, TASK_FAILED = 3, 2, 4, 5
 

@@ -1,6 +1,6 @@
 import pytest
 
-from tests.storefarm import close_all
+from tests.support.farms import close_all
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,7 @@ from rayfarm.domain.states import FrameStatus as F
 from rayfarm.domain.states import TaskStatus as T
 from rayfarm.store import frame_ops, leases, workers
 from rayfarm.store import tasks as task_store
-from tests.storefarm import claim, complete, frame_statuses, make_farm, make_user, register, status, submit
+from tests.support.farms import claim, complete, frame_statuses, make_farm, make_user, register, status, submit
 
 
 def test_higher_level_renders_first(tmp_path):
@@ -49,7 +49,7 @@ def test_task_limit_never_exceeded(tmp_path):
 def test_priority_frames_then_pause_then_full_speed(tmp_path):
     farm = make_farm(tmp_path)
     user = make_user(farm)
-    task_id = submit(farm, user, frames="1-6", per_chunk=2, pre="100", pause="1")
+    task_id = submit(farm, user, frames="1-6", per_chunk=2, pre_frames="100", stop_after_test="1")
     node = register(farm, "n1")
     first = claim(farm, node)
     assert first[0].frame.frame_type == 4 and first[0].frame.start_frame == 1
@@ -71,7 +71,7 @@ def test_priority_frames_then_pause_then_full_speed(tmp_path):
 def test_priority_frames_release_by_themselves_without_pause(tmp_path):
     farm = make_farm(tmp_path)
     user = make_user(farm)
-    task_id = submit(farm, user, frames="1-3", pre="001", pause="2")
+    task_id = submit(farm, user, frames="1-3", pre_frames="001", stop_after_test="2")
     node = register(farm, "n1")
     first = claim(farm, node)[0]
     assert first.frame.start_frame == 3
