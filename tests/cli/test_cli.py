@@ -33,7 +33,7 @@ def test_rayfarm_up_prints_the_dashboard_address_and_how_to_sign_in_there(farm):
     [key] = [line.split(":", 1)[1].strip() for line in lines if line.strip().startswith("access key:")]
     assert key == farm.creds["accessKey"]
     # what it says works: the page is served there, and the printed access id and key sign in to it
-    with httpx.Client(base_url=f"{farm.url}/", timeout=10) as client:
+    with httpx.Client(base_url=f"{farm.url}/", timeout=30) as client:
         page = client.get("/")
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html"), page.text[:200]
         answer = client.post("/web/signin", json={"accessId": farm.creds["accessId"], "accessKey": key},

@@ -45,8 +45,8 @@ def page():
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
         context = browser.new_context(viewport={"width": 1360, "height": 900})
-        context.set_default_timeout(20_000)  # liveness only: a busy CI machine may be slow
-        expect.set_options(timeout=15_000)
+        context.set_default_timeout(30_000)  # liveness only: a busy CI machine may be slow
+        expect.set_options(timeout=30_000)
         yield context.new_page()
         browser.close()
 
@@ -118,7 +118,7 @@ def test_dashboard_signs_in_watches_a_blender_render_and_drives_a_task(scene, fa
     expect(thumb).to_have_count(1)
     thumb.scroll_into_view_if_needed()
     page.wait_for_function("() => { const i = document.querySelector('img.thumb'); return i && i.complete && "
-                           "i.naturalWidth > 0; }", timeout=10_000)
+                           "i.naturalWidth > 0; }", timeout=30_000)
     assert thumb.evaluate("i => i.naturalWidth") == 96  # the rendered frame's size (smaller than a thumbnail)
     expect(page.locator("pre.log")).to_contain_text("Saved")
     shot(page, "task-frames")
