@@ -13,6 +13,7 @@
 - ``fake_farm``: a fake of the farm's worker API, for the real worker agent.
 - ``proxy``: a TCP proxy that can be cut.
 - ``blender``: tiny Blender test scenes.
+- ``routes``: the security matrix's inventory of the app's routes; ``fuzz``: hypothesis strategies for them.
 """
 
 import os
