@@ -15,21 +15,22 @@ ratio = queryTaskInfo/s / queryUserProfile/s.
 
 import asyncio
 
-from bench import common
-from bench.common import Bench, CpuMeter, FakeWorker, emit, note
+from bench.clients import SignedAsync, make_client
+from bench.cpu import CpuMeter, postgres_pids, self_pids, wait_quiet
+from bench.harness import Bench, base_parser, deadline, emit, note, run, sdk, timed_submit
+from bench.stats import timed_loop
+from tests.support import taskjson
+from tests.support.fake_node import AsyncNode
 
 PROFILE = "/api/render/setUp/queryUserProfile"
 TASK_INFO = "/api/render/handle/queryTaskInfo/v2"
 
 
 async def prepare(server, token: str, user, count: int) -> list[int]:
-    from rayfarm.sdk import RayfarmAPI
-
-    api = RayfarmAPI(user.access_id, user.access_key, domain=server.domain)
-    ids = [common.submit(api, "1-100", 1, command=["true"])[0] for _ in range(count)]
-    api.close()
-    async with common.make_client("raw") as client:
-        worker = FakeWorker(client, server.url, token, "api-node")
+    with sdk(server, user) as api:
+        ids = [timed_submit(api, taskjson.command(["true"], "1-100"))[0] for _ in range(count)]
+    async with make_client("raw") as client:
+        worker = AsyncNode(client, server.url, token, "api-node", retries=2)
         await worker.register()
         for _ in range(count * 3):
             for lease in await worker.lease(1, 0):
@@ -39,8 +40,8 @@ async def prepare(server, token: str, user, count: int) -> list[int]:
 
 async def measure(server, user, ids: list[int], kind: str, concurrency: int, seconds: float, warmup: float,
                   groups: dict) -> dict:
-    clients = [common.make_client(kind) for _ in range(concurrency)]
-    signers = [common.SignedAsync(server, user, c) for c in clients]
+    clients = [make_client(kind) for _ in range(concurrency)]
+    signers = [SignedAsync(server, user, c) for c in clients]
     counters = [0] * concurrency
     try:
         async def info(index: int) -> int:
@@ -60,7 +61,7 @@ async def measure(server, user, ids: list[int], kind: str, concurrency: int, sec
 
         out = {}
         for name, step in (("healthz", health), ("queryUserProfile", profile), ("queryTaskInfo", info)):
-            result = await common.timed_loop(concurrency, seconds, warmup, step, CpuMeter(**groups))
+            result = await timed_loop(concurrency, seconds, warmup, step, CpuMeter(**groups))
             out[name] = result
     finally:
         for client in clients:
@@ -77,7 +78,7 @@ async def measure(server, user, ids: list[int], kind: str, concurrency: int, sec
 
 
 def main() -> None:
-    parser = common.base_parser(__doc__)
+    parser = base_parser(__doc__)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--warmup", type=float, default=2.0)
@@ -85,15 +86,15 @@ def main() -> None:
     args = parser.parse_args()
     kinds = args.client.split(",")
 
-    with common.deadline(200 + len(kinds) * 3 * (args.seconds + args.warmup + 60), "api"), \
+    with deadline(200 + len(kinds) * 3 * (args.seconds + args.warmup + 60), "api"), \
             Bench(args.database, args.keep, "api") as bench:
         server = bench.start_server(args.server_processes)
-        user = bench.create_user("bench", "--allow-commands")
-        ids = asyncio.run(prepare(server, bench.token(), user, 20))
-        groups = {"server": server.pids, "client": common.self_pids}
+        user = bench.create_user(server)
+        ids = asyncio.run(prepare(server, server.worker_token(), user, 20))
+        groups = {"server": server.pids, "client": self_pids}
         if args.database == "postgres":
-            groups["postgres"] = common.postgres_pids
-        quiet = common.wait_quiet()
+            groups["postgres"] = postgres_pids
+        quiet = wait_quiet()
         runs = []
         for kind in kinds:
             result = asyncio.run(measure(server, user, ids, kind, args.concurrency, args.seconds, args.warmup, groups))
@@ -109,4 +110,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    common.run(main)
+    run(main)

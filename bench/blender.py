@@ -3,7 +3,7 @@
     python -m bench.blender [--database sqlite|postgres] [--frames 24] [--workers 2] [--per-chunk 6]
                             [--width 480] [--height 270] [--samples 10]
 
-The scene comes from tests/blender_scene.make_scene (cube, camera, sun; Cycles CPU, no denoiser);
+The scene comes from tests/support/blender.make_scene (cube, camera, sun; Cycles CPU, no denoiser);
 at 480x270 and 10 samples one frame takes about a second with two renders sharing the 2 cores.
 Farm: the scene is uploaded with the SDK (api.files.upload(path, "D:/bench/scene.blend")), W real
 `rayfarm worker` processes are registered, a Blender task of F frames in chunks of --per-chunk is
@@ -16,8 +16,11 @@ A one-frame render first warms the file cache for both. Goal: ratio <= 1.10.
 import subprocess
 import time
 
-from bench import common
-from bench.common import Bench, CpuMeter, emit, note
+from bench.cpu import CpuMeter, tree_pids, wait_quiet
+from bench.harness import Bench, base_parser, deadline, emit, note, poll_until_done, run, sdk
+from tests.support import taskjson
+from tests.support.blender import make_scene
+from tests.support.processes import stop_process
 
 
 def by_hand(scene, out_dir, frames: int, workers: int) -> float:
@@ -34,7 +37,7 @@ def by_hand(scene, out_dir, frames: int, workers: int) -> float:
                 raise RuntimeError(f"blender exited with {proc.returncode}")
     finally:
         for proc in procs:
-            common.stop_group(proc)
+            stop_process(proc)
     seconds = time.perf_counter() - began
     saved = len(list(out_dir.glob("f_*.png")))
     if saved != frames:
@@ -43,7 +46,7 @@ def by_hand(scene, out_dir, frames: int, workers: int) -> float:
 
 
 def main() -> None:
-    parser = common.base_parser(__doc__)
+    parser = base_parser(__doc__)
     parser.add_argument("--frames", type=int, default=24)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--per-chunk", type=int, default=6)
@@ -53,38 +56,27 @@ def main() -> None:
     parser.add_argument("--poll", type=float, default=0.1, help="queryTaskInfo polling interval, s")
     args = parser.parse_args()
 
-    from tests.blender_scene import make_scene
-
-    with common.deadline(1500, "blender"), Bench(args.database, args.keep, "blender") as bench:
+    with deadline(1500, "blender"), Bench(args.database, args.keep, "blender") as bench:
         scene = make_scene(bench.tmp / "scene" / "scene.blend", frames=args.frames, width=args.width,
                            height=args.height, samples=args.samples, timeout=120)
         warm = bench.tmp / "warm"
         subprocess.run(["blender", "-b", "--factory-startup", str(scene), "-o", str(warm / "w_####"), "-f", "1"],
                        capture_output=True, timeout=300, check=True)
         server = bench.start_server(args.server_processes)
-        user = bench.create_user("bench")
+        user = bench.create_user(server, commands=False)
         workers = bench.start_workers(server, args.workers)
-        api = common.sdk(server, user, timeout=300)
+        api = sdk(server, user, timeout=300)
         api.files.upload(scene, "D:/bench/scene.blend")
         task_id = api.task.task_id
-        api.task.upload_task_json(task_id, common.task_json(
-            f"1-{args.frames}", args.per_chunk, software="blender", scene="D:/bench/scene.blend",
-            Render_Format="PNG"))
-        quiet = common.wait_quiet()
-        meter = CpuMeter(server=server.pids,
-                         workers=lambda: [p for w in workers for p in common.psutil_tree(w.process.pid)])
+        api.task.upload_task_json(task_id, taskjson.blender(
+            "D:/bench/scene.blend", f"1-{args.frames}", per_chunk=args.per_chunk, cg_version="3.4",
+            common={"width": str(args.width), "height": str(args.height)}))
+        quiet = wait_quiet()
+        meter = CpuMeter(server=server.pids, workers=lambda: tree_pids(workers))
         meter.start()
         began = time.perf_counter()
         api.task.submit_task(task_id)
-        while True:
-            item = api.query.task_info([task_id])["items"][0]
-            if item["taskStatus"] == 25:
-                break
-            if item["taskStatus"] not in (0, 5):
-                raise RuntimeError(f"the task ended in status {item['taskStatus']}: {item}")
-            if time.perf_counter() - began > 900:
-                raise TimeoutError(f"not done after 900 s: {item}")
-            time.sleep(args.poll)
+        item, _ = poll_until_done(api, task_id, args.poll, 900)
         farm_s = time.perf_counter() - began
         cpu = meter.stop()
         outputs = [f for f in api.files.output_files(task_id) if any(str(v).endswith(".png") for v in f.values())]
@@ -105,4 +97,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    common.run(main)
+    run(main)

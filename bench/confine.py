@@ -19,11 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import common
-from bench.common import CpuMeter, emit, note
+from bench.cpu import CpuMeter, wait_quiet
+from bench.harness import base_parser, deadline, emit, note, run
+from bench.stats import ms
 from rayfarm.worker import process
 from rayfarm.worker.confine import probe
-from tests.blender_scene import make_scene
+from tests.support.blender import make_scene
 
 
 def once(argv: list[str], cwd: Path, confined: bool) -> tuple[float, float]:
@@ -40,8 +41,8 @@ def once(argv: list[str], cwd: Path, confined: bool) -> tuple[float, float]:
 
 def figures(runs: list[tuple[float, float]]) -> dict:
     wall = [w for w, _ in runs]
-    return {"mean_ms": common.ms(statistics.fmean(wall)), "p50_ms": common.ms(statistics.median(wall)),
-            "min_ms": common.ms(min(wall)), "cpu_p50_ms": common.ms(statistics.median(c for _, c in runs))}
+    return {"mean_ms": ms(statistics.fmean(wall)), "p50_ms": ms(statistics.median(wall)),
+            "min_ms": ms(min(wall)), "cpu_p50_ms": ms(statistics.median(c for _, c in runs))}
 
 
 def compare(argv: list[str], confined_argv: list[str], cwd: Path, runs: int) -> dict:
@@ -58,14 +59,14 @@ def compare(argv: list[str], confined_argv: list[str], cwd: Path, runs: int) -> 
 
 
 def main() -> None:
-    parser = common.base_parser(__doc__)
+    parser = base_parser(__doc__)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--width", type=int, default=160)
     parser.add_argument("--height", type=int, default=90)
     parser.add_argument("--samples", type=int, default=8)
     args = parser.parse_args()
 
-    with common.deadline(900, "confine"), tempfile.TemporaryDirectory(prefix="rayfarm-bench-confine-") as folder:
+    with deadline(900, "confine"), tempfile.TemporaryDirectory(prefix="rayfarm-bench-confine-") as folder:
         root = Path(folder)
         sandbox = probe(root / "probe")
         scene = make_scene(root / "cache" / "scene.blend", frames=1, width=args.width, height=args.height,
@@ -74,7 +75,7 @@ def main() -> None:
         out.mkdir(parents=True)
         blender = ["blender", "-b", "--factory-startup", "--disable-autoexec", str(scene), "-o",
                    str(out / "frame_####"), "-F", "PNG", "-x", "1", "-f", "1"]
-        quiet = common.wait_quiet()
+        quiet = wait_quiet()
         meter = CpuMeter()
         meter.start()
         note(f"{args.runs} x true, each way")
@@ -87,4 +88,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    common.run(main)
+    run(main)

@@ -18,16 +18,22 @@ Goal: >= 1,500 leases/s. The best concurrency is reported, every one is listed.
 import asyncio
 import time
 
-from bench import common
-from bench.common import Bench, CpuMeter, FakeWorker, emit, note
+from bench.clients import make_client
+from bench.cpu import CpuMeter, postgres_pids, self_pids, wait_quiet
+from bench.harness import Bench, base_parser, deadline, emit, note, run, sdk, timed_submit
+from bench.profile import profiled
+from bench.stats import timed_loop
+from tests.support import taskjson
+from tests.support.fake_node import AsyncNode
 
 GOAL = 1500.0
 
 
 async def measure(server, token: str, concurrency: int, seconds: float, warmup: float, meter: CpuMeter,
                   kind: str, protocol: str = "separate", profile: str | None = None) -> dict:
-    clients = [common.make_client(kind) for _ in range(concurrency)]
-    workers = [FakeWorker(clients[i], server.url, token, f"fw-{kind}-{concurrency}-{i}") for i in range(concurrency)]
+    clients = [make_client(kind) for _ in range(concurrency)]
+    workers = [AsyncNode(clients[i], server.url, token, f"fw-{kind}-{concurrency}-{i}", retries=2)
+               for i in range(concurrency)]
     try:
         for start in range(0, concurrency, 64):
             await asyncio.gather(*(w.register() for w in workers[start:start + 64]))
@@ -48,19 +54,20 @@ async def measure(server, token: str, concurrency: int, seconds: float, warmup: 
                 leases = held[index] or await worker.lease(1, wait=1.0)
                 held[index] = []
                 for lease in leases:
-                    accepted, held[index] = await worker.complete_and_lease(lease["leaseId"])
-                    if not accepted:
+                    answer = await worker.complete(lease["leaseId"], next_count=1)
+                    held[index] = answer.get("leases") or []
+                    if not answer["accepted"]:
                         raise RuntimeError("a fresh lease was not accepted on complete")
                 return len(leases)
             leases = await worker.lease(1, wait=1.0)
             for lease in leases:
-                if not await worker.complete(lease["leaseId"]):
+                if not (await worker.complete(lease["leaseId"]))["accepted"]:
                     raise RuntimeError("a fresh lease was not accepted on complete")
             return len(leases)
 
-        baseline = await common.timed_loop(concurrency, seconds, warmup, health, meter)
-        with common.profiled(server, profile):
-            leases = await common.timed_loop(concurrency, seconds, warmup, cycle, meter)
+        baseline = await timed_loop(concurrency, seconds, warmup, health, meter)
+        with profiled(server, profile):
+            leases = await timed_loop(concurrency, seconds, warmup, cycle, meter)
     finally:
         for client in clients:
             await client.aclose()
@@ -73,7 +80,7 @@ async def measure(server, token: str, concurrency: int, seconds: float, warmup: 
 
 
 def main() -> None:
-    parser = common.base_parser(__doc__)
+    parser = base_parser(__doc__)
     parser.add_argument("--concurrency", default="16,64")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=3.0)
@@ -90,18 +97,18 @@ def main() -> None:
     levels = [int(c) for c in args.concurrency.split(",")]
 
     budget = 120 + len(kinds) * len(levels) * (1 + args.protocol.count(",")) * 2 * (args.seconds + args.warmup + 80)
-    with common.deadline(budget, "dispatch"), Bench(args.database, args.keep, "dispatch") as bench:
+    with deadline(budget, "dispatch"), Bench(args.database, args.keep, "dispatch") as bench:
         server = bench.start_server(args.server_processes)
-        user = bench.create_user("bench", "--allow-commands")
-        token = bench.token()
-        with common.sdk(server, user) as api:
-            task_id, steps = common.submit(api, f"1-{args.chunks}", 1, command=["true"])
+        user = bench.create_user(server)
+        token = server.worker_token()
+        with sdk(server, user) as api:
+            task_id, steps = timed_submit(api, taskjson.command(["true"], f"1-{args.chunks}"))
         note(f"task {task_id}: {args.chunks} chunks submitted {steps}")
-        groups = {"server": server.pids, "client": common.self_pids}
+        groups = {"server": server.pids, "client": self_pids}
         if args.database == "postgres":
-            groups["postgres"] = common.postgres_pids
+            groups["postgres"] = postgres_pids
         runs = []
-        quiet = common.wait_quiet()
+        quiet = wait_quiet()
         for kind in kinds:
             for protocol in args.protocol.split(","):
                 for concurrency in levels:
@@ -112,7 +119,7 @@ def main() -> None:
                     note(f"{kind} {protocol} C={concurrency}: {result['leases_per_s']} leases/s, "
                          f"{result['healthz_per_s']} healthz/s")
                     runs.append(result)
-        with common.sdk(server, user) as api:
+        with sdk(server, user) as api:
             item = api.query.task_info([task_id])["items"][0]
         best = max(runs, key=lambda r: r["leases_per_s"])
         emit("dispatch", {
@@ -126,4 +133,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    common.run(main)
+    run(main)

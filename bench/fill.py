@@ -17,13 +17,16 @@ import asyncio
 import contextlib
 import time
 
-from bench import common
-from bench.common import Bench, FakeWorker, emit, note
+from bench.clients import make_client
+from bench.cpu import CpuMeter, postgres_pids, self_pids, wait_quiet
+from bench.harness import Bench, base_parser, deadline, emit, note, run, sdk, timed_submit
+from tests.support import taskjson
+from tests.support.fake_node import AsyncNode, NodeError
 
 
 async def baseline(server, count: int, inflight: int, kind: str) -> float:
     gate = asyncio.Semaphore(inflight)
-    clients = [common.make_client(kind) for _ in range(count)]
+    clients = [make_client(kind) for _ in range(count)]
 
     async def one(client) -> None:
         async with gate:
@@ -40,8 +43,8 @@ async def baseline(server, count: int, inflight: int, kind: str) -> float:
 
 async def fill(server, token: str, count: int, inflight: int, kind: str, heartbeats: bool) -> dict:
     gate = asyncio.Semaphore(inflight)
-    clients = [common.make_client(kind) for _ in range(count)]
-    workers = [FakeWorker(clients[i], server.url, token, f"fill-{i:05d}") for i in range(count)]
+    clients = [make_client(kind) for _ in range(count)]
+    workers = [AsyncNode(clients[i], server.url, token, f"fill-{i:05d}", retries=2) for i in range(count)]
     registered_at, busy_at, attempts = [0.0] * count, [0.0] * count, [0] * count
     all_busy = asyncio.Event()
     remaining = [count]
@@ -49,12 +52,12 @@ async def fill(server, token: str, count: int, inflight: int, kind: str, heartbe
 
     failed_beats: list[str] = []
 
-    async def beat(worker: FakeWorker, running: list[str]) -> None:
+    async def beat(worker: AsyncNode, running: list[str]) -> None:
         """A failed heartbeat is logged and rendering goes on, as on a real node."""
         beats[0] += 1
         try:
             await worker.heartbeat(running)
-        except RuntimeError as exc:
+        except NodeError as exc:
             failed_beats.append(str(exc)[:160])
 
     async def one(index: int) -> None:
@@ -93,12 +96,12 @@ async def fill(server, token: str, count: int, inflight: int, kind: str, heartbe
     busy = sorted(t - began for t in busy_at)
     return {"all_busy_s": round(total, 3), "all_registered_s": round(registered[-1], 3),
             "half_busy_s": round(busy[len(busy) // 2], 3), "lease_calls": sum(attempts), "heartbeats": beats[0],
-            "transport_retries": sum(w.retries for w in workers), "failed_heartbeats": len(failed_beats),
+            "transport_retries": sum(w.retried for w in workers), "failed_heartbeats": len(failed_beats),
             "failed_heartbeat_example": failed_beats[0] if failed_beats else None}
 
 
 def main() -> None:
-    parser = common.base_parser(__doc__)
+    parser = base_parser(__doc__)
     parser.add_argument("--workers", type=int, default=1000)
     parser.add_argument("--chunks", type=int, default=2000)
     parser.add_argument("--inflight", type=int, default=1000, help="most workers connecting/calling at once")
@@ -110,17 +113,17 @@ def main() -> None:
     if args.chunks < args.workers:
         parser.error("--chunks must be at least --workers")
 
-    with common.deadline(600, "fill"), Bench(args.database, args.keep, "fill") as bench:
+    with deadline(600, "fill"), Bench(args.database, args.keep, "fill") as bench:
         server = bench.start_server(args.server_processes)
-        user = bench.create_user("bench", "--allow-commands")
-        token = bench.token()
-        with common.sdk(server, user) as api:
-            task_id, _ = common.submit(api, f"1-{args.chunks}", 1, command=["true"])
-            quiet = common.wait_quiet()
+        user = bench.create_user(server)
+        token = server.worker_token()
+        with sdk(server, user) as api:
+            task_id, _ = timed_submit(api, taskjson.command(["true"], f"1-{args.chunks}"))
+            quiet = wait_quiet()
             base_s = asyncio.run(baseline(server, args.workers, args.inflight, args.client))
             note(f"baseline: {args.workers} x GET /healthz in {base_s:.3f} s")
-            meter = common.CpuMeter(server=server.pids, client=common.self_pids,
-                                    **({"postgres": common.postgres_pids} if args.database == "postgres" else {}))
+            meter = CpuMeter(server=server.pids, client=self_pids,
+                             **({"postgres": postgres_pids} if args.database == "postgres" else {}))
             meter.start()
             result = asyncio.run(fill(server, token, args.workers, args.inflight, args.client,
                                       not args.no_heartbeats))
@@ -137,4 +140,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    common.run(main)
+    run(main)

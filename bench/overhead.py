@@ -10,8 +10,9 @@ the moment queryTaskInfo reports status 25 (polled every 100 ms: +-50 ms on ~12.
 import subprocess
 import time
 
-from bench import common
-from bench.common import Bench, CpuMeter, emit, note
+from bench.cpu import CpuMeter, tree_pids, wait_quiet
+from bench.harness import Bench, base_parser, deadline, emit, note, poll_until_done, run, sdk
+from tests.support import taskjson
 
 
 def xargs_seconds(chunks: int, workers: int, seconds: str) -> float:
@@ -22,7 +23,7 @@ def xargs_seconds(chunks: int, workers: int, seconds: str) -> float:
 
 
 def main() -> None:
-    parser = common.base_parser(__doc__)
+    parser = base_parser(__doc__)
     parser.add_argument("--chunks", type=int, default=400)
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--sleep", default="0.25")
@@ -31,33 +32,22 @@ def main() -> None:
                              "faster steals CPU from the farm on 2 cores)")
     args = parser.parse_args()
 
-    with common.deadline(900, "overhead"), Bench(args.database, args.keep, "overhead") as bench:
+    with deadline(900, "overhead"), Bench(args.database, args.keep, "overhead") as bench:
         server = bench.start_server(args.server_processes)
-        user = bench.create_user("bench", "--allow-commands")
+        user = bench.create_user(server)
         workers = bench.start_workers(server, args.workers)
         note(f"{len(workers)} workers registered")
-        api = common.sdk(server, user)
+        api = sdk(server, user)
         task_id = api.task.task_id
-        api.task.upload_task_json(task_id, common.task_json(f"1-{args.chunks}", 1, command=["sleep", args.sleep]))
-        meter = CpuMeter(server=server.pids,
-                         workers=lambda: [p for w in workers for p in common.psutil_tree(w.process.pid)])
+        api.task.upload_task_json(task_id, taskjson.command(["sleep", args.sleep], f"1-{args.chunks}"))
+        meter = CpuMeter(server=server.pids, workers=lambda: tree_pids(workers))
         time.sleep(1.0)  # let the workers settle into their long-poll
-        quiet = common.wait_quiet()
+        quiet = wait_quiet()
         meter.start()
         began = time.perf_counter()
         api.task.submit_task(task_id)
         submitted = time.perf_counter()
-        polls = 0
-        while True:
-            item = api.query.task_info([task_id])["items"][0]
-            polls += 1
-            if item["taskStatus"] == 25:
-                break
-            if item["taskStatus"] not in (0, 5):
-                raise RuntimeError(f"task ended in status {item['taskStatus']}: {item}")
-            if time.perf_counter() - began > 600:
-                raise TimeoutError(f"task not done after 600 s: {item}")
-            time.sleep(args.poll)
+        _, polls = poll_until_done(api, task_id, args.poll, 600)
         farm_s = time.perf_counter() - began
         cpu = meter.stop()
         api.close()
@@ -73,4 +63,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    common.run(main)
+    run(main)

@@ -26,13 +26,18 @@ wall time) x 8 slots / tasks: what each task costs a slot beyond what xargs spen
 import json
 import os
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
 
-from bench import common
-from bench.common import ROOT, Bench, CpuMeter, emit, note
+from bench.cpu import CpuMeter, process_tree, self_pids, wait_quiet
+from bench.harness import Bench, base_parser, deadline, emit, note, run, sdk
+from bench.stats import ms, percentile
+from tests.support import taskjson
+from tests.support.processes import PYTHON, free_port, stop_process, wait_for
 
+ROOT = Path(__file__).resolve().parents[1]
 CELERY_PIN = "celery[redis]==5.7.0"
 CELERY_VENV = Path(os.environ.get("BENCH_CELERY_VENV", ROOT / ".venv-bench-celery"))
 SLOTS = 8
@@ -41,6 +46,13 @@ WORKLOADS = (("sleep_0.25", ["sleep", "0.25"], 400, 16), ("sleep_0.05", ["sleep"
 
 
 # ---------------------------------------------------------------- what the peers need, installed on demand
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
 
 def redis_server() -> str:
     """The redis-server program; Debian's package is installed when it is missing."""
@@ -68,7 +80,7 @@ def celery_python() -> Path:
         return python
     note(f"making {CELERY_VENV} with {CELERY_PIN}")
     if not python.exists():
-        subprocess.run([common.PYTHON, "-m", "venv", str(CELERY_VENV)], check=True)
+        subprocess.run([PYTHON, "-m", "venv", str(CELERY_VENV)], check=True)
     subprocess.run([str(python), "-m", "pip", "install", "-q", CELERY_PIN], check=True)
     subprocess.run(probe, check=True)
     return python
@@ -88,8 +100,8 @@ def figures(wall_s: float, tasks: int, cpu: dict, quiet: float | None) -> dict:
 
 
 def settle(quick: bool) -> float | None:
-    """Wait for a quiet machine before a timed run (common.wait_quiet), except in a --quick smoke run."""
-    return None if quick else common.wait_quiet()
+    """Wait for a quiet machine before a timed run (bench/cpu.py: wait_quiet), except in a --quick smoke run."""
+    return None if quick else wait_quiet()
 
 
 # ---------------------------------------------------------------- the three systems
@@ -98,7 +110,7 @@ def run_xargs(workloads: list, quick: bool) -> dict:
     out = {}
     for name, argv, tasks in workloads:
         quiet = settle(quick)
-        meter = CpuMeter(xargs=common.self_pids)  # this process, with xargs and the commands it reaps
+        meter = CpuMeter(xargs=self_pids)  # this process, with xargs and the commands it reaps
         meter.start()
         began = time.perf_counter()
         subprocess.run(["xargs", "-P", str(SLOTS), "-I{}", *argv], input=b"x\n" * tasks, check=True, timeout=900)
@@ -111,11 +123,11 @@ def run_xargs(workloads: list, quick: bool) -> dict:
 def run_celery(bench: Bench, workloads: list, quick: bool) -> tuple[dict, dict]:
     redis_bin = redis_server()
     python = celery_python()
-    port = common.free_port()
+    port = free_port()
     redis_log = open(bench.tmp / "redis.log", "ab")
     redis = bench.popen([redis_bin, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
                         cwd=bench.tmp, stdout=redis_log, stderr=subprocess.STDOUT)
-    common.wait_until(lambda: redis.poll() is not None or common.port_open(port), 30, "redis-server to listen")
+    wait_for(lambda: redis.poll() is not None or port_open(port), 30, "redis-server to listen")
     if redis.poll() is not None:
         raise RuntimeError(f"redis-server exited:\n{(bench.tmp / 'redis.log').read_text(errors='replace')[-2000:]}")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "BENCH_CELERY_BROKER": f"redis://127.0.0.1:{port}"}
@@ -141,7 +153,7 @@ def run_celery(bench: Bench, workloads: list, quick: bool) -> tuple[dict, dict]:
         out = {}
         for name, argv, tasks in workloads:
             quiet = settle(quick)
-            meter = CpuMeter(workers=lambda: common.psutil_tree(worker.pid), redis=lambda: [redis.pid],
+            meter = CpuMeter(workers=lambda: process_tree(worker.pid), redis=lambda: [redis.pid],
                              client=lambda: [client.pid])
             meter.start()
             client.stdin.write(json.dumps({"argv": argv, "count": tasks}) + "\n")
@@ -156,7 +168,7 @@ def run_celery(bench: Bench, workloads: list, quick: bool) -> tuple[dict, dict]:
     finally:
         client.stdin.close()
         for process in (client, worker, redis):  # warm shutdown of the worker, then Redis: the cores are free again
-            common.stop_group(process, timeout=20)
+            stop_process(process, timeout=20)
         redis_log.close()
         worker_log.close()
 
@@ -183,29 +195,29 @@ def chunk_times(bench: Bench, task_id: int, submitted_at: float) -> tuple[int, f
     for node, start, end, _ in rows:
         idle += max(0.0, start - previous.get(node, submitted_at))
         previous[node] = end
-    split = {"lease_span_p50_ms": common.ms(common.percentile(spans, 50)),
-             "execute_p50_ms": common.ms(common.percentile([r[3] or 0.0 for r in rows], 50)),
-             "outside_command_p50_ms": common.ms(common.percentile(outside, 50)),
-             "outside_command_p99_ms": common.ms(common.percentile(outside, 99)),
+    split = {"lease_span_p50_ms": ms(percentile(spans, 50)),
+             "execute_p50_ms": ms(percentile([r[3] or 0.0 for r in rows], 50)),
+             "outside_command_p50_ms": ms(percentile(outside, 50)),
+             "outside_command_p99_ms": ms(percentile(outside, 99)),
              "idle_ms_per_chunk": round(idle / max(1, len(rows)) * 1000.0, 3),
-             "first_lease_ms": common.ms(min((r[1] for r in rows), default=submitted_at) - submitted_at)}
+             "first_lease_ms": ms(min((r[1] for r in rows), default=submitted_at) - submitted_at)}
     return len(rows), max((r[2] for r in rows), default=submitted_at), split
 
 
 def run_rayfarm(bench: Bench, workloads: list, quick: bool, server_processes: int) -> dict:
     server = bench.start_server(server_processes)
-    user = bench.create_user("bench", "--allow-commands")
+    user = bench.create_user(server)
     nodes = bench.start_workers(server, SLOTS)  # 8 nodes of one slot, as bench.overhead
     note(f"rayfarm: {len(nodes)} nodes registered")
     out = {}
-    with common.sdk(server, user) as api:
+    with sdk(server, user) as api:
         for name, argv, tasks in workloads:
             task_id = api.task.task_id
-            api.task.upload_task_json(task_id, common.task_json(f"1-{tasks}", 1, command=argv))
+            api.task.upload_task_json(task_id, taskjson.text(taskjson.command(argv, f"1-{tasks}")))
             time.sleep(1.0)  # the nodes are back in their long-poll
             quiet = settle(quick)
-            meter = CpuMeter(server=server.pids, client=common.self_pids,
-                             nodes=lambda: [p for n in nodes for p in common.psutil_tree(n.process.pid)])
+            meter = CpuMeter(server=server.pids, client=self_pids,
+                             nodes=lambda: [p for n in nodes for p in process_tree(n.process.pid)])
             meter.start()
             began_wall = time.time()
             began = time.perf_counter()
@@ -233,7 +245,7 @@ def run_rayfarm(bench: Bench, workloads: list, quick: bool, server_processes: in
 
 
 def main() -> None:
-    parser = common.base_parser(__doc__)
+    parser = base_parser(__doc__)
     parser.add_argument("--quick", action="store_true", help="a smoke run: 16, 16 and 64 tasks, no wait for a quiet machine")
     parser.add_argument("--systems", default="xargs,celery,rayfarm", help="which of xargs, celery, rayfarm to run")
     args = parser.parse_args()
@@ -246,7 +258,7 @@ def main() -> None:
     load_start = [round(x, 2) for x in os.getloadavg()]
     results: dict[str, dict] = {}
     versions = {}
-    with common.deadline(2400, "peers"), Bench(args.database, args.keep, "peers") as bench:
+    with deadline(2400, "peers"), Bench(args.database, args.keep, "peers") as bench:
         if "xargs" in systems:
             results["xargs"] = run_xargs(workloads, args.quick)
         if "celery" in systems:
@@ -277,4 +289,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    common.run(main)
+    run(main)

@@ -15,8 +15,13 @@ Goal: ratio <= 1.5 and p99 <= 10 ms at every size.
 import asyncio
 import time
 
-from bench import common
-from bench.common import Bench, FakeWorker, emit, note
+from bench.clients import make_client
+from bench.cpu import CpuMeter, postgres_pids, wait_quiet
+from bench.harness import Bench, base_parser, deadline, emit, note, run, sdk, timed_submit
+from bench.profile import profiled
+from bench.stats import summary
+from tests.support import taskjson
+from tests.support.fake_node import AsyncNode
 
 WARMUP = 100
 MAX_TASK_FRAMES = 1_000_000  # rayfarm.domain.frames.MAX_FRAMES
@@ -24,8 +29,8 @@ MAX_TASK_FRAMES = 1_000_000  # rayfarm.domain.frames.MAX_FRAMES
 
 async def cycles(server, token: str, count: int, warmup: int, kind: str) -> dict:
     lease_times, complete_times = [], []
-    async with common.make_client(kind) as client:
-        worker = FakeWorker(client, server.url, token, "queue-node")
+    async with make_client(kind) as client:
+        worker = AsyncNode(client, server.url, token, "queue-node", retries=2)
         await worker.register()
         last_beat = time.monotonic()
         for index in range(warmup + count):
@@ -37,36 +42,35 @@ async def cycles(server, token: str, count: int, warmup: int, kind: str) -> dict
             leased = time.perf_counter()
             if not leases:
                 raise RuntimeError("the queue ran dry")
-            if not await worker.complete(leases[0]["leaseId"]):
+            if not (await worker.complete(leases[0]["leaseId"]))["accepted"]:
                 raise RuntimeError("a fresh lease was not accepted")
             done = time.perf_counter()
             if index >= warmup:
                 lease_times.append(leased - began)
                 complete_times.append(done - leased)
-    return {"lease": common.summary(lease_times), "complete": common.summary(complete_times)}
+    return {"lease": summary(lease_times), "complete": summary(complete_times)}
 
 
 def one_size(args, size: int) -> dict:
     with Bench(args.database, args.keep, f"queue{size}") as bench:
         server = bench.start_server(args.server_processes)
-        user = bench.create_user("bench", "--allow-commands")
-        token = bench.token()
+        user = bench.create_user(server)
+        token = server.worker_token()
         # the measured cycles take chunks away: submit that many more so that >= size wait throughout
         total = size + args.cycles + WARMUP
         task_count = max(args.tasks, -(-total // MAX_TASK_FRAMES))  # a task holds at most 10^6 frames
         per_task = -(-total // task_count)
         began = time.perf_counter()
-        with common.sdk(server, user, timeout=600) as api:
+        with sdk(server, user, timeout=600) as api:
             for _ in range(task_count):
-                common.submit(api, f"1-{per_task}", 1, command=["true"])
+                timed_submit(api, taskjson.command(["true"], f"1-{per_task}"))
         submit_s = time.perf_counter() - began
         note(f"N={size}: submitted in {submit_s:.2f} s")
         time.sleep(1.5)  # let the server's first sweep and any post-submit work pass
-        quiet = common.wait_quiet()
-        meter = common.CpuMeter(server=server.pids, **({"postgres": common.postgres_pids}
-                                                       if args.database == "postgres" else {}))
+        quiet = wait_quiet()
+        meter = CpuMeter(server=server.pids, **({"postgres": postgres_pids} if args.database == "postgres" else {}))
         meter.start()
-        with common.profiled(server, f"{args.profile}-{size}.txt" if args.profile else None):
+        with profiled(server, f"{args.profile}-{size}.txt" if args.profile else None):
             result = asyncio.run(cycles(server, token, args.cycles, WARMUP, args.client))
         cpu = meter.stop()
         result["server_cpu_ms_per_cycle"] = round(1000 * cpu["server"] / (args.cycles + WARMUP), 3)
@@ -79,7 +83,7 @@ def one_size(args, size: int) -> dict:
 
 
 def main() -> None:
-    parser = common.base_parser(__doc__)
+    parser = base_parser(__doc__)
     parser.add_argument("--max", type=int, default=1_000_000)
     parser.add_argument("--min", type=int, default=1_000)
     parser.add_argument("--cycles", type=int, default=1000)
@@ -92,7 +96,7 @@ def main() -> None:
     while size <= args.max:
         sizes.append(size)
         size *= 10
-    with common.deadline(300 + 240 * len(sizes), "queue"):
+    with deadline(300 + 240 * len(sizes), "queue"):
         runs = [one_size(args, n) for n in sizes]
     first, last = runs[0]["lease"]["p99_ms"], runs[-1]["lease"]["p99_ms"]
     worst = max(r["lease"]["p99_ms"] for r in runs)
@@ -104,4 +108,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    common.run(main)
+    run(main)

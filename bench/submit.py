@@ -15,8 +15,10 @@
 import random
 import time
 
-from bench import common
-from bench.common import Bench, emit, note
+from bench.cpu import wait_quiet
+from bench.harness import Bench, base_parser, deadline, emit, note, run, sdk, timed_submit
+from bench.stats import summary
+from tests.support import taskjson
 
 
 def populate(bench: Bench, user_id: int, count: int, chunks: int) -> float:
@@ -73,7 +75,7 @@ def timed(call, times: int) -> list[float]:
 
 
 def main() -> None:
-    parser = common.base_parser(__doc__)
+    parser = base_parser(__doc__)
     parser.add_argument("--frames", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--tasks", type=int, default=10_000)
@@ -81,15 +83,15 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200)
     args = parser.parse_args()
 
-    with common.deadline(900, "submit"), Bench(args.database, args.keep, "submit") as bench:
+    with deadline(900, "submit"), Bench(args.database, args.keep, "submit") as bench:
         server = bench.start_server(args.server_processes)
-        user = bench.create_user("bench", "--allow-commands")
-        api = common.sdk(server, user, timeout=300)
+        user = bench.create_user(server)
+        api = sdk(server, user, timeout=300)
         submits = []
-        quiet = [common.wait_quiet()]
+        quiet = [wait_quiet()]
         for _ in range(args.repeat):
             began = time.perf_counter()
-            task_id, steps = common.submit(api, f"1-{args.frames}", 1, command=["true"])
+            task_id, steps = timed_submit(api, taskjson.command(["true"], f"1-{args.frames}"))
             steps["total_s"] = round(time.perf_counter() - began, 4)
             submits.append(steps)
             note(f"submit of {args.frames} frames: {steps}")
@@ -106,7 +108,7 @@ def main() -> None:
         ids += [i["id"] for i in api.query.get_task_list(page_num=50, page_size=100)["items"]]
         rng = random.Random(7)
 
-        quiet.append(common.wait_quiet())
+        quiet.append(wait_quiet())
         for _ in range(20):  # warm-up: connections, caches, statement caches
             api.query.task_info([rng.choice(ids)])
             api.connect.post(api.connect.url.queryUserProfile)
@@ -117,7 +119,7 @@ def main() -> None:
             "getTaskList_page50": timed(lambda: api.query.get_task_list(page_num=50, page_size=100), args.calls // 2),
         }
         api.close()
-        stats = {name: common.summary(values) for name, values in results.items()}
+        stats = {name: summary(values) for name, values in results.items()}
         base = stats["queryUserProfile"]["p50_ms"]
         for figures in stats.values():
             figures["ratio_p50"] = round(figures["p50_ms"] / base, 2)
@@ -132,4 +134,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    common.run(main)
+    run(main)

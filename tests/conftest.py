@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.farmproc import FarmServer, free_port
+from tests.support.processes import FarmServer, free_port
+from tests.support.snapshots import forget
 
 ROOT = Path(__file__).resolve().parent.parent
 RAYVISION_VENV = Path(os.environ.get("RAYFARM_RAYVISION_VENV", ROOT / ".venv-rayvision"))
@@ -20,10 +21,10 @@ OFFICIAL_CLIENT = ["setuptools<81", "rayvision-api==3.0.4.3", "rayvision-sync==3
 def farm(tmp_path):
     """A real `rayfarm server` process on a free loopback port, with its own data dir."""
     server = FarmServer(tmp_path / "farm", free_port())
-    server.data_dir.mkdir()
     server.start()
     yield server
     server.stop()
+    forget(server)
 
 
 def _rayvision_python() -> Path:

@@ -16,8 +16,8 @@ from PIL import Image
 
 from rayfarm.cli import profiles
 from rayfarm.sdk import RayfarmAPI
-from tests.blender_scene import LinkedScene, make_linked_scene
-from tests.farmproc import PYTHON, wait_for
+from tests.support.blender import LinkedScene, make_linked_scene
+from tests.support.processes import PYTHON, wait_for
 
 CLIENT_VARS = ("RAYFARM_SERVER", "RAYFARM_ACCESS_ID", "RAYFARM_ACCESS_KEY", "RAYFARM_PROFILE", "RAYFARM_EXE",
                "RAYFARM_BLENDER")

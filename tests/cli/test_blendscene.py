@@ -11,7 +11,7 @@ import subprocess
 from PIL import Image
 
 from rayfarm.cli.blendscene import find_blender, read_scene
-from tests.blender_scene import make_linked_scene
+from tests.support.blender import make_linked_scene
 
 MARK = "PATHS "
 

@@ -8,7 +8,7 @@ import httpx
 from PIL import Image
 
 from rayfarm.sdk import RayfarmAPI
-from tests.farmproc import free_port
+from tests.support.processes import free_port
 
 REFUSED, USAGE, UNREACHABLE, TASK_FAILED = 3, 2, 4, 5
 
@@ -34,7 +34,7 @@ def test_rayfarm_up_prints_the_dashboard_address_and_how_to_sign_in_there(farm):
     [key] = [line.split(":", 1)[1].strip() for line in lines if line.strip().startswith("access key:")]
     assert key == farm.creds["accessKey"]
     # what it says works: the page is served there, and the printed access id and key sign in to it
-    with httpx.Client(base_url=f"{farm.url}/", timeout=10) as client:
+    with httpx.Client(base_url=f"{farm.url}/", timeout=30) as client:
         page = client.get("/")
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html"), page.text[:200]
         answer = client.post("/web/signin", json={"accessId": farm.creds["accessId"], "accessKey": key},

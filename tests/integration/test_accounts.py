@@ -17,8 +17,11 @@ import httpx
 import pytest
 
 from rayfarm.sdk import RayfarmAPI, RayfarmAPIError
-from tests.farmproc import PYTHON
-from tests.integration.support import SCENE, Raw, blender_task_json, check_envelope, running_farm
+from tests.support import taskjson
+from tests.support.farms import running_farm
+from tests.support.processes import PYTHON
+from tests.support.signed import Raw, check_envelope
+from tests.support.taskjson import SCENE
 
 SCRIPT = Path(__file__).with_name("official_accounts_flow.py")
 WEB = {"X-Rayfarm-Web": "1"}
@@ -59,7 +62,7 @@ def sdk(farm, user) -> RayfarmAPI:
 
 
 def unversioned_task_json() -> dict:
-    task = blender_task_json(frames="1-1[1]")
+    task = taskjson.blender(frames="1-1[1]")
     task["software_config"]["cg_version"] = ""
     return task
 
@@ -239,7 +242,7 @@ def test_our_sdk_drives_every_account_route(farm, users, node):
 def test_submit_refuses_a_version_no_node_has_and_names_theirs(farm, users, node):
     with sdk(farm, users["bob"]) as api:
         task_id = api.task.create_task()["taskIdList"][0]
-        task = blender_task_json(frames="1-1[1]")
+        task = taskjson.blender(frames="1-1[1]")
         task["software_config"]["cg_version"] = "2.81"
         api.task.upload_task_json(task_id, task)
         with pytest.raises(RayfarmAPIError) as caught:

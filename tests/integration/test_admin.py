@@ -1,11 +1,13 @@
-"""Farm-level routes: node list, enable/disable/drain (admins only), farm totals."""
+"""Farm-level routes: node list, enable/disable/drain (admins only), farm totals (docs/design.md invariant 14)."""
 
 import pytest
 
 from rayfarm.sdk import RayfarmAPI
 from rayfarm.sdk.errors import RayfarmAPIError
-from tests.farmproc import UNCONFINED_COMMANDS, wait_for
-from tests.integration.test_farm import Chunks, command_task_json, frames_of, info, submit
+from tests.support import taskjson
+from tests.support.processes import UNCONFINED_COMMANDS, gone, wait_for
+from tests.support.renders import Chunks
+from tests.support.tasks import frames_of, info, submit
 
 
 @pytest.fixture
@@ -29,12 +31,14 @@ def node(api: RayfarmAPI, name: str) -> dict:
 
 
 def test_disable_takes_the_node_out_now_and_enable_brings_it_back(farm, admin, artist, tmp_path):
-    farm.start_worker("n1", UNCONFINED_COMMANDS)
-    chunks = Chunks(tmp_path / "chunks")
-    task_id = submit(artist, command_task_json(chunks.command(30), frames="1-2[1]"))
-    busy = wait_for(lambda: (w := node(admin, "n1"))["running"] and w, 20, "n1 to run a chunk")
+    n1 = farm.start_worker("n1", UNCONFINED_COMMANDS)
+    chunks = Chunks(tmp_path / "chunks", seconds=600)  # a chunk renders until something kills it
+    task_id = submit(artist, taskjson.command(chunks.command(), "1-2[1]"))
+    busy = wait_for(lambda: (w := node(admin, "n1"))["running"] and w, 60, "n1 to run a chunk")
     assert busy["running"][0]["taskId"] == task_id and busy["cores"] >= 1
     assert node(artist, "n1")["running"][0]["taskId"] == task_id  # the owner sees their chunk
+    [render] = wait_for(lambda: chunks.events("start"), 60, "the render to start")  # its pid, from the node
+    assert frames_of(artist, task_id)[render.frame]["attempts"] == 0
 
     # An artist may not change nodes; nothing changes.
     with pytest.raises(RayfarmAPIError) as refused:
@@ -46,27 +50,33 @@ def test_disable_takes_the_node_out_now_and_enable_brings_it_back(farm, admin, a
     assert not node(admin, "n1")["disabled"]
 
     assert admin.query.set_worker_mode([busy["id"]], "disable") == {"updated": 1}
-    wait_for(lambda: not node(admin, "n1")["running"] and all(f["frameStatus"] == 1 for f in frames_of(artist, task_id)),
-             15, "the chunk to go back to waiting")
+    wait_for(lambda: not node(admin, "n1")["running"] and all(
+        f["frameStatus"] == 1 for f in frames_of(artist, task_id).values()), 60, "the chunk to go back to waiting")
     assert node(admin, "n1")["disabled"]
+    # the chunk waits again with its attempts unchanged, and its render is killed on the node, which lives on
+    assert frames_of(artist, task_id)[render.frame]["attempts"] == 0
+    wait_for(lambda: gone(render.pid), 60, f"the render {render.pid} of the disabled node to be killed",
+             details=n1.log)
+    assert not chunks.events("done") and n1.alive()
     summary = admin.query.farm_summary()
     assert summary["workers"]["disabled"] == 1 and summary["user"]["isAdmin"]
     assert info(artist, task_id)["taskStatus"] in (0, 5)
 
     admin.query.set_worker_mode([busy["id"]], "enable")
-    wait_for(lambda: node(admin, "n1")["running"], 20, "n1 to take the chunk again")
+    wait_for(lambda: node(admin, "n1")["running"], 60, "n1 to take the chunk again")
 
 
 def test_drain_lets_the_running_chunk_finish_then_takes_no_more(farm, admin, artist, tmp_path):
     farm.start_worker("n1", UNCONFINED_COMMANDS)
-    chunks = Chunks(tmp_path / "chunks")
-    task_id = submit(artist, command_task_json(chunks.command(1.5), frames="1-3[1]"))
-    worker = wait_for(lambda: (w := node(admin, "n1"))["running"] and w, 20, "n1 to run a chunk")
+    chunks = Chunks(tmp_path / "chunks", seconds=600)  # the first chunk runs until the node drains
+    task_id = submit(artist, taskjson.command(chunks.command(), "1-3[1]"))
+    worker = wait_for(lambda: (w := node(admin, "n1"))["running"] and w, 60, "n1 to run a chunk")
     admin.query.set_worker_mode([worker["id"]], "drain")
-    wait_for(lambda: len(chunks.events("done")) == 1, 20, "the running chunk to finish")
-    wait_for(lambda: not node(admin, "n1")["running"], 10, "n1 to stay idle")
+    chunks.set_seconds(0.2)  # now the running chunk ends
+    wait_for(lambda: len(chunks.events("done")) == 1, 60, "the running chunk to finish")
+    wait_for(lambda: not node(admin, "n1")["running"], 60, "n1 to be idle")
     assert len(chunks.events("start")) == 1  # it took nothing after the drain
-    assert sorted(f["frameStatus"] for f in frames_of(artist, task_id)) == [1, 1, 4]
+    assert sorted(f["frameStatus"] for f in frames_of(artist, task_id).values()) == [1, 1, 4]
     summary = artist.query.farm_summary()
     assert summary["frames"] == {"1": 2, "4": 1} and summary["workers"]["draining"] == 1
     assert summary["tasks"] == {"5": 1} or summary["tasks"] == {"0": 1}

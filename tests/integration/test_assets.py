@@ -5,9 +5,11 @@ import json
 from PIL import Image
 
 from rayfarm.sdk import RayfarmAPI
-from tests.blender_scene import make_textured_scene
-from tests.farmproc import rayfarm, wait_for
-from tests.integration.support import FakeNode
+from tests.support import taskjson
+from tests.support.blender import make_textured_scene
+from tests.support.fake_node import Node
+from tests.support.processes import rayfarm
+from tests.support.tasks import FINISHED, wait_task
 
 
 def test_texture_listed_in_upload_json_reaches_the_node(farm, tmp_path):
@@ -18,10 +20,8 @@ def test_texture_listed_in_upload_json_reaches_the_node(farm, tmp_path):
                              {"local": "D:/proj/tex/flat.png", "server": "/D/proj/tex/flat.png"}]}
     api.files.upload(scene, "D:/proj/shot.blend")
     task_id = api.task.task_id
-    task_json = {"software_config": {"cg_name": "Blender"},
-                 "task_info": {"input_cg_file": "D:/proj/shot.blend"},
-                 "scene_info_render": {"common": {"frames": "1", "Render_Format": "PNG"}}}
-    api.task.upload_task_json(task_id, json.dumps(task_json))
+    task_json = taskjson.blender("D:/proj/shot.blend", "1", common={"width": "64", "height": "64"})
+    api.task.upload_task_json(task_id, task_json)
     api.task.upload_task_json(task_id, json.dumps(upload_json), file_name="upload.json")
     try:  # the texture is not on the farm yet: refused, naming it
         api.task.submit_task(task_id)
@@ -31,8 +31,7 @@ def test_texture_listed_in_upload_json_reaches_the_node(farm, tmp_path):
     api.files.upload(texture, "D:/proj/tex/flat.png")
     api.task.submit_task(task_id)
     farm.start_worker("texnode")
-    wait_for(lambda: api.query.task_info([task_id])["items"][0]["taskStatus"] in (25, 30, 45), 120, "the render")
-    assert api.query.task_info([task_id])["items"][0]["taskStatus"] == 25
+    assert wait_task(farm, api, task_id, FINISHED)["taskStatus"] == 25
     [entry] = [e for e in api.files.output_files(task_id) if not e["directory"]]
     image = Image.open(api.files.download_file(entry["filePath"], tmp_path / "out.png")).convert("RGB")
     red, green, blue = image.getpixel((32, 32))
@@ -65,7 +64,7 @@ def test_official_upload_json_with_posix_paths_and_a_folder_entry(farm, tmp_path
     api.task.upload_task_json(task_id, json.dumps(task_json))
     api.task.upload_task_json(task_id, json.dumps(official), file_name="upload.json")
     api.task.submit_task(task_id)
-    node = FakeNode(farm, "posix-node", {"command": ""}, [])
+    node = Node(farm, "posix-node", {"command": ""})
     try:
         (lease,) = node.lease()
     finally:

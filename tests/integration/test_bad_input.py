@@ -1,48 +1,44 @@
 """Bad requests get HTTP 200, the right Renderbus code and an English sentence; never a 500, and nothing changes.
 
-Requests are built by hand (tests.integration.support.Raw signs them with rayfarm.protocol.signing)
+Requests are built by hand (tests.support.signed.Raw signs them with rayfarm.protocol.signing)
 so that they can be as wrong as needed.
 """
 
 import json
-import time
 
 import pytest
 
 from rayfarm.server.hardware import HARDWARE_ROUTES
 from rayfarm.server.progress import PROGRESS_ROUTES
 from rayfarm.server.renderbus import ROUTES
-from tests.integration.support import SCENE, Raw, blender_task_json, check_envelope, running_farm
-
-CREATE = "/api/render/submit/createTask"
-UPLOAD = "/api/render/submit/taskJsonFile"
-SUBMIT = "/api/render/submit/task"
-STOP = "/api/rendering/task/renderingTask/stopTask"
-START = "/api/rendering/task/renderingTask/startTask"
-ABORT = "/api/render/handle/abandonTask"
-DELETE = "/api/render/handle/deleteTask"
-FULL_SPEED = "/api/render/handle/fullSpeedRendering"
-OVERTIME = "/api/render/handle/setTaskOverTimeStop"
-LEVEL = "/api/rendering/task/renderingTask/updateTaskUserLevel"
-LIMIT = "/api/render/handle/updateTaskLimit"
-LIST = "/api/render/handle/getTaskList/v2"
-INFO = "/api/render/handle/queryTaskInfo/v2"
-FRAMES = "/api/render/handle/queryTaskFrames"
-PROFILE = "/api/render/setUp/queryUserProfile"
-UNKNOWN = 1_999_999_999
+from tests.support import taskjson
+from tests.support.farms import running_farm
+from tests.support.signed import (
+    ABORT,
+    CREATE,
+    DELETE,
+    FRAMES,
+    FULL_SPEED,
+    INFO,
+    LEVEL,
+    LIMIT,
+    LIST,
+    OVERTIME,
+    PROFILE,
+    START,
+    STOP,
+    SUBMIT,
+    UNKNOWN,
+    UPLOAD,
+    Raw,
+    check_envelope,
+)
+from tests.support.taskjson import SCENE
 
 
 @pytest.fixture(scope="module")
 def farm(tmp_path_factory):
     yield from running_farm(tmp_path_factory, "bad-input")
-
-
-@pytest.fixture(scope="module")
-def users(farm):
-    alice, bob = farm.create_user("alice"), farm.create_user("bob")
-    farm.input_file(alice, SCENE)
-    farm.input_file(bob, SCENE)
-    return alice, bob
 
 
 @pytest.fixture(scope="module")
@@ -59,35 +55,16 @@ def raw_bob(farm, users):
     client.close()
 
 
-def refused(raw: Raw, path: str, body, code: int, *fragments: str, **options) -> str:
-    """Send, expect ``code``; the message, which must contain every fragment."""
-    answer = raw.call(path, body, **options)
-    assert answer["code"] == code, answer
-    assert answer["data"] is None
-    for fragment in fragments:
-        assert fragment in answer["message"], answer["message"]
-    return answer["message"]
-
-
-def ok(raw: Raw, path: str, body=None):
-    answer = raw.call(path, body)
-    assert answer["code"] == 200, answer
-    return answer["data"]
-
-
 def new_task(raw: Raw) -> int:
-    return ok(raw, CREATE, {"count": 1, "taskUserLevel": 50})["taskIdList"][0]
+    return raw.ok(CREATE, {"count": 1, "taskUserLevel": 50})["taskIdList"][0]
 
 
 def waiting_task(raw: Raw) -> int:
-    task_id = new_task(raw)
-    ok(raw, UPLOAD, {"taskId": task_id, "fileName": "task.json", "content": json.dumps(blender_task_json())})
-    ok(raw, SUBMIT, {"taskId": task_id})
-    return task_id
+    return raw.submit(taskjson.blender())
 
 
 def info(raw: Raw, task_id: int) -> dict:
-    return ok(raw, INFO, {"taskIds": [task_id]})["items"][0]
+    return raw.ok(INFO, {"taskIds": [task_id]})["items"][0]
 
 
 # ------------------------------------------------------------------ wrong types, missing fields, limits
@@ -114,7 +91,7 @@ def info(raw: Raw, task_id: int) -> dict:
     (UPLOAD, {"taskId": 1, "fileName": "task.json", "content": {"a": 1}}, "content"),
 ])
 def test_wrong_types_are_600_naming_the_field(raw, path, body, where):
-    refused(raw, path, body, 600, where)
+    raw.refused(path, body, 600, where)
 
 
 @pytest.mark.parametrize("path, body, field", [
@@ -128,7 +105,7 @@ def test_wrong_types_are_600_naming_the_field(raw, path, body, where):
     (FRAMES, {"pageNum": 1}, "taskId"),
 ])
 def test_missing_fields_are_601_naming_the_field(raw, path, body, field):
-    refused(raw, path, body, 601, repr(field))
+    raw.refused(path, body, 601, repr(field))
 
 
 @pytest.mark.parametrize("path, body", [
@@ -145,13 +122,13 @@ def test_missing_fields_are_601_naming_the_field(raw, path, body, field):
     (LIMIT, {"taskId": 1, "taskLimit": -1}),
 ])
 def test_out_of_range_values_are_600(raw, path, body):
-    message = refused(raw, path, body, 600)
+    message = raw.refused(path, body, 600)
     assert "not valid" in message
 
 
 def test_huge_count_creates_nothing(raw):
     before = new_task(raw)
-    refused(raw, CREATE, {"count": 100000, "taskUserLevel": 50}, 600, "count")
+    raw.refused(CREATE, {"count": 100000, "taskUserLevel": 50}, 600, "count")
     assert new_task(raw) == before + 1
 
 
@@ -172,7 +149,7 @@ def test_huge_count_creates_nothing(raw):
     ("/api/render/handle/addTaskLabel", {"taskIds": [UNKNOWN], "label": "x"}),
 ])
 def test_unknown_ids_are_937_naming_the_id(raw, path, body):
-    refused(raw, path, body, 937, str(UNKNOWN), "does not exist")
+    raw.refused(path, body, 937, str(UNKNOWN), "does not exist")
 
 
 # ------------------------------------------------------------------ task.json and scene files
@@ -187,30 +164,30 @@ def test_unknown_ids_are_937_naming_the_id(raw, path, body):
     ("[1, 2, 3]", 740, "JSON object"),
     ('{"task_info": ', 740, "not valid JSON"),
     (json.dumps({"task_info": {"input_cg_file": SCENE}}), 600, "software_config"),
-    (json.dumps({**blender_task_json(), "software_config": {"cg_name": "Maya"}}), 600, "not supported"),
-    (json.dumps(blender_task_json(frames="250-1")), 600, "250-1"),
-    (json.dumps(blender_task_json(frames="banana")), 600, "banana"),
-    (json.dumps(blender_task_json(frames="1-99999999")), 600, "frame"),
-    (json.dumps(blender_task_json(frames_per_task="zero")), 600, "frames_per_task"),
-    (json.dumps(blender_task_json(input_cg_file="")), 600, "input_cg_file"),
-    (json.dumps(blender_task_json(input_cg_file="shot.blend")), 600, "not absolute"),
-    (json.dumps(blender_task_json(cg_id="2000")), 600, "cg_id"),
-    (json.dumps({**blender_task_json(), "task_info": "nope"}), 600, "task_info"),
+    (json.dumps({**taskjson.blender(), "software_config": {"cg_name": "Maya"}}), 600, "not supported"),
+    (json.dumps(taskjson.blender(frames="250-1")), 600, "250-1"),
+    (json.dumps(taskjson.blender(frames="banana")), 600, "banana"),
+    (json.dumps(taskjson.blender(frames="1-99999999")), 600, "frame"),
+    (json.dumps(taskjson.blender(frames_per_task="zero")), 600, "frames_per_task"),
+    (json.dumps(taskjson.blender(input_cg_file="")), 600, "input_cg_file"),
+    (json.dumps(taskjson.blender(input_cg_file="shot.blend")), 600, "not absolute"),
+    (json.dumps(taskjson.blender(cg_id="2000")), 600, "cg_id"),
+    (json.dumps({**taskjson.blender(), "task_info": "nope"}), 600, "task_info"),
 ])
 def test_malformed_task_json_is_refused_at_submit(raw, content, code, fragment):
     task_id = new_task(raw)
     if content is not None:
-        ok(raw, UPLOAD, {"taskId": task_id, "fileName": "task.json", "content": content})
-    refused(raw, SUBMIT, {"taskId": task_id}, code, fragment)
+        raw.ok(UPLOAD, {"taskId": task_id, "fileName": "task.json", "content": content})
+    raw.refused(SUBMIT, {"taskId": task_id}, code, fragment)
     item = info(raw, task_id)
     assert item["submitDate"] is None and item["totalFrames"] == 0  # nothing was queued
-    assert task_id not in [t["id"] for t in ok(raw, LIST, {"pageNum": 1, "pageSize": 1000})["items"]]
+    assert task_id not in [t["id"] for t in raw.ok(LIST, {"pageNum": 1, "pageSize": 1000})["items"]]
 
 
 def test_other_config_files_are_not_task_json(raw):
     task_id = new_task(raw)
-    ok(raw, UPLOAD, {"taskId": task_id, "fileName": "upload.json", "content": json.dumps(blender_task_json())})
-    refused(raw, SUBMIT, {"taskId": task_id}, 741, "task.json")
+    raw.ok(UPLOAD, {"taskId": task_id, "fileName": "upload.json", "content": json.dumps(taskjson.blender())})
+    raw.refused(SUBMIT, {"taskId": task_id}, 741, "task.json")
 
 
 @pytest.mark.parametrize("scene, fragments", [
@@ -224,8 +201,8 @@ def test_other_config_files_are_not_task_json(raw):
 ])
 def test_scene_must_be_on_the_farm_and_inside_the_users_storage(raw, scene, fragments):
     task_id = new_task(raw)
-    ok(raw, UPLOAD, {"taskId": task_id, "fileName": "task.json", "content": json.dumps(blender_task_json(scene))})
-    refused(raw, SUBMIT, {"taskId": task_id}, 600, *fragments)
+    raw.ok(UPLOAD, {"taskId": task_id, "fileName": "task.json", "content": json.dumps(taskjson.blender(scene))})
+    raw.refused(SUBMIT, {"taskId": task_id}, 600, *fragments)
     assert info(raw, task_id)["submitDate"] is None
 
 
@@ -233,72 +210,15 @@ def test_another_users_scene_is_not_reachable(farm, raw, users):
     """bob's scene is at the same local path; alice's task cannot read bob's storage by a relative trick."""
     task_id = new_task(raw)
     sneaky = f"D:/../../{users[1].user_id}/input/D/proj/shots/shot010.blend"
-    ok(raw, UPLOAD, {"taskId": task_id, "fileName": "task.json", "content": json.dumps(blender_task_json(sneaky))})
-    refused(raw, SUBMIT, {"taskId": task_id}, 600, "'..'")
+    raw.ok(UPLOAD, {"taskId": task_id, "fileName": "task.json", "content": json.dumps(taskjson.blender(sneaky))})
+    raw.refused(SUBMIT, {"taskId": task_id}, 600, "'..'")
 
 
 def test_task_json_cannot_change_after_submit(raw):
     task_id = waiting_task(raw)
-    refused(raw, UPLOAD, {"taskId": task_id, "fileName": "task.json", "content": "{}"}, 718, "before submit")
-    ok(raw, SUBMIT, {"taskId": task_id})  # a repeat submit is still fine
+    raw.refused(UPLOAD, {"taskId": task_id, "fileName": "task.json", "content": "{}"}, 718, "before submit")
+    raw.ok(SUBMIT, {"taskId": task_id})  # a repeat submit is still fine
     assert info(raw, task_id)["totalFrames"] == 10
-
-
-# ------------------------------------------------------------------ authentication
-
-
-def test_bad_signature_is_611(raw, users):
-    refused(raw, PROFILE, {}, 611, "signature", key="wrong-key")
-    headers = raw.headers(PROFILE, {"a": 1})
-    refused(raw, PROFILE, {"a": 2}, 611, headers=headers)  # body changed after signing
-    headers = raw.headers(PROFILE, {})
-    headers["platform"] = "9"  # a signed header changed after signing
-    refused(raw, PROFILE, {}, 611, headers=headers)
-    headers = raw.headers(PROFILE, {})
-    del headers["signature"]
-    refused(raw, PROFILE, {}, 611, "signature", headers=headers)
-
-
-def test_signature_for_another_path_or_host_is_611(raw, farm):
-    headers = raw.headers(LIST, {})
-    refused(raw, PROFILE, {}, 611, headers=headers)
-    headers = raw.headers(PROFILE, {})
-    response = raw.client.post(f"http://localhost:{farm.port}{PROFILE}", content=b"{}", headers=headers)
-    assert check_envelope(response)["code"] == 611
-
-
-@pytest.mark.parametrize("skew", [-3600, 3600, -301])
-def test_stale_or_future_timestamp_is_610(raw, skew):
-    refused(raw, PROFILE, {}, 610, "clock", timestamp=int(time.time()) + skew)
-
-
-def test_timestamp_that_is_not_a_number_is_610(raw):
-    headers = raw.headers(PROFILE, {})
-    headers["UTCTimestamp"] = "yesterday"
-    refused(raw, PROFILE, {}, 610, "UTCTimestamp", headers=headers)
-
-
-def test_replayed_nonce_is_603_and_does_nothing_twice(raw):
-    headers = raw.headers(CREATE, {"count": 1, "taskUserLevel": 50})
-    first = raw.call(CREATE, {"count": 1, "taskUserLevel": 50}, headers=headers)
-    assert first["code"] == 200
-    refused(raw, CREATE, {"count": 1, "taskUserLevel": 50}, 603, "replay", headers=headers)
-    assert new_task(raw) == first["data"]["taskIdList"][0] + 1  # the replay created nothing
-    # the same nonce in another request (its own signature) is an honest call that drew the same nonce
-    assert raw.call(PROFILE, {}, headers=raw.headers(PROFILE, {}, nonce=headers["nonce"]))["code"] == 200
-
-
-def test_overlong_nonce_is_603(raw):
-    refused(raw, PROFILE, {}, 603, "nonce", nonce="n" * 65)
-
-
-def test_unknown_or_missing_access_id_is_602(raw):
-    refused(raw, PROFILE, {}, 602, "accessId", access_id="AKIDnobody", key="whatever")
-    headers = raw.headers(PROFILE, {})
-    del headers["accessId"]
-    refused(raw, PROFILE, {}, 602, "accessId", headers=headers)
-    headers["accessId"] = ""
-    refused(raw, PROFILE, {}, 602, "accessId", headers=headers)
 
 
 # ------------------------------------------------------------------ bodies and paths
@@ -318,13 +238,13 @@ def test_unknown_or_missing_access_id_is_602(raw):
 ])
 def test_bodies_that_are_not_a_json_object_are_600(raw, content, fragment):
     headers = raw.headers(STOP, {})
-    refused(raw, STOP, None, 600, fragment, content=content, headers=headers)
+    raw.refused(STOP, None, 600, fragment, content=content, headers=headers)
 
 
 def test_body_over_8_mib_is_600(raw):
     big = json.dumps({"taskIds": [1], "pad": "x" * (8 * 1024 * 1024)}).encode()
     headers = raw.headers(STOP, {})
-    refused(raw, STOP, None, 600, "MiB", content=big, headers=headers)
+    raw.refused(STOP, None, 600, "MiB", content=big, headers=headers)
 
     def chunks():  # no Content-Length: the limit holds while reading
         yield b'{"pad": "'
@@ -337,9 +257,9 @@ def test_body_over_8_mib_is_600(raw):
 
 
 def test_unknown_path_is_404_and_get_is_refused(raw, farm):
-    refused(raw, "/api/render/handle/noSuchThing", {}, 404, "/api/render/handle/noSuchThing")
-    refused(raw, "/api/render/handle/getTaskList/v3", {}, 404)
-    refused(raw, "/api/render/handle/..%2F..%2Fsetup", {}, 404)
+    raw.refused("/api/render/handle/noSuchThing", {}, 404, "/api/render/handle/noSuchThing")
+    raw.refused("/api/render/handle/getTaskList/v3", {}, 404)
+    raw.refused("/api/render/handle/..%2F..%2Fsetup", {}, 404)
     response = raw.client.get(farm.url + PROFILE)
     assert check_envelope(response)["code"] == 603
 
@@ -351,28 +271,28 @@ def test_list_operation_with_an_unknown_id_changes_nothing(raw):
     good = [waiting_task(raw), waiting_task(raw)]
     for path, body in ((STOP, {}), (ABORT, {}), (FULL_SPEED, {}), (OVERTIME, {"overTime": 600}),
                        ("/api/render/handle/addTaskLabel", {"label": "nope"})):
-        message = refused(raw, path, {"taskIds": [good[0], UNKNOWN, good[1]], **body}, 937, str(UNKNOWN))
+        message = raw.refused(path, {"taskIds": [good[0], UNKNOWN, good[1]], **body}, 937, str(UNKNOWN))
         assert str(good[0]) not in message
     for task_id in good:
         item = info(raw, task_id)
         assert item["taskStatus"] == 0 and item["overTimeStop"] is None and item["labels"] == []
-        assert {f["frameStatus"] for f in ok(raw, FRAMES, {"taskId": task_id})["items"]} == {1}
+        assert {f["frameStatus"] for f in raw.ok(FRAMES, {"taskId": task_id})["items"]} == {1}
 
 
 def test_list_operation_with_another_users_id_changes_nothing(raw, raw_bob):
     mine, theirs = waiting_task(raw), waiting_task(raw_bob)
-    refused(raw, ABORT, {"taskIds": [mine, theirs]}, 937, str(theirs))
-    refused(raw, DELETE, {"taskIds": [theirs]}, 937, str(theirs))
+    raw.refused(ABORT, {"taskIds": [mine, theirs]}, 937, str(theirs))
+    raw.refused(DELETE, {"taskIds": [theirs]}, 937, str(theirs))
     assert info(raw, mine)["taskStatus"] == 0
     assert info(raw_bob, theirs)["taskStatus"] == 0 and info(raw_bob, theirs)["isDelete"] == 1
 
 
 def test_list_operation_with_one_task_in_the_wrong_state_changes_nothing(raw):
     waiting, stopped, created = waiting_task(raw), waiting_task(raw), new_task(raw)
-    ok(raw, STOP, {"taskIds": [stopped]})
-    refused(raw, STOP, {"taskIds": [waiting, created]}, 718, str(created), "not been submitted", "Nothing was changed")
-    refused(raw, DELETE, {"taskIds": [stopped, waiting]}, 718, str(waiting), "stop the task first")
-    refused(raw, START, {"taskIds": [stopped, created]}, 718, str(created))
+    raw.ok(STOP, {"taskIds": [stopped]})
+    raw.refused(STOP, {"taskIds": [waiting, created]}, 718, str(created), "not been submitted", "Nothing was changed")
+    raw.refused(DELETE, {"taskIds": [stopped, waiting]}, 718, str(waiting), "stop the task first")
+    raw.refused(START, {"taskIds": [stopped, created]}, 718, str(created))
     assert info(raw, waiting)["taskStatus"] == 0
     assert info(raw, stopped)["taskStatus"] == 10 and info(raw, stopped)["isDelete"] == 1
     assert info(raw, created)["taskStatus"] == 0 and info(raw, created)["submitDate"] is None
@@ -380,11 +300,11 @@ def test_list_operation_with_one_task_in_the_wrong_state_changes_nothing(raw):
 
 def test_refused_operation_leaves_the_frames(raw):
     task_id = waiting_task(raw)
-    ok(raw, ABORT, {"taskIds": [task_id]})
-    before = ok(raw, FRAMES, {"taskId": task_id, "pageSize": 100})
-    refused(raw, START, {"taskIds": [task_id]}, 718, "abandoned")
-    refused(raw, FULL_SPEED, {"taskIds": [task_id]}, 718)
-    assert ok(raw, FRAMES, {"taskId": task_id, "pageSize": 100}) == before
+    raw.ok(ABORT, {"taskIds": [task_id]})
+    before = raw.ok(FRAMES, {"taskId": task_id, "pageSize": 100})
+    raw.refused(START, {"taskIds": [task_id]}, 718, "abandoned")
+    raw.refused(FULL_SPEED, {"taskIds": [task_id]}, 718)
+    assert raw.ok(FRAMES, {"taskId": task_id, "pageSize": 100}) == before
     assert info(raw, task_id)["taskStatus"] == 35
 
 
@@ -429,11 +349,11 @@ def test_every_route_survives_nasty_values(raw_carol, path):
 
 
 def test_nul_characters_are_refused_before_they_reach_the_database(raw):
-    refused(raw, CREATE, {"count": 1, "taskUserLevel": 50, "labels": ["ok", "bad\x00"]}, 600, "'labels[1]'", "NUL")
-    refused(raw, CREATE, {"count": 1, "taskUserLevel": 50, "artist": "\x00"}, 600, "'artist'", "NUL")
-    refused(raw, LIST, {"searchKeyword": "shot\x00"}, 600, "'searchKeyword'", "NUL")
+    raw.refused(CREATE, {"count": 1, "taskUserLevel": 50, "labels": ["ok", "bad\x00"]}, 600, "'labels[1]'", "NUL")
+    raw.refused(CREATE, {"count": 1, "taskUserLevel": 50, "artist": "\x00"}, 600, "'artist'", "NUL")
+    raw.refused(LIST, {"searchKeyword": "shot\x00"}, 600, "'searchKeyword'", "NUL")
     task_id = new_task(raw)
-    refused(raw, UPLOAD, {"taskId": task_id, "fileName": "task.json", "content": "{\x00}"}, 600, "'content'")
+    raw.refused(UPLOAD, {"taskId": task_id, "fileName": "task.json", "content": "{\x00}"}, 600, "'content'")
 
 
 def test_no_traceback_in_the_server_log(farm):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bench.peers import CELERY_VENV
-from tests.dbs import on_postgres
+from tests.support.databases import on_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -21,7 +21,7 @@ from rayfarm.compat.rayvision_sync import (
 )
 from rayfarm.compat.rayvision_sync import download as download_module
 from rayfarm.sdk import RayfarmAPI
-from tests.farmproc import UNCONFINED_COMMANDS, wait_for
+from tests.support.processes import UNCONFINED_COMMANDS, wait_for
 
 # One frame: copies the uploaded scene file's text into {output}/f_<frame>.txt.
 COPY = "import shutil, sys; shutil.copyfile(sys.argv[1], sys.argv[2] + '/f_' + sys.argv[3] + '.txt')"

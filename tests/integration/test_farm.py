@@ -1,8 +1,9 @@
 """The whole farm end to end: a real server, real `rayfarm worker` processes, real Blender renders.
 
-Every process runs on 127.0.0.1 in its own session. Command tasks run a small Python script (CHUNK)
-that appends a line to a record file when it starts and when it completes a frame, so the tests can
-see what the nodes really ran, independently of what the server says.
+Every process runs on 127.0.0.1 in its own session. Command tasks run tests/support/renders.py's CHUNK,
+which appends a line to a record file when it starts and when it completes a frame, so the tests can see
+what the nodes really ran, independently of what the server says. How fast a stop or a dead node's
+render is killed is measured by bench/stops.py; here only that it happens, and in which order.
 """
 
 import json
@@ -10,7 +11,6 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import psutil
@@ -18,37 +18,13 @@ import pytest
 from PIL import Image
 
 from rayfarm.sdk import RayfarmAPI
-from tests.blender_scene import make_scene
-from tests.dbs import fresh_database_url
-from tests.farmproc import PYTHON, UNCONFINED_COMMANDS, free_port, rayfarm, stop_process, wait_for
-from tests.integration.support import blender_task_json
+from tests.support import taskjson
+from tests.support.blender import make_scene
+from tests.support.processes import UNCONFINED_COMMANDS, UpFarm, gone, processes_with, rayfarm, wait_for
+from tests.support.renders import Chunks
+from tests.support.tasks import FINISHED, frames_of, info, report, submit, wait_task
 
 FLOW = Path(__file__).with_name("official_sdk_flow.py")
-FINISHED = {23, 25, 30, 35, 45}
-
-# One frame of a command task: records "start" and "done" lines (frame, event, node, pid, time),
-# sleeps, optionally fails, writes {output}/f_<frame>.txt naming the node that rendered it.
-CHUNK = """
-import os, sys, time
-frame, output, record, seconds = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
-failing = sys.argv[5].split(",") if len(sys.argv) > 5 else []
-node = os.path.basename(output.rsplit(os.sep + "leases" + os.sep, 1)[0])  # <work dir>/leases/<lease>/out
-def note(event):
-    with open(record, "a") as handle:
-        handle.write(f"{frame} {event} {node} {os.getpid()} {time.time():.3f}\\n")
-note("start")
-print(f"rendering frame {frame} on node {node}", flush=True)
-time.sleep(seconds)
-if frame in failing:
-    print(f"RenderError: frame {frame} cannot be rendered", flush=True)
-    sys.exit(3)
-with open(os.path.join(output, f"f_{frame}.txt"), "w") as handle:
-    handle.write(f"{frame} {node}\\n")
-note("done")
-"""
-
-
-# ------------------------------------------------------------------ helpers
 
 
 @pytest.fixture
@@ -63,100 +39,8 @@ def api(farm, user):
     client.close()
 
 
-class Chunks:
-    """The CHUNK script and its record file, in a temporary folder of the test."""
-
-    def __init__(self, folder: Path):
-        folder.mkdir(parents=True, exist_ok=True)
-        self.script = folder / "chunk.py"
-        self.script.write_text(CHUNK)
-        self.record = folder / "record.txt"
-        self.record.touch()
-
-    def command(self, seconds: float, failing: str = "") -> list[str]:
-        args = [PYTHON, str(self.script), "{frame}", "{output}", str(self.record), str(seconds)]
-        return args + ([failing] if failing else [])
-
-    def lines(self) -> list[dict]:
-        rows = []
-        for line in self.record.read_text().splitlines():
-            frame, event, node, pid, at = line.split()
-            rows.append({"frame": frame, "event": event, "node": node, "pid": int(pid), "time": float(at)})
-        return rows
-
-    def events(self, event: str, frame: str | None = None) -> list[dict]:
-        return [r for r in self.lines() if r["event"] == event and (frame is None or r["frame"] == frame)]
-
-
-def command_task_json(command: list[str], frames: str = "1-4[1]", per_chunk: int = 1, **task_info: str) -> dict:
-    info = {"task_id": "", "project_name": "farm-tests", "input_cg_file": "", "frames_per_task": str(per_chunk),
-            "pre_frames": "000", "stop_after_test": "2", "job_stop_time": "259200", "task_stop_time": "0"}
-    info.update(task_info)
-    return {"software_config": {"cg_name": "command", "cg_version": "", "plugins": {}},
-            "task_info": info,
-            "scene_info": {"common": {"frames": frames}},
-            "additional_info": {"command": command}}
-
-
-def submit(api: RayfarmAPI, task_json: dict, **create) -> int:
-    task_id = api.task.create_task(**create)["taskIdList"][0]
-    api.task.upload_task_json(task_id, task_json)
-    api.task.submit_task(task_id)
-    return task_id
-
-
-def info(api: RayfarmAPI, task_id: int) -> dict:
-    return api.query.task_info([task_id])["items"][0]
-
-
-def frames_of(api: RayfarmAPI, task_id: int) -> list[dict]:
-    return api.query.task_frames(task_id, page_size=1000)["items"]
-
-
 def by_index(frames: list[dict]) -> dict[str, dict]:
     return {f["frameIndex"]: f for f in frames}
-
-
-def report(farm, api: RayfarmAPI | None = None, task_id: int | None = None) -> str:
-    """What a failed wait shows: the task, its frames, the end of the server's and the nodes' logs."""
-    parts = []
-    if api is not None and task_id is not None:
-        try:
-            parts.append(f"task: {json.dumps(info(api, task_id))}")
-            for frame in frames_of(api, task_id):
-                parts.append(f"frame: {json.dumps(frame)}")
-        except Exception as exc:  # the report must not hide the original failure
-            parts.append(f"(could not query the task: {exc})")
-    parts.append(f"server log:\n{farm.log()[-3000:]}")
-    for worker in farm.workers:
-        parts.append(f"worker {worker.name} log:\n{worker.log()[-3000:]}")
-    return "\n".join(parts)
-
-
-def wait_task(farm, api: RayfarmAPI, task_id: int, statuses: set[int], timeout: float) -> dict:
-    return wait_for(lambda: (lambda item: item if item["taskStatus"] in statuses else None)(info(api, task_id)),
-                    timeout, f"task {task_id} to reach status {sorted(statuses)}", interval=0.2,
-                    details=lambda: report(farm, api, task_id))
-
-
-def processes_with(text: str, program: str = "") -> list[psutil.Process]:
-    """Live (not zombie) processes whose command line contains `text` (and whose program is named `program`)."""
-    found = []
-    for proc in psutil.process_iter(["cmdline", "status"]):
-        cmdline = proc.info["cmdline"] or []
-        if proc.info["status"] == psutil.STATUS_ZOMBIE or text not in " ".join(cmdline):
-            continue
-        if program and os.path.basename(cmdline[0]) != program:
-            continue
-        found.append(proc)
-    return found
-
-
-def gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 def overlaps(a: dict, b: dict) -> bool:
@@ -169,9 +53,9 @@ def overlaps(a: dict, b: dict) -> bool:
 def run_official_render(python: Path, farm, user, task_json: dict) -> dict:
     env = {**os.environ, "RAYFARM_DOMAIN": farm.domain, "RAYFARM_USER1_ID": user.access_id,
            "RAYFARM_USER1_KEY": user.access_key, "RAYFARM_TASK_JSON": json.dumps(task_json),
-           "RAYFARM_DEADLINE": "60", "PYTHONDONTWRITEBYTECODE": "1"}
+           "RAYFARM_DEADLINE": "120", "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop("PYTHONPATH", None)
-    done = subprocess.run([str(python), str(FLOW), "render"], capture_output=True, text=True, env=env, timeout=180,
+    done = subprocess.run([str(python), str(FLOW), "render"], capture_output=True, text=True, env=env, timeout=300,
                           cwd=str(FLOW.parent))
     assert done.returncode == 0, f"official SDK render flow failed:\n{done.stderr[-4000:]}\n{report(farm)}"
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -183,16 +67,14 @@ def test_blender_task_through_the_official_sdk_renders_real_images(rayvision_pyt
     assert api.files.upload(scene, "D:/proj/shot.blend") == "/D/proj/shot.blend"
     for node in nodes:
         node.wait_registered()
-    task_json = blender_task_json("D:/proj/shot.blend", frames="1-6[1]", frames_per_task="2", pre_frames="100",
-                                  stop_after_test="1")
-    task_json["software_config"]["cg_version"] = "3.4"
-    task_json["scene_info"]["common"].update(width="160", height="90", Render_Format="PNG")
+    task_json = taskjson.blender("D:/proj/shot.blend", "1-6[1]", per_chunk=2, cg_version="3.4", pre_frames="100",
+                                 stop_after_test="1", common={"width": "160", "height": "90"})
 
     out = run_official_render(rayvision_python, farm, user, task_json)
     task_id = out["task_id"]
 
     # paused at 40 after the priority frame: only frame 1 rendered, the rest held back
-    assert out["at_test_done"]["taskStatus"] == 40, (out["statuses"], report(farm, api, task_id))
+    assert out["at_test_done"]["taskStatus"] == 40, (out["statuses"], report(farm, api, [task_id]))
     held = by_index(out["frames_at_test_done"])
     assert list(held) == ["1", "2-3", "4-5", "6"]
     assert held["1"]["frameType"] == 4 and held["1"]["frameStatus"] == 4
@@ -201,7 +83,7 @@ def test_blender_task_through_the_official_sdk_renders_real_images(rayvision_pyt
     assert out["full_speed"] == "success"
 
     # full speed released the rest; the task ends 25
-    assert out["at_end"]["taskStatus"] == 25, (out["statuses"], report(farm, api, task_id))
+    assert out["at_end"]["taskStatus"] == 25, (out["statuses"], report(farm, api, [task_id]))
     assert out["statuses"][-1] == 25 and 40 in out["statuses"]
     assert out["at_end"]["doneFrames"] == 6 and out["at_end"]["failedFrames"] == 0
 
@@ -243,13 +125,13 @@ def test_blender_task_through_the_official_sdk_renders_real_images(rayvision_pyt
 
 
 def test_higher_level_task_renders_first_on_one_node(farm, api, tmp_path):
-    chunks = Chunks(tmp_path / "chunks")
-    low = submit(api, command_task_json(chunks.command(0.2), frames="1-3[1]"), task_user_level=50)
-    high = submit(api, command_task_json(chunks.command(0.2), frames="1-3[1]"), task_user_level=80)
+    chunks = Chunks(tmp_path / "chunks", seconds=0.2)
+    low = submit(api, taskjson.command(chunks.command(), "1-3[1]"), task_user_level=50)
+    high = submit(api, taskjson.command(chunks.command(), "1-3[1]"), task_user_level=80)
     farm.start_worker("solo", UNCONFINED_COMMANDS)
-    assert wait_task(farm, api, low, FINISHED, 60)["taskStatus"] == 25
-    assert wait_task(farm, api, high, FINISHED, 10)["taskStatus"] == 25
-    low_frames, high_frames = frames_of(api, low), frames_of(api, high)
+    assert wait_task(farm, api, low, FINISHED)["taskStatus"] == 25
+    assert wait_task(farm, api, high, FINISHED)["taskStatus"] == 25
+    low_frames, high_frames = list(frames_of(api, low).values()), list(frames_of(api, high).values())
     assert max(f["startTime"] for f in high_frames) < min(f["startTime"] for f in low_frames), (high_frames, low_frames)
     assert max(f["endTime"] for f in high_frames) <= min(f["startTime"] for f in low_frames)
     assert {f["nodeName"] for f in low_frames + high_frames} == {"solo"}
@@ -259,27 +141,26 @@ def test_higher_level_task_renders_first_on_one_node(farm, api, tmp_path):
 
 
 def test_task_limit_one_never_runs_on_two_nodes_at_once(farm, api, tmp_path):
-    chunks = Chunks(tmp_path / "chunks")
+    chunks = Chunks(tmp_path / "chunks", seconds=0.4)
     for name in ("n1", "n2", "n3"):
         farm.start_worker(name, UNCONFINED_COMMANDS, wait=False)
     for worker in farm.workers:
         worker.wait_registered()
     task_id = api.task.create_task()["taskIdList"][0]
     api.task.update_task_limit(task_id, 1)
-    api.task.upload_task_json(task_id, command_task_json(chunks.command(0.4), frames="1-6[1]"))
-    api.task.submit_task(task_id)
-    done = wait_task(farm, api, task_id, FINISHED, 60)
+    submit(api, taskjson.command(chunks.command(), "1-6[1]"), task_id)
+    done = wait_task(farm, api, task_id, FINISHED)
     assert done["taskStatus"] == 25 and done["taskLimit"] == 1
 
-    frames = frames_of(api, task_id)
+    frames = list(frames_of(api, task_id).values())
     assert len(frames) == 6 and all(f["frameStatus"] == 4 and f["endTime"] > f["startTime"] > 0 for f in frames)
     for i, a in enumerate(frames):
         for b in frames[i + 1:]:
             if a["nodeId"] != b["nodeId"]:
                 assert not overlaps(a, b), f"chunks {a['frameIndex']} and {b['frameIndex']} ran at once on two nodes"
     # the worker-side record agrees: a frame never started before the previous one was done
-    runs = sorted(chunks.lines(), key=lambda r: r["time"])
-    assert [r["event"] for r in runs] == ["start", "done"] * 6, runs
+    runs = sorted(chunks.lines(), key=lambda r: r.time)
+    assert [r.event for r in runs] == ["start", "done"] * 6, runs
     assert len(chunks.events("done")) == 6
 
 
@@ -287,45 +168,40 @@ def test_task_limit_one_never_runs_on_two_nodes_at_once(farm, api, tmp_path):
 
 
 def test_chunk_of_a_killed_node_is_rendered_elsewhere_exactly_once(farm, api, tmp_path):
-    chunks = Chunks(tmp_path / "chunks")
-    victim = farm.start_worker("a", UNCONFINED_COMMANDS, wait=False)
-    survivor = farm.start_worker("b", UNCONFINED_COMMANDS, wait=False)
-    victim.wait_registered()
-    survivor.wait_registered()
-    task_id = submit(api, command_task_json(chunks.command(2.0), frames="1-6[1]"))
+    chunks = Chunks(tmp_path / "chunks", seconds=600)  # runs until the test lets it end
+    victim = farm.start_worker("a", UNCONFINED_COMMANDS)
+    task_id = submit(api, taskjson.command(chunks.command(), "1-6[1]"))
 
-    # kill node a with SIGKILL half a second into one of its chunks
-    started = wait_for(lambda: chunks.events("start") and [r for r in chunks.events("start") if r["node"] == "a"],
-                       20, "node a to start a chunk", details=lambda: report(farm, api, task_id))[0]
-    frame = started["frame"]
-    time.sleep(max(0.0, started["time"] + 0.5 - time.time()))
-    assert not chunks.events("done", frame)
+    # node a renders one chunk (it would render ten minutes); kill node a with SIGKILL in the middle of it
+    started = wait_for(lambda: chunks.events("start"), 60, "node a to start a chunk",
+                       details=lambda: report(farm, api, [task_id]))[0]
+    frame = started.frame
     os.kill(victim.pid, signal.SIGKILL)
-    killed_at = time.monotonic()
-    victim.process.wait(5)
+    victim.process.wait(60)
 
-    # the render of the dead node dies with it, long before its 2 s would have run out
-    wait_for(lambda: gone(started["pid"]), 0.8, f"the render process {started['pid']} of the killed node to die",
+    # the render of the dead node dies with it: long before its ten minutes (how soon: bench/stops.py)
+    wait_for(lambda: gone(started.pid), 60, f"the render process {started.pid} of the killed node to die",
              interval=0.05)
+    chunks.set_seconds(0.2)  # from now on chunks are short
+    survivor = farm.start_worker("b", UNCONFINED_COMMANDS)
 
-    # the chunk goes back to waiting within 15 s, then node b renders it
+    # the chunk goes back to waiting (the server hears nothing from node a), then node b renders it
     def requeued():
-        row = by_index(frames_of(api, task_id))[frame]
+        row = frames_of(api, task_id)[frame]
         return row if (row["frameStatus"], row["nodeName"]) != (2, "a") else None
 
-    row = wait_for(requeued, 15, f"frame {frame} of the killed node to be requeued", interval=0.2,
-                   details=lambda: report(farm, api, task_id))
-    assert time.monotonic() - killed_at <= 15
+    row = wait_for(requeued, 120, f"frame {frame} of the killed node to be requeued", interval=0.2,
+                   details=lambda: report(farm, api, [task_id]))
     assert row["frameStatus"] in (1, 2, 4), row
 
-    done = wait_task(farm, api, task_id, FINISHED, 40)
+    done = wait_task(farm, api, task_id, FINISHED)
     assert done["taskStatus"] == 25 and done["doneFrames"] == 6 and done["totalFrames"] == 6
 
     # every frame done exactly once: the frames API, the output files, and the nodes' own record
-    frames = by_index(frames_of(api, task_id))
+    frames = frames_of(api, task_id)
     assert sorted(frames, key=int) == [str(n) for n in range(1, 7)]
     assert all(f["frameStatus"] == 4 and f["attempts"] == 0 for f in frames.values()), frames
-    assert frames[frame]["nodeName"] == "b"
+    assert frames[frame]["nodeName"] == survivor.name
     outputs = {e["fileName"]: e for e in api.files.output_files(task_id)}
     assert sorted(outputs) == [f"f_{n}.txt" for n in range(1, 7)]
     downloaded = {p.name: p.read_text().split() for p in api.files.download_task(task_id, tmp_path / "out")}
@@ -334,44 +210,48 @@ def test_chunk_of_a_killed_node_is_rendered_elsewhere_exactly_once(farm, api, tm
     for n in range(1, 7):
         completed = chunks.events("done", str(n))
         assert len(completed) == 1, f"frame {n} completed {len(completed)} times: {completed}"
-    assert [r["node"] for r in chunks.events("done", frame)] == ["b"]
-    assert [r["node"] for r in chunks.events("start", frame)] == ["a", "b"]
+    assert [r.node for r in chunks.events("done", frame)] == ["b"]
+    assert [r.node for r in chunks.events("start", frame)] == ["a", "b"]
+    assert started.pid not in {r.pid for r in chunks.events("done")}
 
 
 # ------------------------------------------------------------------ 5. stop and start during a Blender render
 
 
-def test_stop_task_kills_blender_at_once_and_start_resumes(farm, api, tmp_path):
+def test_stop_task_kills_blender_and_start_resumes(farm, api, tmp_path):
     node = farm.start_worker("render-1", wait=False)
     scene = make_scene(tmp_path / "scene" / "heavy.blend", frames=1, width=320, height=180, samples=128)
     api.files.upload(scene, "D:/proj/heavy.blend")
     node.wait_registered()
-    task_json = blender_task_json("D:/proj/heavy.blend", frames="1-1[1]")
-    task_json["software_config"]["cg_version"] = "3.4"  # the node's Blender (a version no node has is refused)
-    task_json["scene_info"]["common"].update(width="320", height="180", Render_Format="PNG")
-    task_id = submit(api, task_json)
+    task_id = submit(api, taskjson.blender("D:/proj/heavy.blend", "1-1[1]", cg_version="3.4",  # the node's (no node has 4.2)
+                                      common={"width": "320", "height": "180"}))
 
     def rendering():
-        frame = frames_of(api, task_id)[0]
+        frame = frames_of(api, task_id)["1"]
         blender = processes_with(str(node.work_dir / "leases"), "blender")
         return blender[0] if frame["frameStatus"] == 2 and frame["progress"] > 0 and blender else None
 
     # Blender runs (the lease folder is in its command line) and has reported progress
-    blender = wait_for(rendering, 30, "Blender to be rendering", interval=0.2, details=lambda: report(farm, api, task_id))
+    blender = wait_for(rendering, 60, "Blender to be rendering", interval=0.2,
+                       details=lambda: report(farm, api, [task_id]))
     assert "heavy" in " ".join(blender.info["cmdline"])
     api.task.stop_task([task_id])
-    stopped_at = time.monotonic()
-    wait_for(lambda: gone(blender.pid), 2, "the Blender process to be killed after stop_task", interval=0.05,
-             details=lambda: report(farm, api, task_id))
-    assert time.monotonic() - stopped_at <= 2.0
     assert info(api, task_id)["taskStatus"] == 10
-    assert frames_of(api, task_id)[0]["frameStatus"] == 3
-    time.sleep(1.5)  # nothing renders while stopped
-    assert not processes_with(str(node.work_dir), "blender")
+    assert frames_of(api, task_id)["1"]["frameStatus"] == 3
+    # the node kills the render it was told to stop (how soon: bench/stops.py), reports nothing, and is idle
+    wait_for(lambda: gone(blender.pid), 60, "the Blender process to be killed after stop_task", interval=0.05,
+             details=lambda: report(farm, api, [task_id]))
+    wait_for(lambda: "render killed (stop); nothing reported" in node.log(), 60, "the node to drop the render",
+             details=node.log)
+    assert "killing render process group" in node.log()  # killed while it ran, not ended by itself
+    wait_for(lambda: not next(w for w in api.query.workers() if w["name"] == "render-1")["running"], 60,
+             "the node to be idle")
+    assert not processes_with(str(node.work_dir), "blender")  # nothing renders while stopped
     assert api.files.output_files(task_id) == []
+    assert frames_of(api, task_id)["1"]["frameStatus"] == 3
 
     api.task.start_task([task_id])
-    done = wait_task(farm, api, task_id, FINISHED, 60)
+    done = wait_task(farm, api, task_id, FINISHED)
     assert done["taskStatus"] == 25
     written = api.files.download_task(task_id, tmp_path / "out")
     assert [p.name for p in written] == ["heavy_0001.png"]
@@ -383,21 +263,20 @@ def test_stop_task_kills_blender_at_once_and_start_resumes(farm, api, tmp_path):
 
 
 def test_over_time_stop_stops_the_task_and_kills_the_render(farm, api, tmp_path):
-    chunks = Chunks(tmp_path / "chunks")
+    chunks = Chunks(tmp_path / "chunks", seconds=600)  # far longer than any wait below
     farm.start_worker("slow", UNCONFINED_COMMANDS)
-    task_id = submit(api, command_task_json(chunks.command(10.0), frames="1-2[1]"))
-    started = wait_for(lambda: chunks.events("start"), 20, "the first chunk to start",
-                       details=lambda: report(farm, api, task_id))[0]
+    task_id = submit(api, taskjson.command(chunks.command(), "1-2[1]"))
+    started = wait_for(lambda: chunks.events("start"), 60, "the first chunk to start",
+                       details=lambda: report(farm, api, [task_id]))[0]
     assert api.task.set_task_overtime_top([task_id], 2) == "SUCCESS"
-    item = wait_task(farm, api, task_id, {23} | FINISHED, started["time"] + 6 - time.time())
+    item = wait_task(farm, api, task_id, {23} | FINISHED)
     assert item["taskStatus"] == 23
-    wait_for(lambda: gone(started["pid"]), 3, "the over-time render process to be killed",
-             details=lambda: report(farm, api, task_id))
-    assert time.time() < started["time"] + 9, "the render was not stopped before it ended by itself"
-    frames = by_index(frames_of(api, task_id))
-    assert frames[started["frame"]]["frameStatus"] == 11
-    assert all(f["frameStatus"] == 3 for i, f in frames.items() if i != started["frame"]), frames
-    assert not chunks.events("done")
+    wait_for(lambda: gone(started.pid), 60, "the over-time render process to be killed",
+             details=lambda: report(farm, api, [task_id]))
+    frames = frames_of(api, task_id)
+    assert frames[started.frame]["frameStatus"] == 11
+    assert all(f["frameStatus"] == 3 for i, f in frames.items() if i != started.frame), frames
+    assert not chunks.events("done")  # killed, not ended by itself
     assert info(api, task_id)["taskStatus"] == 23
 
 
@@ -405,15 +284,15 @@ def test_over_time_stop_stops_the_task_and_kills_the_render(farm, api, tmp_path)
 
 
 def test_failing_chunk_is_retried_then_failed_and_its_log_is_readable(farm, user, api, tmp_path):
-    chunks = Chunks(tmp_path / "chunks")
+    chunks = Chunks(tmp_path / "chunks", seconds=0.2)
     farm.start_worker("f1", UNCONFINED_COMMANDS, wait=False)
     farm.start_worker("f2", UNCONFINED_COMMANDS, wait=False)
     for worker in farm.workers:
         worker.wait_registered()
-    task_id = submit(api, command_task_json(chunks.command(0.2, failing="2"), frames="1-2[1]"))
-    done = wait_task(farm, api, task_id, FINISHED, 60)
-    assert done["taskStatus"] == 30, report(farm, api, task_id)
-    frames = by_index(frames_of(api, task_id))
+    task_id = submit(api, taskjson.command(chunks.command(failing="2"), "1-2[1]"))
+    done = wait_task(farm, api, task_id, FINISHED)
+    assert done["taskStatus"] == 30, report(farm, api, [task_id])
+    frames = frames_of(api, task_id)
     assert frames["1"]["frameStatus"] == 4 and frames["1"]["attempts"] == 0
     assert frames["2"]["frameStatus"] == 5 and frames["2"]["attempts"] == 3, frames["2"]
     assert "exited with code 3" in frames["2"]["errorMessage"]
@@ -435,54 +314,36 @@ def test_failing_chunk_is_retried_then_failed_and_its_log_is_readable(farm, user
 
 
 def test_rayfarm_up_renders_and_stops_everything_on_ctrl_c(tmp_path):
-    data = tmp_path / "up-farm"
-    port = free_port()
-    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config")}  # `up` writes its `local` CLI profile there
-    url = fresh_database_url()
-    if url:
-        env["RAYFARM_DATABASE_URL"] = url
-    log_path = tmp_path / "up.log"
-    with open(log_path, "ab") as log:
-        up = subprocess.Popen([PYTHON, "-m", "rayfarm", "up", "--data-dir", str(data), "--port", str(port),
-                               "--workers", "1"], stdout=log, stderr=subprocess.STDOUT, env=env,
-                              start_new_session=True)
+    up = UpFarm(tmp_path / "up")
     try:
-        def details() -> str:
-            logs = [f"up: {log_path.read_text(errors='replace')[-3000:]}"]
-            logs += [f"{p.name}: {p.read_text(errors='replace')[-3000:]}" for p in sorted((data / "up-logs").glob("*"))]
-            return "\n".join(logs)
-
-        creds_path = data / "credentials.json"
-        wait_for(lambda: "rayfarm is up" in log_path.read_text(errors="replace"), 60, "rayfarm up to start",
-                 details=details)
-        assert creds_path.stat().st_mode & 0o777 == 0o600
-        creds = json.loads(creds_path.read_text())
-        children = psutil.Process(up.pid).children(recursive=True)
+        up.start(workers=1)
+        assert (up.data_dir / "credentials.json").stat().st_mode & 0o777 == 0o600
+        children = psutil.Process(up.process.pid).children(recursive=True)
         assert len(children) >= 2, children
 
         # `rayfarm up` nodes confine their jobs: the command writes only into its own output folder
         command = ["sh", "-c", 'echo "$0" > "$1/f_$0.txt"', "{frame}", "{output}"]
-        with RayfarmAPI(creds["accessId"], creds["accessKey"], domain=f"127.0.0.1:{port}") as api:
-            task_id = submit(api, command_task_json(command, frames="1-2[1]"))
+        with RayfarmAPI(up.creds["accessId"], up.creds["accessKey"], domain=f"127.0.0.1:{up.port}") as api:
+            task_id = submit(api, taskjson.command(command, "1-2[1]"))
 
             def finished():
                 item = info(api, task_id)
                 return item if item["taskStatus"] in FINISHED else None
 
-            item = wait_for(finished, 60, "the task to finish on the `rayfarm up` farm", interval=0.2, details=details)
+            item = wait_for(finished, 120, "the task to finish on the `rayfarm up` farm", interval=0.2,
+                            details=up.logs)
             assert item["taskStatus"] == 25
             assert sorted(e["fileName"] for e in api.files.output_files(task_id)) == ["f_1.txt", "f_2.txt"]
-        assert "render jobs run confined" in (data / "up-logs" / "worker-1.log").read_text(), details()
+        assert "render jobs run confined" in (up.data_dir / "up-logs" / "worker-1.log").read_text(), up.logs()
 
-        os.killpg(up.pid, signal.SIGINT)  # Ctrl-C in the terminal
-        assert up.wait(30) == 0, details()
-        wait_for(lambda: all(gone(child.pid) for child in children), 5, "the server and node processes to stop",
-                 details=details)
-        assert not processes_with(str(data)), [p.cmdline() for p in processes_with(str(data))]
+        os.killpg(up.process.pid, signal.SIGINT)  # Ctrl-C in the terminal
+        assert up.process.wait(60) == 0, up.logs()
+        wait_for(lambda: all(gone(child.pid) for child in children), 60, "the server and node processes to stop",
+                 details=up.logs)
+        assert not processes_with(str(up.data_dir)), [p.cmdline() for p in processes_with(str(up.data_dir))]
         with socket.socket() as probe:
-            assert probe.connect_ex(("127.0.0.1", port)) != 0, "the server still listens"
+            assert probe.connect_ex(("127.0.0.1", up.port)) != 0, "the server still listens"
     finally:
-        stop_process(up, signal.SIGTERM)
-        for proc in processes_with(str(data)):
+        up.stop(signal.SIGTERM)
+        for proc in processes_with(str(up.data_dir)):
             proc.kill()
-

@@ -1,18 +1,19 @@
 """Chosen frames of a task against a real server and a real render node: queryTaskFrames filtered by frame
 status, and the SDK's recommit_task_frames (recommitTaskFrames) and stop_task_frames (stopTaskFrames)."""
 
-import psutil
 import pytest
 
 from rayfarm.sdk import RayfarmAPI, RayfarmAPIError
-from tests.farmproc import PYTHON, UNCONFINED_COMMANDS, wait_for
-from tests.integration.support import Raw, check_envelope, running_farm
+from tests.support import taskjson
+from tests.support.farms import running_farm
+from tests.support.processes import PYTHON, UNCONFINED_COMMANDS, gone, wait_for
+from tests.support.signed import FRAMES, Raw, check_envelope
+from tests.support.tasks import FINISHED, report, submit
+from tests.support.tasks import status as task_status
 
-FRAMES = "/api/render/handle/queryTaskFrames"
-FINISHED = {23, 25, 30, 35, 45}
 # one frame that renders for a long time; it writes its pid to <dir>/pid-<frame> first
 SLOW = "import os, sys, time; open(os.path.join(sys.argv[1], 'pid-' + sys.argv[2]), 'w').write(str(os.getpid())); " \
-       "time.sleep(120)"
+       "time.sleep(600)"
 # one frame that fails (exit 3) while the file <dir>/fail-<frame> exists, and succeeds at once otherwise
 FAIL_IF_MARKED = "import os, sys; sys.exit(3 if os.path.exists(os.path.join(sys.argv[1], 'fail-' + sys.argv[2])) else 0)"
 
@@ -42,40 +43,15 @@ def node(farm):
 
 def command_task(api: RayfarmAPI, command: list[str], frames: str) -> int:
     """A submitted command task, one frame per chunk, no retry of a failed frame."""
-    task_json = {"software_config": {"cg_name": "command", "cg_version": "", "plugins": {}},
-                 "task_info": {"task_id": "", "project_name": "frame-selection", "input_cg_file": "",
-                               "frames_per_task": "1", "pre_frames": "000", "stop_after_test": "2",
-                               "job_stop_time": "259200", "task_stop_time": "0", "max_attempts": "1"},
-                 "scene_info": {"common": {"frames": frames}},
-                 "additional_info": {"command": command}}
-    task_id = api.task.create_task()["taskIdList"][0]
-    api.task.upload_task_json(task_id, task_json)
-    api.task.submit_task(task_id)
-    return task_id
+    return submit(api, taskjson.command(command, frames, max_attempts="1"))
 
 
 def by_index(api: RayfarmAPI, task_id: int) -> dict[str, dict]:
     return {f["frameIndex"]: f for f in api.query.task_frames(task_id, page_size=1000)["items"]}
 
 
-def task_status(api: RayfarmAPI, task_id: int) -> int:
-    return api.query.task_info([task_id])["items"][0]["taskStatus"]
-
-
 def indexes(page: dict) -> list[str]:
     return [f["frameIndex"] for f in page["items"]]
-
-
-def report(farm, api: RayfarmAPI, task_id: int) -> str:
-    return "\n".join([f"frames: {list(by_index(api, task_id).values())}", f"server log:\n{farm.log()[-3000:]}",
-                      *(f"{w.name} log:\n{w.log()[-3000:]}" for w in farm.workers)])
-
-
-def gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 def test_failed_frames_are_found_by_status_and_render_again_when_recommitted(farm, api, node, tmp_path):
@@ -83,8 +59,8 @@ def test_failed_frames_are_found_by_status_and_render_again_when_recommitted(far
         (tmp_path / f"fail-{frame}").touch()
     task_id = command_task(api, [PYTHON, "-c", FAIL_IF_MARKED, str(tmp_path), "{frame}"], "1-5[1]")
     wait_for(lambda: task_status(api, task_id) in FINISHED, 60, "the task to finish", interval=0.2,
-             details=lambda: report(farm, api, task_id))
-    assert task_status(api, task_id) == 30, report(farm, api, task_id)
+             details=lambda: report(farm, api, [task_id]))
+    assert task_status(api, task_id) == 30, report(farm, api, [task_id])
 
     # the farm filters by frame status: total counts only the chosen frames, pages page through them
     failed = api.query.task_frames(task_id, status=[5])
@@ -107,15 +83,15 @@ def test_failed_frames_are_found_by_status_and_render_again_when_recommitted(far
     assert now["4"]["frameStatus"] == 5 and now["4"]["recommitFlag"] == 0
     assert all(now[i]["recommitFlag"] == 0 for i in ("1", "3", "5"))
     wait_for(lambda: task_status(api, task_id) in FINISHED and by_index(api, task_id)["2"]["frameStatus"] == 4, 60,
-             "the recommitted frame to render", interval=0.2, details=lambda: report(farm, api, task_id))
+             "the recommitted frame to render", interval=0.2, details=lambda: report(farm, api, [task_id]))
     assert task_status(api, task_id) == 30  # frame 4 still failed
 
     # every failed frame (select all, status failed): only frame 4; then the task is done
     (tmp_path / "fail-4").unlink()
     assert api.task.recommit_task_frames(task_id, select_all=True, status=[5]) == {"count": 1}
     wait_for(lambda: task_status(api, task_id) in FINISHED, 60, "the task to finish again", interval=0.2,
-             details=lambda: report(farm, api, task_id))
-    assert task_status(api, task_id) == 25, report(farm, api, task_id)
+             details=lambda: report(farm, api, [task_id]))
+    assert task_status(api, task_id) == 25, report(farm, api, [task_id])
     final = by_index(api, task_id)
     assert {i: (f["frameStatus"], f["recommitFlag"]) for i, f in final.items()} == {
         "1": (4, 0), "2": (4, 1), "3": (4, 0), "4": (4, 1), "5": (4, 0)}
@@ -139,8 +115,8 @@ def test_chosen_frames_stop_wait_again_and_are_filtered_while_the_node_renders(f
         frames = by_index(api, task_id)
         return frames if [f["frameStatus"] for f in frames.values()].count(2) == 1 else None
 
-    frames = wait_for(one_rendering, 30, "one frame to render", interval=0.2,
-                      details=lambda: report(farm, api, task_id))
+    frames = wait_for(one_rendering, 60, "one frame to render", interval=0.2,
+                      details=lambda: report(farm, api, [task_id]))
     [rendering] = [i for i, f in frames.items() if f["frameStatus"] == 2]
     first_waiting, last_waiting = sorted((i for i, f in frames.items() if f["frameStatus"] == 1), key=int)
 
@@ -176,8 +152,8 @@ def test_chosen_frames_stop_wait_again_and_are_filtered_while_the_node_renders(f
     assert api.task.stop_task_frames(task_id, select_all=True) == {"count": 1}
     assert {f["frameStatus"] for f in by_index(api, task_id).values()} == {3}
     assert task_status(api, task_id) == 10
-    wait_for(lambda: gone(pid), 15, "the stopped frame's render to be killed", interval=0.2,
-             details=lambda: report(farm, api, task_id))
+    wait_for(lambda: gone(pid), 60, "the stopped frame's render to be killed", interval=0.2,
+             details=lambda: report(farm, api, [task_id]))
     with pytest.raises(RayfarmAPIError) as caught:  # a stopped task has nothing left to stop
         api.task.stop_task_frames(task_id, select_all=True)
     assert caught.value.code == 718
@@ -222,7 +198,7 @@ def test_the_official_sdk_frame_calls_by_their_official_names(farm, api, node, t
         (tmp_path / f"fail-{frame}").touch()
     task_id = command_task(api, [PYTHON, "-c", FAIL_IF_MARKED, str(tmp_path), "{frame}"], "1-4[1]")
     wait_for(lambda: task_status(api, task_id) in FINISHED, 60, "the task to finish", interval=0.2,
-             details=lambda: report(farm, api, task_id))
+             details=lambda: report(farm, api, [task_id]))
     everything = api.query.get_all_frames(task_id, page_size=1)  # four pages of one, then an empty page
     assert sorted(everything) == ["1", "2", "3", "4"] and everything["2"]["frameStatus"] == 5
     assert api.query.get_all_frames(task_id, start_page=2, end_page=3, page_size=1).keys() == {"2", "3"}
@@ -231,12 +207,12 @@ def test_the_official_sdk_frame_calls_by_their_official_names(farm, api, node, t
     (tmp_path / "fail-2").unlink()
     assert api.query.get_custome_frames(task_id, ["2"]) == {"count": 1}  # by frame index
     wait_for(lambda: task_status(api, task_id) in FINISHED, 60, "frame 2 to render again", interval=0.2,
-             details=lambda: report(farm, api, task_id))
+             details=lambda: report(farm, api, [task_id]))
     assert by_index(api, task_id)["2"]["frameStatus"] == 4 and by_index(api, task_id)["3"]["frameStatus"] == 5
     (tmp_path / "fail-3").unlink()
     assert api.query.restart_failed_frames([task_id]) == {"count": 1}
     wait_for(lambda: task_status(api, task_id) == 25, 60, "the task to be done", interval=0.2,
-             details=lambda: report(farm, api, task_id))
+             details=lambda: report(farm, api, [task_id]))
     assert {i: f["recommitFlag"] for i, f in by_index(api, task_id).items()} == {"1": 0, "2": 1, "3": 1, "4": 0}
     assert api.query.restart_frame(task_id, select_all=0, ids_list=[everything["4"]["id"]]) == {"count": 1}
     assert by_index(api, task_id)["4"]["recommitFlag"] == 1
@@ -244,8 +220,8 @@ def test_the_official_sdk_frame_calls_by_their_official_names(farm, api, node, t
         api.query.restart_frame(task_id, select_all=0)
 
     slow = command_task(api, [PYTHON, "-c", SLOW, str(tmp_path), "{frame}"], "1-2[1]")
-    wait_for(lambda: 2 in {f["frameStatus"] for f in by_index(api, slow).values()}, 30, "a frame to render",
-             interval=0.2, details=lambda: report(farm, api, slow))
+    wait_for(lambda: 2 in {f["frameStatus"] for f in by_index(api, slow).values()}, 60, "a frame to render",
+             interval=0.2, details=lambda: report(farm, api, [slow]))
     assert api.query.stop_frame(slow, select_all=1) == {"count": 2}
     assert {f["frameStatus"] for f in by_index(api, slow).values()} == {3}
     api.task.abort_task([slow])

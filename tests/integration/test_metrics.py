@@ -1,32 +1,16 @@
 """/metrics: Prometheus text that prometheus-client parses, moving with the farm."""
 
-import json
-
-import httpx
-from prometheus_client.parser import text_string_to_metric_families
-
 from rayfarm.sdk import RayfarmAPI
-
-
-def samples(farm) -> dict:
-    text = httpx.get(f"{farm.url}/metrics", timeout=10).text
-    found = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return found
+from tests.support import taskjson
+from tests.support.tasks import submit
 
 
 def test_metrics_parse_and_move(farm):
     user = farm.create_user("metrics", "--allow-commands")
     api = RayfarmAPI(user.access_id, user.access_key, domain=farm.domain)
-    before = samples(farm)
-    task_id = api.task.task_id
-    api.task.upload_task_json(task_id, json.dumps({
-        "software_config": {"cg_name": "command"}, "task_info": {"frames_per_task": "2"},
-        "scene_info_render": {"common": {"frames": "1-10"}}, "additional_info": {"command": ["true"]}}))
-    api.task.submit_task(task_id)
-    after = samples(farm)
+    before = farm.metrics()
+    submit(api, taskjson.command(["true"], "1-10", per_chunk=2))
+    after = farm.metrics()
     route = ("route", "/api/render/submit/task")
     submits = [v for (name, labels), v in after.items() if name == "rayfarm_api_requests_total" and route in labels]
     assert submits == [1.0]

@@ -19,8 +19,8 @@ from sqlalchemy import create_engine, func, select
 
 from rayfarm.store.db import sqlite_url
 from rayfarm.store.schema import tasks
-from tests.blender_scene import make_textured_scene
-from tests.integration.support import running_farm
+from tests.support.blender import make_textured_scene
+from tests.support.farms import running_farm
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(__file__).with_name("official_demo_flow.py")

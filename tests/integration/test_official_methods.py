@@ -15,7 +15,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.integration.support import FakeNode, Raw, blender_task_json, check_envelope, running_farm
+from tests.support import taskjson
+from tests.support.fake_node import Node
+from tests.support.farms import running_farm
+from tests.support.signed import Raw, check_envelope
 
 SCRIPT = Path(__file__).with_name("official_methods_flow.py")
 NO_API = "There is no API at"
@@ -151,14 +154,14 @@ def farm(tmp_path_factory):
 def flow(rayvision_sync_python, farm, tmp_path_factory):
     user = farm.create_user("methods", "--allow-commands")
     raw = Raw(farm, user)
-    node = FakeNode(farm, "methods-node", {"blender": "3.4.1", "command": ""}, ["gpu"])
+    node = Node(farm, "methods-node", {"blender": "3.4.1", "command": ""}, tags=["gpu"])
     try:  # a task with a done frame (log lines, an image) and a waiting one
         task_id = check_envelope(raw.send("/api/render/submit/createTask", {"count": 1}))["data"]["taskIdList"][0]
         raw.call("/api/render/submit/taskJsonFile", {"taskId": task_id, "fileName": "task.json",
                                                      "content": json.dumps(COMMAND_TASK)})
         raw.call("/api/render/submit/task", {"taskId": task_id})
         (lease,) = node.lease()
-        node.heartbeat(lease, ["rendering frame 1", "saved f_0001.png"])
+        node.heartbeat([lease], log=["rendering frame 1", "saved f_0001.png"])
         image = io.BytesIO()
         Image.new("RGB", (32, 24), (10, 20, 200)).save(image, "PNG")
         node.finish(lease, {"f_0001.png": image.getvalue()})
@@ -166,7 +169,7 @@ def flow(rayvision_sync_python, farm, tmp_path_factory):
         node.close()
         raw.close()
     home = tmp_path_factory.mktemp("methods-home")
-    blender = blender_task_json("D:/proj/shots/shot010.blend")
+    blender = taskjson.blender("D:/proj/shots/shot010.blend")
     blender["software_config"]["cg_version"] = "3.4"
     blender["task_info"].update(hardwareConfigIds=[], hardwareConfigId="", graphics_cards_num="2")
     env = {**os.environ, "RAYFARM_DOMAIN": farm.domain, "RAYFARM_USER_ID": user.access_id,

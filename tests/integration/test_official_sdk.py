@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.support import SCENE, Raw, blender_task_json, running_farm
+from tests.support import taskjson
+from tests.support.farms import running_farm
+from tests.support.signed import Raw
 
 SCRIPT = Path(__file__).with_name("official_sdk_flow.py")
 FRAMES = [str(n) for n in range(1, 11)]
@@ -24,13 +26,6 @@ def farm(tmp_path_factory):
     yield from running_farm(tmp_path_factory, "official")
 
 
-@pytest.fixture(scope="module")
-def users(farm):
-    alice, bob = farm.create_user("alice"), farm.create_user("bob")
-    farm.input_file(alice, SCENE)
-    return alice, bob
-
-
 def run_official(python: Path, farm, users, scenario: str) -> dict:
     alice, bob = users
     env = {
@@ -38,7 +33,7 @@ def run_official(python: Path, farm, users, scenario: str) -> dict:
         "RAYFARM_DOMAIN": farm.domain,
         "RAYFARM_USER1_ID": alice.access_id, "RAYFARM_USER1_KEY": alice.access_key,
         "RAYFARM_USER2_ID": bob.access_id, "RAYFARM_USER2_KEY": bob.access_key,
-        "RAYFARM_TASK_JSON": json.dumps(blender_task_json()),
+        "RAYFARM_TASK_JSON": json.dumps(taskjson.blender()),
         "PYTHONDONTWRITEBYTECODE": "1",
     }
     env.pop("PYTHONPATH", None)

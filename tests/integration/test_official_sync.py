@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.blender_scene import make_textured_scene
-from tests.integration.support import blender_task_json, running_farm
+from tests.support import taskjson
+from tests.support.blender import make_textured_scene
+from tests.support.farms import running_farm
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(__file__).with_name("official_sync_flow.py")
@@ -35,7 +36,7 @@ def flow(rayvision_sync_python, farm, tmp_path_factory):
     scene, texture = make_textured_scene(work / "proj" / "shot.blend")
     (work / "extra").mkdir()
     (work / "extra" / "notes.txt").write_text("not needed by the render\n")
-    task_json = blender_task_json(str(scene), frames="1-2[1]")
+    task_json = taskjson.blender(str(scene), frames="1-2[1]")
     task_json["software_config"]["cg_version"] = "3.4"
     task_json["scene_info"]["common"].update(width="64", height="64", Render_Format="PNG")
     (work / "task.json").write_text(json.dumps(task_json))

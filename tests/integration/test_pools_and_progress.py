@@ -2,7 +2,7 @@
 pools from the nodes that registered, tasks pinned to a pool and moved with editTaskHardwareConfig, a frame's
 render log in pages, the latest rendered image.
 
-Nodes here speak the native node API by hand (``support.FakeNode``: register with software and tags, lease,
+Nodes here speak the native node API by hand (``tests.support.fake_node.Node``: register with software and tags, lease,
 heartbeat with log lines, upload an output, complete), so what the server answers is tested without renderers.
 """
 
@@ -13,7 +13,9 @@ import sys
 import pytest
 from PIL import Image
 
-from tests.integration.support import FakeNode, Raw, check_envelope, running_farm
+from tests.support.fake_node import Node
+from tests.support.farms import running_farm
+from tests.support.signed import Raw, check_envelope
 
 DETAIL = "/api/render/plugin/querySoftwareDetail"
 SOFTWARE = "/api/render/plugin/querySoftwareList"
@@ -36,8 +38,8 @@ def farm(tmp_path_factory):
 def world(farm):
     alice, bob = farm.create_user("alice", "--allow-commands"), farm.create_user("bob")
     raw, raw_bob = Raw(farm, alice), Raw(farm, bob)
-    nodes = {"gpu": FakeNode(farm, "gpu-1", {"blender": "3.4.1", "command": ""}, ["gpu", "fast"]),
-             "cpu": FakeNode(farm, "cpu-1", {"blender": "4.2.0", "command": ""}, ["cpu"])}
+    nodes = {"gpu": Node(farm, "gpu-1", {"blender": "3.4.1", "command": ""}, tags=["gpu", "fast"]),
+             "cpu": Node(farm, "cpu-1", {"blender": "4.2.0", "command": ""}, tags=["cpu"])}
     yield {"raw": raw, "raw_bob": raw_bob, "nodes": nodes, "alice": alice}
     for client in (raw, raw_bob, *nodes.values()):
         client.close()
@@ -173,7 +175,7 @@ def rendered(world):
     (lease,) = node.lease()
     lines = [f"line {n}" for n in range(2500)]
     for start in range(0, len(lines), 1000):
-        node.heartbeat(lease, lines[start:start + 1000])
+        node.heartbeat([lease], log=lines[start:start + 1000])
     buffer = io.BytesIO()
     Image.new("RGB", (40, 30), (0, 200, 0)).save(buffer, "PNG")
     node.finish(lease, {"f_0001.png": buffer.getvalue()})

@@ -6,13 +6,14 @@ processes may share one SQLite file too.
 """
 
 import collections
-import json
 
 import pytest
 
 from rayfarm.sdk import RayfarmAPI
-from tests.dbs import fresh_database_url, on_postgres
-from tests.farmproc import UNCONFINED_COMMANDS, FarmServer, free_port, wait_for
+from tests.support import taskjson
+from tests.support.databases import fresh_database_url, on_postgres
+from tests.support.processes import UNCONFINED_COMMANDS, FarmServer, free_port
+from tests.support.tasks import frames_of, submit, wait_task
 
 SERVERS, NODES, CHUNKS = (3, 12, 2000) if on_postgres() else (2, 6, 300)
 
@@ -20,7 +21,6 @@ SERVERS, NODES, CHUNKS = (3, 12, 2000) if on_postgres() else (2, 6, 300)
 @pytest.fixture
 def servers(tmp_path):
     data = tmp_path / "farm"
-    data.mkdir()
     url = fresh_database_url()
     env = {"RAYFARM_DATABASE_URL": url} if url else {}
     started = []
@@ -44,20 +44,9 @@ def test_every_chunk_is_done_exactly_once(servers, tmp_path):
     records.mkdir()
     # Worker-side record: every run of a chunk appends its frame and node folder to a file of its own.
     command = ["sh", "-c", 'echo "$0 $PWD" >> "$1/$0.txt"', "{frame}", str(records)]
-    task_json = {"software_config": {"cg_name": "command"},
-                 "task_info": {"frames_per_task": "1", "job_stop_time": "600"},
-                 "scene_info_render": {"common": {"frames": f"1-{CHUNKS}"}},
-                 "additional_info": {"command": command}}
     api = RayfarmAPI(user.access_id, user.access_key, domain=servers[1].domain)
-    task_id = api.task.task_id
-    api.task.upload_task_json(task_id, json.dumps(task_json))
-    api.task.submit_task(task_id)
-
-    def finished() -> bool:
-        return api.query.task_info([task_id])["items"][0]["taskStatus"] in (25, 30, 45)
-
-    wait_for(finished, 600, "the task to finish", interval=1.0)
-    info = api.query.task_info([task_id])["items"][0]
+    task_id = submit(api, taskjson.command(command, f"1-{CHUNKS}", job_stop_time="600"))
+    info = wait_task(servers[0], api, task_id, {25, 30, 45}, 600)
     assert info["taskStatus"] == 25 and info["doneFrames"] == CHUNKS
 
     runs = collections.Counter()
@@ -67,11 +56,7 @@ def test_every_chunk_is_done_exactly_once(servers, tmp_path):
     assert set(runs) == set(range(1, CHUNKS + 1))
     assert max(runs.values()) == 1, [f for f, n in runs.items() if n > 1][:20]
 
-    frames = []
-    page = 1
-    while items := api.query.task_frames(task_id, page_num=page, page_size=1000)["items"]:
-        frames += items
-        page += 1
+    frames = list(frames_of(api, task_id).values())
     assert len(frames) == CHUNKS
     assert all(f["frameStatus"] == 4 and f["attempts"] == 0 and f["recommitFlag"] == 0 for f in frames)
     used = {f["nodeName"] for f in frames}

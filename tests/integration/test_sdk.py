@@ -2,25 +2,19 @@
 
 import inspect
 import json
-import socket
-import threading
-import time
 
 import httpx
 import pytest
 
-from rayfarm.protocol import signing
 from rayfarm.sdk import (
-    Connect,
     QueryOperator,
     RayfarmAPI,
     RayfarmAPIError,
-    RayfarmConnectionError,
-    RayfarmError,
     TaskOperator,
 )
-from tests.farmproc import free_port
-from tests.integration.support import SCENE, blender_task_json, running_farm
+from tests.support import taskjson
+from tests.support.farms import running_farm
+from tests.support.tasks import status, submit
 
 FRAMES = [str(n) for n in range(1, 11)]
 
@@ -30,43 +24,51 @@ def farm(tmp_path_factory):
     yield from running_farm(tmp_path_factory, "sdk")
 
 
-@pytest.fixture(scope="module")
-def users(farm):
-    alice, bob = farm.create_user("alice"), farm.create_user("bob")
-    farm.input_file(alice, SCENE)
-    return alice, bob
+class Counting(httpx.HTTPTransport):
+    """The network, counting the requests sent through it (what a retry would repeat)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent = 0
+        TRANSPORTS.append(self)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent += 1
+        return super().handle_request(request)
+
+
+TRANSPORTS: list[Counting] = []
+
+
+def sent() -> int:
+    """Requests sent so far by the clients of this module that count them."""
+    return sum(transport.sent for transport in TRANSPORTS)
 
 
 @pytest.fixture(scope="module")
 def api(farm, users):
-    client = RayfarmAPI(users[0].access_id, users[0].access_key, domain=farm.domain)
+    client = RayfarmAPI(users[0].access_id, users[0].access_key, domain=farm.domain, transport=Counting())
     yield client
     client.close()
 
 
 @pytest.fixture(scope="module")
 def other(farm, users):
-    client = RayfarmAPI(users[1].access_id, users[1].access_key, domain=farm.domain)
+    client = RayfarmAPI(users[1].access_id, users[1].access_key, domain=farm.domain, transport=Counting())
     yield client
     client.close()
 
 
 def submitted(api: RayfarmAPI, **create) -> int:
-    task_id = api.task.create_task(**create)["taskIdList"][0]
-    api.task.upload_task_json(task_id, blender_task_json())
-    api.task.submit_task(task_id)
-    return task_id
-
-
-def status(api: RayfarmAPI, task_id: int) -> int:
-    return api.query.task_info([task_id])["items"][0]["taskStatus"]
+    return submit(api, taskjson.blender(), **create)
 
 
 def refused(call, *args) -> RayfarmAPIError:
-    started = time.monotonic()
+    """The call (of a client that counts its requests) is refused: one request, never retried."""
+    before = sent()
     with pytest.raises(RayfarmAPIError) as caught:
         call(*args)
-    assert time.monotonic() - started < 2, "a refused call must not be retried"
+    assert sent() - before == 1, "a refused call must not be retried"
     return caught.value
 
 
@@ -143,20 +145,20 @@ def test_login_is_lazy_and_reads_the_profile(farm, users):
 
 
 def test_wrong_key_fails_at_once_with_login(farm, users):
-    started = time.monotonic()
+    before = sent()
     with pytest.raises(RayfarmAPIError) as caught:
-        RayfarmAPI(users[0].access_id, "not-the-key", domain=farm.domain, login=True)
+        RayfarmAPI(users[0].access_id, "not-the-key", domain=farm.domain, login=True, transport=Counting())
     assert caught.value.code == 611 and "signature" in caught.value.message
     assert caught.value.url == f"{farm.url}/api/render/setUp/queryUserProfile"
     assert "Error code: 611" in str(caught.value)
-    assert time.monotonic() - started < 2
+    assert sent() - before == 1  # the first call of the login, not retried
 
 
 def test_create_submit_twice_and_task_info(api, users):
     created = api.task.create_task(task_user_level=60, labels=("shot010", "lighting"), artist="alice")
     [task_id] = created["taskIdList"]
     assert created == {"taskIdList": [task_id], "aliasTaskIdList": [f"2W{task_id}"], "userId": users[0].user_id}
-    assert api.task.upload_task_json(task_id, json.dumps(blender_task_json())) is None  # str content
+    assert api.task.upload_task_json(task_id, json.dumps(taskjson.blender())) is None  # str content
     assert api.task.submit_task(task_id, producer="bob the producer") == {"taskId": task_id}
     frames = api.query.task_frames(task_id, page_size=100)
     assert api.task.submit_task(task_id) == {"taskId": task_id}
@@ -179,7 +181,7 @@ def test_task_id_property_semantics(api):
         task.submit_task(first)
     assert caught.value.code == 741
     assert task.task_id == first
-    task.upload_task_json(first, blender_task_json())  # dict content
+    task.upload_task_json(first, taskjson.blender())  # dict content
     assert task.submit_task(first, only_id=True) == first  # only_id keeps the id, as the official SDK does
     assert task.task_id == first
     assert task.submit_task(first) == {"taskId": first}
@@ -263,178 +265,8 @@ def test_second_user_sees_and_touches_nothing(api, other):
     assert item["taskStatus"] == 0 and item["taskUserLevel"] == 50 and item["taskLimit"] is None
 
 
-# ------------------------------------------------------------------ retry policy
-
-
-def quick(domain: str, **options) -> RayfarmAPI:
-    options = {"retries": 2, "retry_wait": 0.01, "retry_max_wait": 0.02, "timeout": 5.0, **options}
-    return RayfarmAPI("AKID-test", "key-test", domain=domain, **options)
-
-
-def test_nothing_listening_fails_after_bounded_retries():
-    port = free_port()
-    client = quick(f"127.0.0.1:{port}")
-    for call in (client.query.platforms, lambda: client.task.create_task(count=1)):
-        started = time.monotonic()
-        with pytest.raises(RayfarmConnectionError) as caught:
-            call()
-        error = caught.value
-        assert time.monotonic() - started < 3
-        assert error.attempts == 3 and not error.may_have_reached
-        assert f"http://127.0.0.1:{port}/api/" in error.url
-        assert str(error).startswith(f"Could not connect to the farm at http://127.0.0.1:{port}")
-        assert "tried 3 times" in str(error)
-        assert isinstance(error, RayfarmError)
-    client.close()
-
-
-def test_default_retry_is_bounded_by_the_deadline():
-    client = RayfarmAPI("AKID-test", "key-test", domain=f"127.0.0.1:{free_port()}", retries=100, retry_wait=0.05,
-                        retry_max_wait=0.1, retry_deadline=0.5)
-    started = time.monotonic()
-    with pytest.raises(RayfarmConnectionError) as caught:
-        client.query.all_frame_status()
-    assert time.monotonic() - started < 3
-    assert 1 < caught.value.attempts < 100
-
-
-class HangUp:
-    """A TCP server that reads each request and closes the connection without answering (or stalls)."""
-
-    def __init__(self, stall: float = 0.0):
-        self.stall = stall
-        self.connections = 0
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.domain = f"127.0.0.1:{self.sock.getsockname()[1]}"
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-        self.thread.start()
-
-    def serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self.drop, args=(conn,), daemon=True).start()
-
-    def drop(self, conn: socket.socket) -> None:
-        with conn:
-            conn.settimeout(2)
-            try:
-                conn.recv(65536)
-                time.sleep(self.stall)
-            except OSError:
-                pass
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-@pytest.mark.parametrize("stall", [0.0, 0.6], ids=["hang-up", "read-timeout"])
-def test_lost_answer_is_retried_only_for_idempotent_calls(stall):
-    server = HangUp(stall)
-    client = quick(server.domain, timeout=0.3)
-    try:
-        with pytest.raises(RayfarmConnectionError) as caught:
-            client.query.task_info([1])
-        assert caught.value.attempts == 3 and caught.value.may_have_reached
-        assert "safe to repeat" in str(caught.value)
-        time.sleep(0.1)
-        assert server.connections == 3
-
-        server.connections = 0
-        with pytest.raises(RayfarmConnectionError) as caught:
-            client.task.create_task(count=2)
-        assert caught.value.attempts == 1 and caught.value.may_have_reached
-        assert "check whether it took effect" in str(caught.value)
-        time.sleep(0.1)
-        assert server.connections == 1  # createTask is never sent twice
-    finally:
-        client.close()
-        server.close()
-
-
-def recorder(answers):
-    """A mock transport answering from ``answers`` (cycled), recording each request."""
-    seen = []
-
-    def handle(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        status, payload = answers[min(len(seen), len(answers)) - 1]
-        if isinstance(payload, dict):
-            return httpx.Response(status, json=payload)
-        return httpx.Response(status, text=payload)
-
-    return httpx.MockTransport(handle), seen
-
-
-def envelope(code: int, data=None, message: str = "An answer for the test.") -> dict:
-    return {"version": "1.0.0", "result": code == 200, "code": code, "message": message, "data": data,
-            "serverTime": 0, "requestId": "x"}
-
-
-@pytest.mark.parametrize("code", [600, 601, 602, 603, 610, 611, 718, 740, 741, 937])
-def test_client_mistakes_are_never_retried(code):
-    transport, seen = recorder([(200, envelope(code))])
-    client = quick("farm.example:80", transport=transport)
-    for call in (lambda: client.task.stop_task([1]), lambda: client.task.create_task()):
-        with pytest.raises(RayfarmAPIError) as caught:
-            call()
-        assert caught.value.code == code and caught.value.message == "An answer for the test."
-    assert len(seen) == 2
-
-
-def test_server_trouble_is_retried_for_idempotent_calls_only():
-    # HTTP 503 twice, then success: an idempotent call gets through on the third attempt
-    transport, seen = recorder([(503, "busy"), (503, "busy"), (200, envelope(200, "success"))])
-    client = quick("farm.example:80", transport=transport)
-    assert client.task.full_speed([5]) == "success" and len(seen) == 3
-    # each attempt is signed anew: fresh nonces, valid signatures
-    assert len({r.headers["nonce"] for r in seen}) == 3
-    for request in seen:
-        headers = {name: request.headers[name] for name in signing.SIGNED_HEADERS}
-        message = signing.string_to_sign("farm.example:80", request.url.path, headers, json.loads(request.content))
-        assert signing.verify("key-test", message, request.headers["signature"])
-        assert headers["channel"] == "4" and headers["version"] == "2.0.0" and headers["platform"] == "2"
-        assert request.headers["host"] == "farm.example:80"  # the signed host, default port and all
-
-    transport, seen = recorder([(502, "bad gateway"), (200, envelope(200, {"taskIdList": [1]}))])
-    client = quick("farm.example:80", transport=transport)
-    with pytest.raises(RayfarmAPIError) as caught:
-        client.task.create_task()
-    assert caught.value.code == 502 and "HTTP 502" in caught.value.message and len(seen) == 1
-
-    transport, seen = recorder([(200, envelope(500)), (200, envelope(200, []))])
-    client = quick("farm.example:80", transport=transport)
-    assert client.query.platforms() == [] and len(seen) == 2
-
-    # too many requests: the farm did nothing, so even createTask is tried again
-    transport, seen = recorder([(200, envelope(429)), (429, "slow down"), (200, envelope(200, {"taskIdList": [7]}))])
-    client = quick("farm.example:80", transport=transport)
-    assert client.task.create_task() == {"taskIdList": [7]} and len(seen) == 3
-
-
-def test_answers_that_are_not_envelopes_are_clear_errors():
-    transport, seen = recorder([(200, "<html>hello</html>")])
-    client = quick("farm.example:80", transport=transport)
-    with pytest.raises(RayfarmAPIError) as caught:
-        client.query.platforms()
-    assert "not a Renderbus envelope" in caught.value.message and len(seen) == 1
-
-
 def test_body_is_signed_as_the_farm_decodes_it(api):
     """Tuples and float overtimes are signed as the JSON the farm reads (the official SDK fails on tuples)."""
     task_id = submitted(api, labels=("a", "b"))
     assert api.task.set_task_overtime_top([task_id], 1800.4) == "SUCCESS"
     assert api.query.task_info([task_id])["items"][0]["overTimeStop"] == 1800
-
-
-def test_connect_rejects_bad_configuration():
-    with pytest.raises(ValueError):
-        Connect("", "key")
-    with pytest.raises(ValueError):
-        Connect("id", "key", protocol="ftp")
-    assert "key-test" not in repr(quick("farm.example:80")) and "key-test" not in repr(quick("x:1").connect)

@@ -24,8 +24,8 @@ from pathlib import Path
 import httpx
 
 from rayfarm.tls import client_context
-from tests.dbs import fresh_database_url
-from tests.farmproc import free_port, stop_process, wait_for
+from tests.support.databases import fresh_database_url
+from tests.support.processes import free_port, stop_process, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_ONLY = Path(__file__).with_name("node_only.py")

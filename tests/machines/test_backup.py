@@ -9,9 +9,9 @@ import subprocess
 import pytest
 
 from rayfarm.sdk import RayfarmAPI
-from tests.dbs import fresh_database_url
-from tests.farmproc import FarmServer, free_port, wait_for
 from tests.machines.support import rayfarm
+from tests.support.databases import fresh_database_url
+from tests.support.processes import FarmServer, free_port, wait_for
 
 COMMAND = ["sh", "-c", "echo rendered frame {frame} > {output}/frame{frame}.txt"]
 

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from tests.farmproc import free_port
 from tests.machines.support import TlsServer, make_certs, rayfarm
+from tests.support.processes import free_port
 
 
 @pytest.fixture(scope="module")

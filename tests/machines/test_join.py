@@ -10,9 +10,9 @@ import tomllib
 
 import psutil
 
-from tests.dbs import fresh_database_url
-from tests.farmproc import free_port, stop_process, wait_for
 from tests.machines.support import PYTHON, make_certs, rayfarm
+from tests.support.databases import fresh_database_url
+from tests.support.processes import free_port, stop_process, wait_for
 
 
 def test_rayfarm_up_over_tls_starts_nodes_without_the_token_in_their_arguments(tmp_path):

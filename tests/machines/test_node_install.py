@@ -9,9 +9,9 @@ import subprocess
 import tomllib
 
 from rayfarm.sdk import RayfarmAPI
-from tests.farmproc import PYTHON, wait_for
 from tests.machines.node_only import SERVER_ONLY
 from tests.machines.support import NODE_ONLY, ROOT
+from tests.support.processes import PYTHON, wait_for
 
 
 def normal(name: str) -> str:

@@ -9,7 +9,7 @@ import httpx
 
 import rayfarm
 from rayfarm.protocol import nodes as wire
-from tests.farmproc import PYTHON
+from tests.support.processes import PYTHON
 
 REGISTER = {"name": "upgrading", "hostname": "h", "slots": 1, "cores": 2, "memory": 1, "software": {"command": ""}}
 

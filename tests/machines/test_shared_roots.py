@@ -5,7 +5,7 @@ confined. Here the node's "mount" is a second folder whose files say which side 
 import json
 
 from rayfarm.sdk import RayfarmAPI
-from tests.farmproc import FarmServer, free_port, wait_for
+from tests.support.processes import FarmServer, free_port, wait_for
 
 READ = ['sh', '-c', 'cat "$1" "$(dirname "$1")/tex.txt" > "$2/seen.txt"', 'sh', '{scene}', '{output}']
 

@@ -13,8 +13,8 @@ import psutil
 import pytest
 from PIL import Image
 
-from tests.blender_scene import make_textured_scene
 from tests.machines.support import NODE_ONLY, PYTHON, RemoteNode, TlsServer, as_user, can_read, make_certs, os_user, rayfarm
+from tests.support.blender import make_textured_scene
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="makes a throwaway OS user for its nodes: run as root (CI)")
 

@@ -1,6 +1,6 @@
 import pytest
 
-from tests.farmproc import FarmServer, free_port
+from tests.support.processes import FarmServer, free_port
 
 
 @pytest.fixture
@@ -9,9 +9,7 @@ def start_farm(tmp_path):
     started: list[FarmServer] = []
 
     def start(**env: str) -> FarmServer:
-        data = tmp_path / f"farm{len(started)}"
-        data.mkdir()
-        server = FarmServer(data, free_port(), env=dict(env))
+        server = FarmServer(tmp_path / f"farm{len(started)}", free_port(), env=dict(env))
         started.append(server)
         return server.start()
 

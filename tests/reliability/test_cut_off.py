@@ -14,73 +14,52 @@ import os
 import signal
 import time
 
-import httpx
-
 from rayfarm.sdk import RayfarmAPI
-from tests.farmproc import UNCONFINED_COMMANDS, wait_for
-from tests.reliability.helpers import (
-    FULL,
-    Chunks,
-    ProxiedWorker,
-    Proxy,
-    accepted_per_chunk,
-    accepted_results,
-    command_task_json,
-    frames_of,
-    metric,
-    prepare,
-    report,
-    submit,
-    wait_reported,
-    wait_task,
-)
+from tests.support import FULL, taskjson
+from tests.support.farms import make_users
+from tests.support.node_logs import accepted_per_chunk, accepted_results, wait_reported
+from tests.support.processes import UNCONFINED_COMMANDS, wait_for
+from tests.support.proxy import ProxiedWorker, Proxy
+from tests.support.renders import Chunks
+from tests.support.tasks import frames_of, report, submit, wait_task
 
 ENV = {} if FULL else {"RAYFARM_LEASE_SECONDS": "4"}
-OUTAGE = 30.0 if FULL else 5.0
-CHUNK_SECONDS = 2.0
-
-
-def mid_chunk(chunks: Chunks, node: str):
-    """A run of `node` at least 0.3 s into its chunk."""
-    def found():
-        runs = [r for r in chunks.running() if r.node == node and time.time() - r.time >= 0.3]
-        return runs[0] if runs else None
-    return found
+OUTAGE = 30.0 if FULL else 5.0  # how long the node and the server cannot talk: longer than a lease
 
 
 def test_cut_node_loses_its_reassigned_chunk_cleanly(start_farm, tmp_path):
     farm = start_farm(**ENV)
-    [user] = prepare(farm, "cut")
+    [user] = make_users(farm, "cut", commands=("cut",))
     proxy = Proxy(farm.port).start()
     try:
         far = ProxiedWorker(farm, "far", proxy)
         farm.workers.append(far)
         far.start()
         api = RayfarmAPI(user.access_id, user.access_key, domain=farm.domain)
-        chunks = Chunks(tmp_path / "chunks", seconds=CHUNK_SECONDS)
-        task_id = submit(api, command_task_json(chunks.command(), "1-2[1]"))
+        chunks = Chunks(tmp_path / "chunks", seconds=600)  # the far node's chunk runs until it is cut off
+        task_id = submit(api, taskjson.command(chunks.command(), "1-2[1]"))
         details = lambda: report(farm, api, [task_id])  # noqa: E731
-        run = wait_for(mid_chunk(chunks, "far"), 30, "the far node to be in the middle of a chunk", details=details)
+        [run] = wait_for(lambda: chunks.events("start"), 60, "the far node to start a chunk", details=details)
 
         proxy.cut()
         cut_at = time.monotonic()
+        chunks.set_seconds(0.2)  # the far node finishes its render while nobody can hear it; later chunks are short
         near = farm.start_worker("near", UNCONFINED_COMMANDS, wait=False)
-        # the far node finishes its render while nobody can hear it
-        wait_for(lambda: any(r.pid == run.pid for r in chunks.events("done")), CHUNK_SECONDS + 5,
+        wait_for(lambda: any(r.pid == run.pid for r in chunks.events("done")), 60,
                  "the cut node to finish its render", details=details)
         # the server declares it lost and hands the chunk to the near node
         def reassigned():
             row = frames_of(api, task_id)[run.frame]
             return row["nodeName"] == "near" and row["frameStatus"] in (2, 4)
 
-        wait_for(reassigned, OUTAGE + 30, f"chunk {run.frame} to go to the near node", details=details)
-        time.sleep(max(0.0, cut_at + OUTAGE - time.monotonic()))
+        wait_for(reassigned, OUTAGE + 60, f"chunk {run.frame} to go to the near node", details=details)
+        time.sleep(max(0.0, cut_at + OUTAGE - time.monotonic()))  # the outage lasts OUTAGE s at least
         proxy.restore()
 
-        wait_task(farm, api, task_id, {25}, 60)
-        wait_for(lambda: f"dropped for task {task_id} chunk {run.frame} " in far.log(), 30,
+        wait_task(farm, api, task_id, {25})
+        wait_for(lambda: f"dropped for task {task_id} chunk {run.frame} " in far.log(), 60,
                  "the far node to drop its stale result", details=details)
-        wait_for(lambda: "heartbeat works again" in far.log(), 30, "the far node to be heard again", details=details)
+        wait_for(lambda: "heartbeat works again" in far.log(), 60, "the far node to be heard again", details=details)
 
         frames = frames_of(api, task_id)
         assert all(f["frameStatus"] == 4 and f["attempts"] == 0 for f in frames.values()), details()
@@ -102,23 +81,24 @@ def test_cut_node_loses_its_reassigned_chunk_cleanly(start_farm, tmp_path):
 
 def test_node_keeps_its_chunk_through_a_frozen_server(start_farm, tmp_path):
     farm = start_farm(**ENV)
-    [user] = prepare(farm, "frozen")
+    [user] = make_users(farm, "frozen", commands=("frozen",))
     node = farm.start_worker("steady", UNCONFINED_COMMANDS)
     api = RayfarmAPI(user.access_id, user.access_key, domain=farm.domain)
-    chunks = Chunks(tmp_path / "chunks", seconds=CHUNK_SECONDS)
-    task_id = submit(api, command_task_json(chunks.command(), "1-1[1]"))
+    chunks = Chunks(tmp_path / "chunks", seconds=600)  # the chunk runs until the server is frozen
+    task_id = submit(api, taskjson.command(chunks.command(), "1-1[1]"))
     details = lambda: report(farm, api, [task_id])  # noqa: E731
-    run = wait_for(mid_chunk(chunks, "steady"), 30, "the node to be in the middle of its chunk", details=details)
+    [run] = wait_for(lambda: chunks.events("start"), 60, "the node to start its chunk", details=details)
 
     os.killpg(farm.process.pid, signal.SIGSTOP)
     try:
         frozen_at = time.monotonic()
-        wait_for(lambda: chunks.events("done"), CHUNK_SECONDS + 5, "the render to finish during the freeze")
-        time.sleep(max(0.0, frozen_at + OUTAGE - time.monotonic()))
+        chunks.set_seconds(0)  # the render ends while the server is frozen
+        wait_for(lambda: chunks.events("done"), 60, "the render to finish during the freeze")
+        time.sleep(max(0.0, frozen_at + OUTAGE - time.monotonic()))  # the freeze lasts OUTAGE s at least
     finally:
         os.killpg(farm.process.pid, signal.SIGCONT)
 
-    wait_task(farm, api, task_id, {25}, 60)
+    wait_task(farm, api, task_id, {25})
     frame = frames_of(api, task_id)["1"]
     assert (frame["frameStatus"], frame["attempts"], frame["nodeName"]) == (4, 0, "steady"), details()
     # rendered once, reported once, accepted: the node kept its chunk
@@ -126,7 +106,7 @@ def test_node_keeps_its_chunk_through_a_frozen_server(start_farm, tmp_path):
     wait_reported([node], {(task_id, "1")})
     assert accepted_per_chunk([node]) == {(task_id, "1"): 1}
     assert "dropped" not in node.log() and "not accepted" not in node.log()
-    metrics = httpx.get(f"{farm.url}/metrics", timeout=10).text
-    assert metric(metrics, "rayfarm_chunk_results_total", result="done", accepted="yes") == 1
-    assert metric(metrics, "rayfarm_chunk_results_total", result="done", accepted="no") == 0
+    results = {labels: value for (name, labels), value in farm.metrics().items() if name == "rayfarm_chunk_results_total"}
+    assert results.get((("accepted", "yes"), ("result", "done"))) == 1
+    assert results.get((("accepted", "no"), ("result", "done")), 0) == 0
     api.close()

@@ -8,12 +8,11 @@ stored. Reduced here (20 clients, 4 of them through rayfarm.sdk in threads, 10 n
 size of the issue (100 clients, 50 nodes, 60 s) with RAYFARM_FULL=1. No timing is asserted.
 """
 
-import os
 
 from bench.load import Options, run_load
-from tests.dbs import fresh_database_url, on_postgres
+from tests.support import FULL
+from tests.support.databases import fresh_database_url, on_postgres
 
-FULL = os.environ.get("RAYFARM_FULL") == "1"
 CHECKS = {"tasks_accounted", "api_task_info", "api_task_frames", "api_frame_stats", "api_task_list",
           "nodes_vs_database", "done_frames_equal", "outputs_stored"}
 

@@ -12,7 +12,6 @@ reconnect on their own, without registering again.
 
 from __future__ import annotations
 
-import collections
 import random
 import signal
 import threading
@@ -21,19 +20,12 @@ from dataclasses import dataclass, field
 
 from rayfarm.sdk import RayfarmAPI
 from rayfarm.sdk.errors import RayfarmAPIError, RayfarmConnectionError
-from tests.farmproc import UNCONFINED_COMMANDS, stop_process, wait_for
-from tests.reliability.helpers import (
-    FULL,
-    NOT_ACCEPTED,
-    Chunks,
-    accepted_per_chunk,
-    accepted_results,
-    command_task_json,
-    frames_of,
-    prepare,
-    report,
-    wait_reported,
-)
+from tests.support import FULL, taskjson
+from tests.support.farms import make_users
+from tests.support.node_logs import accepted_per_chunk, accepted_results, not_accepted, wait_reported
+from tests.support.processes import UNCONFINED_COMMANDS, stop_process, wait_for
+from tests.support.renders import Chunks
+from tests.support.tasks import frames_of, report
 
 RESTARTS = 5 if FULL else 2
 CLIENTS = 20
@@ -83,7 +75,7 @@ def answer(call, deadline: float, ledger: Ledger | None = None):
 def client(api: RayfarmAPI, ledger: Ledger, seed: int, stop: threading.Event, command: list[str]) -> None:
     rng = random.Random(seed)
     deadline = time.monotonic() + 300
-    task_json = command_task_json(command, f"1-{FRAMES}[1]")
+    task_json = taskjson.command(command, f"1-{FRAMES}[1]")
 
     def operate(log: TaskLog, operation: str) -> None:
         if operation == "priority":
@@ -164,7 +156,8 @@ def check_acknowledged(api: RayfarmAPI, ledger: Ledger, when: str) -> list[str]:
 
 def test_server_sigkill_loses_nothing_acknowledged_and_nodes_reconnect(start_farm, tmp_path):
     farm = start_farm()
-    users = prepare(farm, *[f"client{n}" for n in range(USERS)])
+    names = [f"client{n}" for n in range(USERS)]
+    users = make_users(farm, *names, commands=tuple(names))
     nodes = [farm.start_worker(f"node{n}", "--slots", "2", UNCONFINED_COMMANDS, wait=False) for n in range(3)]
     chunks = Chunks(tmp_path / "chunks", seconds=0.05)
     # retries=0: every call the farm leaves unanswered reaches the ledger (the clients retry themselves)
@@ -239,10 +232,7 @@ def test_server_sigkill_loses_nothing_acknowledged_and_nodes_reconnect(start_far
     wait_reported(nodes, every_chunk)
     accepted = accepted_per_chunk(nodes)
     assert max(accepted.values()) == 1, {k: n for k, n in accepted.items() if n > 1}
-    refused = collections.Counter()
-    for node in nodes:
-        for match in NOT_ACCEPTED.finditer(node.log()):
-            refused[(int(match.group(2)), match.group(3))] += 1
+    refused = not_accepted(nodes)
     unaccounted = [chunk for chunk in every_chunk - set(accepted) if not refused[chunk]]
     assert not unaccounted, unaccounted
 

@@ -10,8 +10,11 @@ looping forever, and a chunk whose storage comes back is rendered again on its n
 
 from rayfarm.domain.paths import output_name
 from rayfarm.sdk import RayfarmAPI
-from tests.farmproc import UNCONFINED_COMMANDS, wait_for
-from tests.reliability.helpers import Chunks, command_task_json, frames_of, prepare, report, submit, wait_task
+from tests.support import taskjson
+from tests.support.farms import make_users
+from tests.support.processes import UNCONFINED_COMMANDS, wait_for
+from tests.support.renders import Chunks
+from tests.support.tasks import frames_of, report, status, submit, wait_task
 
 STORAGE_ERROR = "could not store the output"
 
@@ -26,7 +29,7 @@ def blocker(farm, user, task_id: int):
 
 def test_unwritable_output_fails_the_attempt_clearly_and_the_farm_serves_on(start_farm, tmp_path):
     farm = start_farm()
-    [user] = prepare(farm, "storage")
+    [user] = make_users(farm, "storage", commands=("storage",))
     node = farm.start_worker("disk", "--slots", "2", UNCONFINED_COMMANDS, wait=False)
     api = RayfarmAPI(user.access_id, user.access_key, domain=farm.domain)
     chunks = Chunks(tmp_path / "chunks", seconds=0.05)
@@ -34,13 +37,13 @@ def test_unwritable_output_fails_the_attempt_clearly_and_the_farm_serves_on(star
     # task "broken": storage stays unwritable, 2 attempts -> failed with the server's sentence
     broken = api.task.create_task()["taskIdList"][0]
     blocker(farm, user, broken)
-    submit(api, command_task_json(chunks.command(), "1-2[1]", max_attempts="2"), broken)
+    submit(api, taskjson.command(chunks.command(), "1-2[1]", max_attempts="2"), broken)
     # task "healed": storage unwritable until the test repairs it; many attempts allowed
     healed = api.task.create_task()["taskIdList"][0]
     block = blocker(farm, user, healed)
-    submit(api, command_task_json(chunks.command(), "11-12[1]", max_attempts="100"), healed)
+    submit(api, taskjson.command(chunks.command(), "11-12[1]", max_attempts="100"), healed)
     # task "fine": nothing wrong with it; it renders next to the broken ones
-    fine = submit(api, command_task_json(chunks.command(), "21-24[1]"))
+    fine = submit(api, taskjson.command(chunks.command(), "21-24[1]"))
     tasks = [broken, healed, fine]
 
     done = wait_task(farm, api, broken, {45}, 60)
@@ -53,9 +56,9 @@ def test_unwritable_output_fails_the_attempt_clearly_and_the_farm_serves_on(star
     def failed_once() -> bool:
         return all(f["attempts"] >= 1 for f in frames_of(api, healed).values())
 
-    wait_for(failed_once, 30, "every chunk of the healed task to fail an attempt",
+    wait_for(failed_once, 60, "every chunk of the healed task to fail an attempt",
              details=lambda: report(farm, api, tasks))
-    assert info_status(api, healed) in (0, 5)
+    assert status(api, healed) in (0, 5)
     block.unlink()
     wait_task(farm, api, healed, {25}, 60)
     frames = frames_of(api, healed)
@@ -73,6 +76,3 @@ def test_unwritable_output_fails_the_attempt_clearly_and_the_farm_serves_on(star
     assert "Traceback" not in farm.log(), farm.log()[-4000:]
     api.close()
 
-
-def info_status(api: RayfarmAPI, task_id: int) -> int:
-    return api.query.task_info([task_id])["items"][0]["taskStatus"]

@@ -7,8 +7,10 @@ printing, or keep writing output, are left alone.
 """
 
 from rayfarm.sdk import RayfarmAPI
-from tests.farmproc import PYTHON, UNCONFINED_COMMANDS, wait_for
-from tests.reliability.helpers import FINISHED, command_task_json, frames_of, gone, prepare, report, submit, wait_task
+from tests.support import taskjson
+from tests.support.farms import make_users
+from tests.support.processes import PYTHON, UNCONFINED_COMMANDS, gone, wait_for
+from tests.support.tasks import FINISHED, frames_of, report, submit, wait_task
 
 STALL = 2  # seconds
 
@@ -49,7 +51,7 @@ note("done")
 
 def test_stuck_render_is_killed_and_retried_while_slow_ones_live(start_farm, tmp_path):
     farm = start_farm()
-    [user] = prepare(farm, "stuck")
+    [user] = make_users(farm, "stuck", commands=("stuck",))
     node = farm.start_worker("watch", "--slots", "4", UNCONFINED_COMMANDS, wait=False)
     api = RayfarmAPI(user.access_id, user.access_key, domain=farm.domain)
     script, record = tmp_path / "stuck.py", tmp_path / "record.txt"
@@ -57,7 +59,7 @@ def test_stuck_render_is_killed_and_retried_while_slow_ones_live(start_farm, tmp
     record.touch()
 
     command = [PYTHON, str(script), "{frame}", "{output}", str(record), str(tmp_path)]
-    task_json = command_task_json(command, "1-4[1]", stall_timeout=str(STALL), max_attempts="2")
+    task_json = taskjson.command(command, "1-4[1]", stall_timeout=str(STALL), max_attempts="2")
     task_id = submit(api, task_json)
     done = wait_task(farm, api, task_id, FINISHED, 60)
 
@@ -81,6 +83,6 @@ def test_stuck_render_is_killed_and_retried_while_slow_ones_live(start_farm, tmp
     assert len(starts["2"]) == 2 and dones["2"] == [starts["2"][1]], rows
     assert len(starts["3"]) == len(starts["4"]) == 1 and len(dones["3"]) == len(dones["4"]) == 1, rows
     for pid in [*starts["1"], starts["2"][0]]:
-        wait_for(lambda pid=pid: gone(pid), 5, f"the stuck render {pid} to be killed")
+        wait_for(lambda pid=pid: gone(pid), 60, f"the stuck render {pid} to be killed")
     assert node.log().count("stall_timeout") >= 3, node.log()[-3000:]  # 2 attempts of frame 1, 1 of frame 2
     api.close()

@@ -2,9 +2,10 @@
 
 Three nodes render a command task whose chunks append "start"/"done" lines to a record file (the nodes'
 own account, independent of the server). Each round kills a node half-way through a chunk, checks that
-the chunk goes back to the queue within 15 s, and brings the node back: every other round at once
+its render dies and the chunk goes back to the queue, and brings the node back: every other round at once
 (re-registering releases the dead session's chunks), otherwise only after the server noticed the silence
 itself (lease expiry). CI: 3 kills on a 5 s lease; `RAYFARM_FULL=1`: 10 kills on the default 10 s lease.
+How soon a killed node's render dies and its chunk is requeued is measured by bench/stops.py.
 """
 
 import os
@@ -12,20 +13,12 @@ import signal
 import time
 
 from rayfarm.sdk import RayfarmAPI
-from tests.farmproc import UNCONFINED_COMMANDS, wait_for
-from tests.reliability.helpers import (
-    FULL,
-    Chunks,
-    accepted_per_chunk,
-    command_task_json,
-    frames_of,
-    gone,
-    prepare,
-    report,
-    submit,
-    wait_reported,
-    wait_task,
-)
+from tests.support import FULL, taskjson
+from tests.support.farms import make_users
+from tests.support.node_logs import accepted_per_chunk, wait_reported
+from tests.support.processes import UNCONFINED_COMMANDS, gone, wait_for
+from tests.support.renders import Chunks
+from tests.support.tasks import frames_of, report, status, submit, wait_task
 
 KILLS = 10 if FULL else 3
 NODES = 3
@@ -33,21 +26,19 @@ CHUNK_SECONDS = 2.0
 FRAMES = 220 if FULL else 40
 # CI: a 5 s lease makes the left-dead rounds quicker; the full run uses the default 10 s lease
 ENV = {} if FULL else {"RAYFARM_LEASE_SECONDS": "5"}
-REQUEUE_LIMIT = 15.0
 
 
 def test_sigkilled_nodes_lose_no_chunk_and_count_none_twice(start_farm, tmp_path):
     farm = start_farm(**ENV)
-    [user] = prepare(farm, "kills")
+    [user] = make_users(farm, "kills", commands=("kills",))
     began = {f"node{n}": time.time() for n in range(NODES)}  # when each node's current process started
     nodes = [farm.start_worker(f"node{n}", UNCONFINED_COMMANDS, wait=False) for n in range(NODES)]
     api = RayfarmAPI(user.access_id, user.access_key, domain=farm.domain)
     chunks = Chunks(tmp_path / "chunks", seconds=CHUNK_SECONDS)
-    task_id = submit(api, command_task_json(chunks.command(), f"1-{FRAMES}[1]"))
+    task_id = submit(api, taskjson.command(chunks.command(), f"1-{FRAMES}[1]"))
     by_name = {node.name: node for node in nodes}
     details = lambda: report(farm, api, [task_id])  # noqa: E731
     killed = []  # (frame, node, pid of the killed render)
-    requeue_seconds = []
 
     for round_number in range(KILLS):
         # a live node half-way through a chunk of its current process: started at least 0.3 s ago, at least
@@ -60,15 +51,14 @@ def test_sigkilled_nodes_lose_no_chunk_and_count_none_twice(start_farm, tmp_path
                     return run
             return None
 
-        run = wait_for(victim, 30, f"a node in the middle of a chunk (round {round_number + 1})", interval=0.05,
+        run = wait_for(victim, 60, f"a node in the middle of a chunk (round {round_number + 1})", interval=0.05,
                        details=details)
         node = by_name[run.node]
         os.kill(node.pid, signal.SIGKILL)
-        killed_at = time.monotonic()
-        node.process.wait(5)
+        node.process.wait(60)
         killed.append((run.frame, run.node, run.pid))
-        # the render dies with its node (long before its chunk would have ended)
-        wait_for(lambda pid=run.pid: gone(pid), 1.0, f"the render {run.pid} of the killed node to die", interval=0.05)
+        # the render dies with its node: it never writes "done" (checked at the end)
+        wait_for(lambda pid=run.pid: gone(pid), 60, f"the render {run.pid} of the killed node to die", interval=0.05)
         restart_now = round_number % 2 == 0
         if restart_now:
             began[node.name] = time.time()
@@ -81,19 +71,15 @@ def test_sigkilled_nodes_lose_no_chunk_and_count_none_twice(start_farm, tmp_path
                 return True
             return any(r.time > killed_run.time for r in chunks.events("start", frame))  # a new run began
 
-        wait_for(requeued, REQUEUE_LIMIT, f"frame {run.frame} of the killed node {run.node} to be requeued",
+        wait_for(requeued, 120, f"frame {run.frame} of the killed node {run.node} to be requeued",
                  interval=0.2, details=details)
-        requeue_seconds.append(round(time.monotonic() - killed_at, 1))
-        assert requeue_seconds[-1] <= REQUEUE_LIMIT
         if not restart_now:
             began[node.name] = time.time()
             node.start(wait=False)
-        assert info_status(api, task_id) in (0, 5), "the task ran out of chunks before the kills were over"
+        assert status(api, task_id) in (0, 5), "the task ran out of chunks before the kills were over"
 
-    print(f"{KILLS} kills; seconds from kill to requeue (restarted at once / left dead, alternating): "
-          f"{requeue_seconds}")
     chunks.set_seconds(0.02)  # the rest of the task goes fast
-    done = wait_task(farm, api, task_id, {25, 30, 45}, 120)
+    done = wait_task(farm, api, task_id, {25, 30, 45}, 240)
     assert done["taskStatus"] == 25 and done["doneFrames"] == FRAMES, details()
 
     # the server's account: every chunk done once, and a lost node cost no attempt
@@ -119,6 +105,3 @@ def test_sigkilled_nodes_lose_no_chunk_and_count_none_twice(start_farm, tmp_path
     assert max(accepted.values()) == 1, {k: n for k, n in accepted.items() if n > 1}
     api.close()
 
-
-def info_status(api: RayfarmAPI, task_id: int) -> int:
-    return api.query.task_info([task_id])["items"][0]["taskStatus"]

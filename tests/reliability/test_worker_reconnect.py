@@ -9,7 +9,7 @@ import httpx
 
 from rayfarm.worker.agent import Agent
 from rayfarm.worker.client import FarmClient
-from tests.farmproc import wait_for
+from tests.support.processes import wait_for
 
 
 class Farm:
@@ -53,18 +53,18 @@ def test_node_registers_again_when_forgotten_and_outlasts_an_outage(tmp_path):
     runner = threading.Thread(target=agent.run, daemon=True)
     runner.start()
     try:
-        wait_for(lambda: farm.registrations >= 2, 10, "the forgotten node to register again")
+        wait_for(lambda: farm.registrations >= 2, 60, "the forgotten node to register again")
         with farm.lock:
             farm.down_until = time.monotonic() + 3.0  # the server is unreachable for 3 s
             seen = len(farm.calls)
-        wait_for(lambda: time.monotonic() > farm.down_until and len(farm.calls) > seen + 5, 15,
+        wait_for(lambda: time.monotonic() > farm.down_until and len(farm.calls) > seen + 5, 60,
                  "the node to keep calling through the outage")
         with farm.lock:
             after = len(farm.calls)
-        wait_for(lambda: farm.calls[after:].count("heartbeat") >= 2 and "lease" in farm.calls[after:], 10,
+        wait_for(lambda: farm.calls[after:].count("heartbeat") >= 2 and "lease" in farm.calls[after:], 60,
                  "the node to heartbeat and ask for work again after the outage")
         assert runner.is_alive() and agent.error is None
         assert farm.registrations == 2  # the outage itself needs no new registration
     finally:
         agent.stop()
-        runner.join(10)
+        runner.join(60)

@@ -18,8 +18,8 @@ import psutil
 import pytest
 
 from rayfarm.sdk import RayfarmAPI
-from tests.farmproc import FarmServer, free_port, wait_for
-from tests.security.support import database_url
+from tests.support.processes import FarmServer, free_port, wait_for
+from tests.support.snapshots import forget
 
 FINISHED = {23, 25, 30, 35, 45}
 INPUT_TEXT = "the probe's own input asset\n"
@@ -139,6 +139,16 @@ def gone(procs: list[psutil.Process]) -> bool:
 
 
 @pytest.fixture
+def farm(tmp_path):
+    """A farm of each test's own (not the security package's shared one): the tests set its nodes' environment."""
+    server = FarmServer(tmp_path / "farm", free_port())
+    server.start()
+    yield server
+    server.stop()
+    forget(server)
+
+
+@pytest.fixture
 def jailed(farm, tmp_path):
     """A user allowed to run commands, their SDK client, and the node user's home (with a file in it)."""
     home = tmp_path / "node-home"
@@ -177,7 +187,7 @@ def test_a_command_reads_only_its_inputs_and_writes_only_its_output(farm, jailed
              copy, home, home / "notes.txt", Path(f"/proc/{node.pid}/cmdline"), Path(f"/proc/{node.pid}/environ"),
              farm.log_path, node.log_path]
     connects = [["127.0.0.1", farm.port]]
-    db_url = database_url(farm)
+    db_url = farm.database_url
     if db_url.startswith("sqlite"):
         reads.append(data / "rayfarm.db")
     else:

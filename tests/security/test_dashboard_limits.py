@@ -13,23 +13,22 @@ import time
 import httpx
 import pytest
 
-from tests.security.support import Raw, check_envelope, make_users, start_farm
+from tests.support.farms import make_users, running_farm
+from tests.support.signed import PROFILE, WEB, Raw, check_envelope
 
-WEB = {"X-Rayfarm-Web": "1"}
 BURST = 5
-PROFILE = "/api/render/setUp/queryUserProfile"
 WEB_PROFILE = "/web/api/render/setUp/queryUserProfile"
 WAIT_LIMIT = 30.0  # seconds a refused client may wait at most before it gets in
 
 
 @pytest.fixture(scope="module")
 def farm(tmp_path_factory):
-    yield from start_farm(tmp_path_factory, "dashboard-limits", "--rate-limit", "0.5", "--rate-burst", str(BURST))
+    yield from running_farm(tmp_path_factory, "dashboard-limits", "--rate-limit", "0.5", "--rate-burst", str(BURST))
 
 
 @pytest.fixture(scope="module")
 def open_farm(tmp_path_factory):
-    yield from start_farm(tmp_path_factory, "dashboard-no-limits", "--rate-limit", "0")
+    yield from running_farm(tmp_path_factory, "dashboard-no-limits", "--rate-limit", "0")
 
 
 def browser(farm, address: str) -> httpx.Client:

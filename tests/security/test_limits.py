@@ -12,28 +12,13 @@ import secrets
 import httpx
 import pytest
 
-from tests.security.support import (
-    Node,
-    Raw,
-    blender_task_json,
-    check_envelope,
-    db_snapshot,
-    diff,
-    make_users,
-    ok,
-    start_farm,
-)
+from tests.support import taskjson
+from tests.support.fake_node import Node
+from tests.support.farms import make_users, running_farm
+from tests.support.signed import CREATE, PROFILE, SUBMIT, UPLOAD, Raw, check_envelope
+from tests.support.snapshots import db_snapshot, diff
 
-CREATE = "/api/render/submit/createTask"
-UPLOAD = "/api/render/submit/taskJsonFile"
-SUBMIT = "/api/render/submit/task"
-PROFILE = "/api/render/setUp/queryUserProfile"
 BURST = 30
-
-
-@pytest.fixture(scope="module")
-def farm(shared_farm):
-    return shared_farm
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +63,8 @@ def test_absurd_counts_are_refused_naming_the_field(farm, alice, path, body, fie
     ("1-5000000,5000001-9999999", 511),
 ])
 def test_huge_frame_ranges_are_refused_before_any_chunk_exists(farm, alice, frames, code):
-    task_id = ok(alice, CREATE, {"count": 1})["taskIdList"][0]
-    ok(alice, UPLOAD, {"taskId": task_id, "fileName": "task.json", "content": json.dumps(blender_task_json(frames=frames))})
+    task_id = alice.ok(CREATE, {"count": 1})["taskIdList"][0]
+    alice.ok(UPLOAD, {"taskId": task_id, "fileName": "task.json", "content": json.dumps(taskjson.blender(frames=frames))})
     before = db_snapshot(farm)
     answer = alice.call(SUBMIT, {"taskId": task_id})
     assert answer["code"] == code, answer
@@ -125,7 +110,7 @@ def test_oversized_worker_body_is_refused_while_reading(farm, alice):
 
 def test_upload_beyond_its_declared_size_is_cut_off(farm, alice):
     content = b"abc"
-    answer = ok(alice, "/api/rayfarm/file/uploadInit", {"localPath": "D:/limits/a.bin", "size": len(content),
+    answer = alice.ok("/api/rayfarm/file/uploadInit", {"localPath": "D:/limits/a.bin", "size": len(content),
                                                          "sha256": hashlib.sha256(content).hexdigest()})
     response = httpx.put(farm.url + answer["url"] + "?offset=0", content=b"x" * (1024 * 1024), timeout=30)
     assert response.status_code == 400 and "declared size" in response.json()["error"]
@@ -149,7 +134,7 @@ def test_worker_counts_are_bounded(farm, alice):
 
 @pytest.fixture(scope="module")
 def slow_farm(tmp_path_factory):
-    yield from start_farm(tmp_path_factory, "rate-limit", "--rate-limit", "2", "--rate-burst", "5")
+    yield from running_farm(tmp_path_factory, "rate-limit", "--rate-limit", "2", "--rate-burst", "5")
 
 
 def test_a_key_over_its_rate_gets_429_with_a_sentence_and_others_are_not_slowed(slow_farm):

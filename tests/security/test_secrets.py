@@ -21,17 +21,14 @@ from rayfarm.files.storage import Storage
 from rayfarm.server.farm import Farm
 from rayfarm.store.db import sqlite_url
 from rayfarm.store.users import KeyBox
-from tests.dbs import on_postgres
-from tests.security.support import Raw, database_url, db_snapshot, make_users
+from tests.support.databases import on_postgres
+from tests.support.farms import make_users
+from tests.support.signed import Raw
+from tests.support.snapshots import db_snapshot
 
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
-
-
-@pytest.fixture(scope="module")
-def farm(shared_farm):
-    return shared_farm
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +64,7 @@ def test_a_copied_database_holds_no_key_in_clear(farm, keys):
 
 
 def test_the_database_without_the_farm_secret_does_not_open(farm, keys):
-    stolen = Farm(Settings(data_dir=farm.data_dir, database_url=database_url(farm)))
+    stolen = Farm(Settings(data_dir=farm.data_dir, database_url=farm.database_url))
     stolen.keys = KeyBox(Fernet.generate_key())  # the copied database, and any other secret
     try:
         with stolen.db.read() as conn:

@@ -16,24 +16,12 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.security.support import (
-    SCENE,
-    Node,
-    Raw,
-    blender_task_json,
-    check_envelope,
-    command_task,
-    db_snapshot,
-    diff,
-    file_snapshot,
-    make_users,
-    ok,
-)
-
-DOWNLOAD = "/api/rayfarm/file/download"
-TREE = "/api/render/file/operate/getOutputUserDirFile"
-UPLOAD_INIT = "/api/rayfarm/file/uploadInit"
-THUMBNAIL = "/api/render/handle/loadingFrameThumbnail"
+from tests.support import taskjson
+from tests.support.fake_node import Node
+from tests.support.farms import make_users
+from tests.support.signed import DOWNLOAD, THUMBNAIL, TREE, UPLOAD_INIT, Raw, check_envelope
+from tests.support.snapshots import db_snapshot, diff, file_snapshot
+from tests.support.taskjson import SCENE
 
 
 def _png(marker: str) -> bytes:
@@ -49,11 +37,6 @@ def _info(marker: str):
     info = PngInfo()
     info.add_text("canary", marker)
     return info
-
-
-@pytest.fixture(scope="module")
-def farm(shared_farm):
-    return shared_farm
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +127,7 @@ def test_upload_paths_that_leave_the_storage_are_refused(farm, world, guarded):
 def test_an_upload_lands_where_its_path_maps_and_nowhere_else(farm, world, guarded):
     raw, alice = world["raw"], world["alice"]
     content = b"texture bytes"
-    answer = ok(raw, UPLOAD_INIT, {"localPath": "D:/proj/tex/wood.png",
+    answer = raw.ok(UPLOAD_INIT, {"localPath": "D:/proj/tex/wood.png",
                                    "size": len(content), "sha256": hashlib.sha256(content).hexdigest()})
     response = httpx.put(farm.url + answer["url"] + "?offset=0", content=content, timeout=30)
     assert response.json()["done"] is True, response.text
@@ -162,9 +145,9 @@ def test_an_upload_lands_where_its_path_maps_and_nowhere_else(farm, world, guard
 def test_task_json_scene_outside_the_storage_is_refused(farm, world, guarded, scene):
     raw = world["raw"]
     scene = str(world["outside"]) if scene == "__outside__" else scene  # an absolute path with no shared root
-    task_id = ok(raw, "/api/render/submit/createTask", {"count": 1})["taskIdList"][0]
-    ok(raw, "/api/render/submit/taskJsonFile", {"taskId": task_id, "fileName": "task.json",
-                                                 "content": json.dumps(blender_task_json(scene))})
+    task_id = raw.ok("/api/render/submit/createTask", {"count": 1})["taskIdList"][0]
+    raw.ok("/api/render/submit/taskJsonFile", {"taskId": task_id, "fileName": "task.json",
+                                                 "content": json.dumps(taskjson.blender(scene))})
     answer = check_envelope(raw.send("/api/render/submit/task", {"taskId": task_id}))
     assert answer["code"] == 600, answer
 
@@ -172,11 +155,11 @@ def test_task_json_scene_outside_the_storage_is_refused(farm, world, guarded, sc
 @pytest.mark.parametrize("asset", ["D:/../../canary.png", "/../../../farm/secret.key", "D:/../../3/input/D/bob/secret.blend"])
 def test_upload_json_assets_outside_the_storage_are_refused(farm, world, guarded, asset):
     raw = world["raw"]
-    task_id = ok(raw, "/api/render/submit/createTask", {"count": 1})["taskIdList"][0]
-    ok(raw, "/api/render/submit/taskJsonFile", {"taskId": task_id, "fileName": "task.json",
-                                                 "content": json.dumps(blender_task_json())})
+    task_id = raw.ok("/api/render/submit/createTask", {"count": 1})["taskIdList"][0]
+    raw.ok("/api/render/submit/taskJsonFile", {"taskId": task_id, "fileName": "task.json",
+                                                 "content": json.dumps(taskjson.blender())})
     upload = {"asset": [{"local": asset, "server": asset}]}
-    ok(raw, "/api/render/submit/taskJsonFile", {"taskId": task_id, "fileName": "upload.json",
+    raw.ok("/api/render/submit/taskJsonFile", {"taskId": task_id, "fileName": "upload.json",
                                                  "content": json.dumps(upload)})
     answer = check_envelope(raw.send("/api/render/submit/task", {"taskId": task_id}))
     assert answer["code"] == 600, answer
@@ -191,10 +174,10 @@ def test_upload_json_assets_outside_the_storage_are_refused(farm, world, guarded
 ])
 def test_official_upload_json_forms_outside_the_storage_are_refused(farm, world, guarded, entry):
     raw = world["raw"]
-    task_id = ok(raw, "/api/render/submit/createTask", {"count": 1})["taskIdList"][0]
-    ok(raw, "/api/render/submit/taskJsonFile", {"taskId": task_id, "fileName": "task.json",
-                                                 "content": json.dumps(blender_task_json())})
-    ok(raw, "/api/render/submit/taskJsonFile", {"taskId": task_id, "fileName": "upload.json",
+    task_id = raw.ok("/api/render/submit/createTask", {"count": 1})["taskIdList"][0]
+    raw.ok("/api/render/submit/taskJsonFile", {"taskId": task_id, "fileName": "task.json",
+                                                 "content": json.dumps(taskjson.blender())})
+    raw.ok("/api/render/submit/taskJsonFile", {"taskId": task_id, "fileName": "upload.json",
                                                  "content": json.dumps({"asset": [entry]})})
     answer = check_envelope(raw.send("/api/render/submit/task", {"taskId": task_id}))
     assert answer["code"] == 600 and "upload.json asset 0" in answer["message"], answer
@@ -206,21 +189,20 @@ def test_a_folder_entry_never_takes_links_out_of_the_storage(farm, world, guarde
     from sqlalchemy import create_engine, select
 
     from rayfarm.store.schema import tasks
-    from tests.security.support import database_url
 
     raw, alice = world["raw"], world["alice"]
     folder = farm.input_file(alice, "D:/proj/linked/real.png", b"real").parent
     os.symlink(world["outside"], folder / "out.png")
     os.symlink(farm.data_dir.parent, folder / "outdir")
     os.symlink(farm.data_dir / "storage" / str(world["bob"].user_id), folder / "bobs")
-    task_id = ok(raw, "/api/render/submit/createTask", {"count": 1})["taskIdList"][0]
-    ok(raw, "/api/render/submit/taskJsonFile", {"taskId": task_id, "fileName": "task.json",
-                                                 "content": json.dumps(blender_task_json())})
+    task_id = raw.ok("/api/render/submit/createTask", {"count": 1})["taskIdList"][0]
+    raw.ok("/api/render/submit/taskJsonFile", {"taskId": task_id, "fileName": "task.json",
+                                                 "content": json.dumps(taskjson.blender())})
     entry = {"local": "d:/proj/linked", "server": "/d/proj/linked"}  # as typed: a lower-case drive letter
-    ok(raw, "/api/render/submit/taskJsonFile", {"taskId": task_id, "fileName": "upload.json",
+    raw.ok("/api/render/submit/taskJsonFile", {"taskId": task_id, "fileName": "upload.json",
                                                  "content": json.dumps({"asset": [entry]})})
-    ok(raw, "/api/render/submit/task", {"taskId": task_id})
-    engine = create_engine(database_url(farm))
+    raw.ok("/api/render/submit/task", {"taskId": task_id})
+    engine = create_engine(farm.database_url)
     try:
         with engine.connect() as conn:
             render = conn.scalar(select(tasks.c.render).where(tasks.c.id == task_id))
@@ -232,10 +214,10 @@ def test_a_folder_entry_never_takes_links_out_of_the_storage(farm, world, guarde
 @pytest.fixture(scope="module")
 def leased(farm, world):
     """Node A holds a lease on one of alice's chunks, node B on one of bob's."""
-    task_a = command_task(world["raw"], "1-1")
+    task_a = world["raw"].submit(taskjson.command(frames="1-1"))
     node_a = Node(farm, "node-a")
     lease_a = node_a.lease()[0]
-    task_b = command_task(world["raw_bob"], "1-1")
+    task_b = world["raw_bob"].submit(taskjson.command(frames="1-1"))
     node_b = Node(farm, "node-b")
     lease_b = node_b.lease()[0]
     assert {lease_a["taskId"], lease_b["taskId"]} == {task_a, task_b}
@@ -277,7 +259,7 @@ def test_completed_outputs_never_thumbnail_files_outside(farm, world, guarded, l
     thumbnails = farm.data_dir / "storage" / str(world["alice"].user_id) / "thumbnails"
     assert not thumbnails.exists() or not any(p.is_file() for p in thumbnails.rglob("*"))
     frame = lease_a["frameId"]
-    assert ok(world["raw"], THUMBNAIL, {"id": frame}) == []
+    assert world["raw"].ok(THUMBNAIL, {"id": frame}) == []
     # bob cannot see alice's frame, and alice cannot see bob's
     assert check_envelope(world["raw_bob"].send(THUMBNAIL, {"id": frame}))["code"] == 404
     assert check_envelope(world["raw"].send(THUMBNAIL, {"id": lease_b["frameId"]}))["code"] == 404

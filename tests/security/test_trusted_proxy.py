@@ -13,20 +13,20 @@ import re
 import httpx
 import pytest
 
-from tests.security.support import check_envelope, make_users, start_farm
+from tests.support.farms import make_users, running_farm
+from tests.support.signed import WEB, check_envelope
 
-WEB = {"X-Rayfarm-Web": "1"}
 BURST = 5  # failed sign-ins allowed at once per address and per access id (rayfarm/server/ratelimit.py)
 
 
 @pytest.fixture(scope="module")
 def direct(tmp_path_factory):
-    yield from start_farm(tmp_path_factory, "no-proxy")
+    yield from running_farm(tmp_path_factory, "no-proxy")
 
 
 @pytest.fixture(scope="module")
 def proxied(tmp_path_factory):
-    yield from start_farm(tmp_path_factory, "behind-proxy", "--trusted-proxy", "127.0.0.0/8")
+    yield from running_farm(tmp_path_factory, "behind-proxy", "--trusted-proxy", "127.0.0.0/8")
 
 
 def sign_in(farm, access_id: str, key: str, forwarded: str | None = None, source: str = "127.0.0.1") -> dict:

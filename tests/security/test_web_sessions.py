@@ -7,16 +7,16 @@ Before issue #15 the sign-out only asked the browser to drop its cookie: a copie
 import httpx
 import pytest
 
-from tests.security.support import check_envelope, make_users, start_farm
+from tests.support.farms import make_users, running_farm
+from tests.support.signed import WEB, check_envelope
 
-WEB = {"X-Rayfarm-Web": "1"}
 COOKIE = "rayfarm_session"
 
 
 @pytest.fixture(scope="module")
 def farm(tmp_path_factory):
     # two API processes on one database: a session ended through one is ended for the other too
-    yield from start_farm(tmp_path_factory, "web-sessions", "--processes", "2")
+    yield from running_farm(tmp_path_factory, "web-sessions", "--processes", "2")
 
 
 def signed_in(farm, user) -> str:

@@ -16,7 +16,7 @@ from rayfarm.server import audit
 from rayfarm.server.table import TABLE
 from rayfarm.store import audit as audit_store
 from rayfarm.store.schema import call_record_tasks, call_records, render_envs
-from tests.storefarm import make_farm, make_user, status, submit
+from tests.support.farms import make_farm, make_user, status, submit
 
 STOP = "/api/rendering/task/renderingTask/stopTask"
 

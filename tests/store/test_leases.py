@@ -8,12 +8,10 @@ from rayfarm.domain.states import TaskStatus as T
 from rayfarm.scheduler import sweep
 from rayfarm.store import frame_ops, workers
 from rayfarm.store import tasks as task_store
-from tests.storefarm import claim, complete, frame_statuses, make_farm, make_user, register, status, submit
+from tests.support.farms import claim, complete, frame_statuses, make_user, register, status, submit
 
 
-def test_higher_level_renders_first(tmp_path):
-    farm = make_farm(tmp_path)
-    user = make_user(farm)
+def test_higher_level_renders_first(farm, user):
     low = submit(farm, user, level=50)
     high = submit(farm, user, level=80)
     node = register(farm, "n1")
@@ -22,8 +20,7 @@ def test_higher_level_renders_first(tmp_path):
     assert status(farm, low) == T.WAITING
 
 
-def test_fair_share_between_users(tmp_path):
-    farm = make_farm(tmp_path)
+def test_fair_share_between_users(farm):
     alice, bob = make_user(farm, "alice"), make_user(farm, "bob")
     submit(farm, alice, frames="1-10")
     bobs = submit(farm, bob, frames="1-10")
@@ -34,9 +31,7 @@ def test_fair_share_between_users(tmp_path):
     assert bobs in (first.id, second.id)
 
 
-def test_task_limit_never_exceeded(tmp_path):
-    farm = make_farm(tmp_path)
-    user = make_user(farm)
+def test_task_limit_never_exceeded(farm, user):
     task_id = submit(farm, user, frames="1-10")
     with farm.db.write() as conn:
         task_store.change_settings(conn, user, [task_id], task_limit=1)
@@ -47,10 +42,8 @@ def test_task_limit_never_exceeded(tmp_path):
     assert len(claim(farm, nodes[1])) == 1  # a node freed up: another may take it
 
 
-def test_priority_frames_then_pause_then_full_speed(tmp_path):
-    farm = make_farm(tmp_path)
-    user = make_user(farm)
-    task_id = submit(farm, user, frames="1-6", per_chunk=2, pre="100", pause="1")
+def test_priority_frames_then_pause_then_full_speed(farm, user):
+    task_id = submit(farm, user, frames="1-6", per_chunk=2, pre_frames="100", stop_after_test="1")
     node = register(farm, "n1")
     first = claim(farm, node)
     assert first[0].frame.frame_type == 4 and first[0].frame.start_frame == 1
@@ -69,10 +62,8 @@ def test_priority_frames_then_pause_then_full_speed(tmp_path):
     assert status(farm, task_id) == T.DONE
 
 
-def test_priority_frames_release_by_themselves_without_pause(tmp_path):
-    farm = make_farm(tmp_path)
-    user = make_user(farm)
-    task_id = submit(farm, user, frames="1-3", pre="001", pause="2")
+def test_priority_frames_release_by_themselves_without_pause(farm, user):
+    task_id = submit(farm, user, frames="1-3", pre_frames="001", stop_after_test="2")
     node = register(farm, "n1")
     first = claim(farm, node)[0]
     assert first.frame.start_frame == 3
@@ -80,9 +71,7 @@ def test_priority_frames_release_by_themselves_without_pause(tmp_path):
     assert frame_statuses(farm, task_id).count(F.WAITING) == 2
 
 
-def test_failures_retry_then_fail_and_blocklist(tmp_path):
-    farm = make_farm(tmp_path)
-    user = make_user(farm)
+def test_failures_retry_then_fail_and_blocklist(farm, user):
     task_id = submit(farm, user, frames="1-2", max_attempts="3")
     n1, n2 = register(farm, "n1"), register(farm, "n2")
     for _ in range(2):
@@ -99,18 +88,14 @@ def test_failures_retry_then_fail_and_blocklist(tmp_path):
     assert status(farm, task_id) == T.DONE_WITH_FAILURES
 
 
-def test_all_frames_failed_is_failed(tmp_path):
-    farm = make_farm(tmp_path)
-    user = make_user(farm)
+def test_all_frames_failed_is_failed(farm, user):
     task_id = submit(farm, user, frames="1", max_attempts="1")
     node = register(farm, "n1")
     complete(farm, node, claim(farm, node)[0], "failed")
     assert status(farm, task_id) == T.FAILED
 
 
-def test_stale_lease_result_is_dropped(tmp_path):
-    farm = make_farm(tmp_path)
-    user = make_user(farm)
+def test_stale_lease_result_is_dropped(farm, user):
     task_id = submit(farm, user, frames="1")
     n1, n2 = register(farm, "n1"), register(farm, "n2")
     old = claim(farm, n1)[0]
@@ -123,9 +108,7 @@ def test_stale_lease_result_is_dropped(tmp_path):
     assert frame_statuses(farm, task_id) == [F.DONE]
 
 
-def test_lost_node_chunks_wait_again_without_counting_failure(tmp_path):
-    farm = make_farm(tmp_path)
-    user = make_user(farm)
+def test_lost_node_chunks_wait_again_without_counting_failure(farm, user):
     task_id = submit(farm, user, frames="1-2")
     node = register(farm, "n1")
     claim(farm, node)
@@ -138,9 +121,7 @@ def test_lost_node_chunks_wait_again_without_counting_failure(tmp_path):
     assert claim(farm, other)[0].frame.attempts == 0
 
 
-def test_reregister_releases_old_session_leases(tmp_path):
-    farm = make_farm(tmp_path)
-    user = make_user(farm)
+def test_reregister_releases_old_session_leases(farm, user):
     task_id = submit(farm, user, frames="1")
     node = register(farm, "n1")
     claim(farm, node)
@@ -148,9 +129,7 @@ def test_reregister_releases_old_session_leases(tmp_path):
     assert frame_statuses(farm, task_id) == [F.WAITING]
 
 
-def test_job_stop_time_times_out_chunk(tmp_path):
-    farm = make_farm(tmp_path)
-    user = make_user(farm)
+def test_job_stop_time_times_out_chunk(farm, user):
     task_id = submit(farm, user, frames="1", job_stop_time="5", max_attempts="1")
     node = register(farm, "n1")
     claim(farm, node)
@@ -161,9 +140,7 @@ def test_job_stop_time_times_out_chunk(tmp_path):
     assert status(farm, task_id) == T.FAILED
 
 
-def test_over_time_stop_stops_task_and_start_resumes(tmp_path):
-    farm = make_farm(tmp_path)
-    user = make_user(farm)
+def test_over_time_stop_stops_task_and_start_resumes(farm, user):
     task_id = submit(farm, user, frames="1-3")
     with farm.db.write() as conn:
         task_store.change_settings(conn, user, [task_id], over_time_stop=30)
@@ -179,9 +156,7 @@ def test_over_time_stop_stops_task_and_start_resumes(tmp_path):
     assert status(farm, task_id) == T.WAITING
 
 
-def test_stop_revokes_leases_and_start_resumes(tmp_path):
-    farm = make_farm(tmp_path)
-    user = make_user(farm)
+def test_stop_revokes_leases_and_start_resumes(farm, user):
     task_id = submit(farm, user, frames="1-2")
     node = register(farm, "n1")
     got = claim(farm, node)[0]
@@ -198,9 +173,7 @@ def test_stop_revokes_leases_and_start_resumes(tmp_path):
     assert status(farm, task_id) == T.DONE
 
 
-def test_recommit_and_stop_frames(tmp_path):
-    farm = make_farm(tmp_path)
-    user = make_user(farm)
+def test_recommit_and_stop_frames(farm, user):
     task_id = submit(farm, user, frames="1-2", max_attempts="1")
     node = register(farm, "n1")
     complete(farm, node, claim(farm, node)[0], "failed")
@@ -214,9 +187,7 @@ def test_recommit_and_stop_frames(tmp_path):
     assert status(farm, task_id) == T.STOPPED
 
 
-def test_no_double_booking_under_concurrent_claims(tmp_path):
-    farm = make_farm(tmp_path)
-    user = make_user(farm)
+def test_no_double_booking_under_concurrent_claims(farm, user):
     task_id = submit(farm, user, frames="1-200")
     nodes = [register(farm, f"n{i}") for i in range(8)]
     seen: list[int] = []
@@ -241,9 +212,7 @@ def test_no_double_booking_under_concurrent_claims(tmp_path):
     assert status(farm, task_id) == T.DONE
 
 
-def test_block_is_lifted_when_no_other_node_could_take_the_task(tmp_path):
-    farm = make_farm(tmp_path)
-    user = make_user(farm)
+def test_block_is_lifted_when_no_other_node_could_take_the_task(farm, user):
     task_id = submit(farm, user, frames="1", max_attempts="3")
     node = register(farm, "only")
     for _ in range(3):

@@ -4,7 +4,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from rayfarm.store.schema import metadata
-from tests.storefarm import make_farm
+from tests.support.farms import make_farm
 
 
 def test_migrations_match_the_schema(tmp_path):

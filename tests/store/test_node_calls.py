@@ -12,7 +12,7 @@ from rayfarm.store import users as users_store
 from rayfarm.store import workers
 from rayfarm.store.schema import frames, users
 from rayfarm.store.writer import Writer
-from tests.storefarm import make_farm, make_user, submit
+from tests.support.farms import make_farm, make_user, submit
 
 
 def _names(farm) -> set[str]:
@@ -24,10 +24,11 @@ def test_a_failing_call_in_a_batch_changes_nothing_and_the_others_commit(tmp_pat
     farm = make_farm(tmp_path)
     writer = Writer(farm.db)
     writer.start()
-    gate, seen_after = threading.Event(), {}
+    entered, gate, seen_after = threading.Event(), threading.Event(), {}
 
     def blocker(conn):  # holds the writer thread so that the calls below queue up into one batch
-        gate.wait(10)
+        entered.set()
+        gate.wait(60)
         return "first"
 
     def create(name: str, fail: bool = False):
@@ -44,10 +45,10 @@ def test_a_failing_call_in_a_batch_changes_nothing_and_the_others_commit(tmp_pat
 
     async def main():
         first = asyncio.ensure_future(writer.run(blocker))
-        await asyncio.sleep(0.2)
+        assert await asyncio.to_thread(entered.wait, 60), "the writer did not start the first call"
         calls = [writer.run(create(f"user{i}", fail=i == 3), after) for i in range(6)]
         futures = [asyncio.ensure_future(c) for c in calls]
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0)  # each call's first step queues it (they run before this coroutine resumes)
         gate.set()
         return await first, await asyncio.gather(*futures, return_exceptions=True)
 

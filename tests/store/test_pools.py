@@ -10,7 +10,7 @@ from rayfarm.protocol.codes import ApiError
 from rayfarm.scheduler import dispatch
 from rayfarm.store import pools, workers
 from rayfarm.store import tasks as task_store
-from tests.storefarm import claim, complete, make_farm, make_user, submit
+from tests.support.farms import claim, complete, make_farm, make_user, submit
 
 
 def node(farm, name: str, *tags: str, seen: float | None = None):

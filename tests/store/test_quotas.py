@@ -11,9 +11,19 @@ from rayfarm.protocol.codes import ApiError
 from rayfarm.store import frame_ops, quotas, uploads
 from rayfarm.store import tasks as task_store
 from rayfarm.store.schema import frames, tasks
-from tests.dbs import on_postgres
-from tests.farmproc import wait_for
-from tests.storefarm import claim, complete, make_farm, make_user, register, status, submit, task_json
+from tests.support.databases import on_postgres
+from tests.support.farms import (
+    claim,
+    complete,
+    create_task,
+    make_farm,
+    make_user,
+    register,
+    status,
+    submit,
+    submit_created,
+)
+from tests.support.processes import wait_for
 
 
 def limit(farm, name: str, **limits) -> quotas.Usage:
@@ -24,24 +34,6 @@ def limit(farm, name: str, **limits) -> quotas.Usage:
 def usage(farm, user) -> quotas.Usage:
     with farm.db.read() as conn:
         return quotas.usage(conn, user.id)
-
-
-def created(farm, user, frames_text: str = "1-4") -> int:
-    with farm.db.write() as conn:
-        (task_id, _), = task_store.create(conn, user, count=1, priority=50, platform="2", out_user_id=None,
-                                          task_labels=[], clone_id=None, artist=None)
-        task_store.put_file(conn, user, task_id, "task.json", task_json(frames=frames_text))
-    return task_id
-
-
-def submit_created(farm, user, task_id: int, conn=None) -> None:
-    def run(conn):
-        task_store.submit(conn, user, task_id, None, lambda *args: {"scene_root": None})
-
-    if conn is not None:
-        return run(conn)
-    with farm.db.write() as conn:
-        run(conn)
 
 
 def frame_count(farm) -> int:
@@ -73,7 +65,7 @@ def test_active_tasks_are_counted_at_submit_and_the_refusal_changes_nothing(tmp_
     limit(farm, "alice", max_active_tasks=2)
     submit(farm, user)
     submit(farm, user)
-    third = created(farm, user)
+    third = create_task(farm, user)
     before = frame_count(farm)
     error = refused(lambda: submit_created(farm, user, third))
     assert error.code == 403
@@ -118,7 +110,7 @@ def test_unsubmitted_ids_are_capped_by_the_active_tasks_limit(tmp_path):
     farm = make_farm(tmp_path)
     user = make_user(farm)
     limit(farm, "alice", max_active_tasks=3)
-    ids = [created(farm, user) for _ in range(3)]
+    ids = [create_task(farm, user) for _ in range(3)]
 
     def create(count: int):
         with farm.db.write() as conn:
@@ -140,7 +132,7 @@ def test_frames_per_task(tmp_path):
     farm = make_farm(tmp_path)
     user = make_user(farm)
     limit(farm, "alice", max_frames_per_task=10)
-    task_id = created(farm, user, "1-11")
+    task_id = create_task(farm, user, frames="1-11")
     error = refused(lambda: submit_created(farm, user, task_id))
     assert error.code == 511
     assert error.message.startswith("Your account may render at most 10 frames in one task (this task has 11)")
@@ -172,7 +164,7 @@ def test_uploads_reserve_their_size_and_stored_bytes_refuse_the_next_upload_and_
     with farm.db.write() as conn:
         quotas.add_stored(conn, user.id, 500)  # a node's output: counted, never refused
     assert usage(farm, user).storage_bytes == 1100
-    task_id = created(farm, user)
+    task_id = create_task(farm, user)
     error = refused(lambda: submit_created(farm, user, task_id))
     assert error.code == 403 and "at most 1000 bytes and uses 1.1 KiB" in error.message
     limit(farm, "alice", max_storage_bytes=None)
@@ -219,7 +211,7 @@ def test_two_submits_at_once_cannot_both_take_the_last_place(tmp_path):
     user's row at its end and, once the first commits, counts it and is refused."""
     farm = make_farm(tmp_path)
     user = make_user(farm)
-    first, second = created(farm, user), created(farm, user)
+    first, second = create_task(farm, user), create_task(farm, user)
     limit(farm, "alice", max_active_tasks=1)
     outcome = {}
 

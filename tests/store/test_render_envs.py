@@ -9,7 +9,7 @@ from rayfarm.protocol.codes import ApiError
 from rayfarm.store import render_envs
 from rayfarm.store import tasks as task_store
 from rayfarm.store.schema import tasks
-from tests.storefarm import make_farm, make_user, register
+from tests.support.farms import make_farm, make_user, register
 
 
 def env(name: str, version: str = "3.4", software: str = "blender") -> render_envs.Env:

@@ -4,7 +4,7 @@ import stat
 
 from rayfarm.config import write_private
 from rayfarm.store import users as users_store
-from tests.storefarm import make_farm
+from tests.support.farms import make_farm
 
 
 def test_access_key_is_not_stored_in_clear(tmp_path):

@@ -10,7 +10,7 @@ from typer.main import get_command
 
 from rayfarm.blender_addon.rayfarm_blender import command
 from rayfarm.cli.main import app
-from tests.farmproc import wait_for
+from tests.support.processes import wait_for
 
 
 def program(path: Path) -> str:

@@ -1,5 +1,7 @@
 """Which operation is allowed in which task state (spec section 4), and settling a task's status."""
 
+from typing import NamedTuple
+
 import pytest
 
 from rayfarm.domain import states
@@ -10,33 +12,56 @@ from rayfarm.protocol.codes import ApiError
 S = TaskStatus
 EVERY = frozenset(S)
 
-# The spec's table, written out by hand (NOT derived from states.RULES):
-# op -> (states where the op does its work, states where it is a no-op repeat that succeeds).
-# Every other state answers 718.
+# The table, written out by hand (NOT derived from states.RULES): op -> Row(states where the op does its work,
+# states where it is a no-op repeat that succeeds, and where each of the two comes from). Every other state
+# answers 718. SPEC: /work/shared/spec/renderbus-api.md section 4 says so (its table, or a paragraph the spec
+# itself marks "rayfarm rule"); RAYFARM: the spec is silent there and the row restates rayfarm's own rule.
+SPEC, RAYFARM = "spec section 4", "rayfarm rule"
+
+
+class Row(NamedTuple):
+    works: frozenset[TaskStatus]
+    repeats: frozenset[TaskStatus]
+    works_from: str
+    repeats_from: str
+
+
+def row(works, repeats, works_from: str, repeats_from: str) -> Row:
+    return Row(frozenset(works), frozenset(repeats), works_from, repeats_from)
+
+
 EXPECTED = {
-    # submit only works on a task that was never submitted; submitting again is an idempotent success.
-    Op.SUBMIT: ({S.CREATED}, EVERY - {S.CREATED}),
-    # "stop_task: allowed from 0, 5, 40"; stopping a stopped task again changes nothing.
-    Op.STOP: ({S.WAITING, S.RENDERING, S.TEST_DONE}, {S.STOPPED, S.TIMEOUT_STOPPED, S.ARREARS_STOPPED}),
+    # "queues it: status 0 ... Idempotent": submit works on a never-submitted task, a repeat succeeds.
+    Op.SUBMIT: row({S.CREATED}, EVERY - {S.CREATED}, SPEC, SPEC),
+    # "stop_task: allowed from 0, 5, 40"; stopping a stopped task again changes nothing (the spec is silent).
+    Op.STOP: row({S.WAITING, S.RENDERING, S.TEST_DONE}, {S.STOPPED, S.TIMEOUT_STOPPED, S.ARREARS_STOPPED},
+                 SPEC, RAYFARM),
     # "start_task: allowed from 10, 23 (and 20)"; 40 needs full speed, 35 can never start again.
-    Op.START: ({S.STOPPED, S.TIMEOUT_STOPPED, S.ARREARS_STOPPED}, {S.WAITING, S.RENDERING}),
-    # "abort_task: allowed from any state that is not already done (25/30/35)"; never for unsubmitted ids.
-    Op.ABORT: ({S.WAITING, S.RENDERING, S.PREPROCESSING, S.STOPPED, S.ARREARS_STOPPED, S.TIMEOUT_STOPPED,
-                S.TEST_DONE, S.FAILED}, {S.ABANDONED}),
-    # "delete_task: allowed when nothing of the task runs or waits (not 0, 5, 8 ...)".
-    Op.DELETE: ({S.CREATED, S.STOPPED, S.ARREARS_STOPPED, S.TIMEOUT_STOPPED, S.DONE, S.DONE_WITH_FAILURES,
-                 S.ABANDONED, S.TEST_DONE, S.FAILED}, set()),
+    # Starting a waiting or rendering task is a repeat (the spec is silent).
+    Op.START: row({S.STOPPED, S.TIMEOUT_STOPPED, S.ARREARS_STOPPED}, {S.WAITING, S.RENDERING}, SPEC, RAYFARM),
+    # "abort_task: allowed from any state that is not already done (25/30/35)"; never for unsubmitted ids (the
+    # spec's paragraph on never-submitted ids). Aborting an abandoned task again succeeds, changing nothing:
+    # the spec lists 35 as not allowed, rayfarm answers the repeat as a success (docs/design.md invariant 6).
+    Op.ABORT: row({S.WAITING, S.RENDERING, S.PREPROCESSING, S.STOPPED, S.ARREARS_STOPPED, S.TIMEOUT_STOPPED,
+                   S.TEST_DONE, S.FAILED}, {S.ABANDONED}, SPEC, RAYFARM),
+    # "delete_task: allowed when nothing of the task runs or waits (not 0, 5, 8 ...)", and for never-submitted
+    # ids (the spec's paragraph). A deleted task's repeat: test_deleted_tasks_refuse_everything_but_delete.
+    Op.DELETE: row({S.CREATED, S.STOPPED, S.ARREARS_STOPPED, S.TIMEOUT_STOPPED, S.DONE, S.DONE_WITH_FAILURES,
+                    S.ABANDONED, S.TEST_DONE, S.FAILED}, set(), SPEC, SPEC),
     # "full_speed: allowed from 0, 5 and 40 ... other states answer 718".
-    Op.FULL_SPEED: ({S.WAITING, S.RENDERING, S.TEST_DONE}, set()),
-    # labels, priority, node limit, over-time: allowed even before submit.
-    Op.SETTINGS: (set(EVERY), set()),
+    Op.FULL_SPEED: row({S.WAITING, S.RENDERING, S.TEST_DONE}, set(), SPEC, SPEC),
+    # labels, priority, node limit, over-time: the spec allows them before submit and names no state for the
+    # rest; rayfarm allows them in every state.
+    Op.SETTINGS: row(EVERY, set(), RAYFARM, RAYFARM),
     # taskJsonFile "stores a config file for a not-yet-submitted task".
-    Op.UPLOAD_CONFIG: ({S.CREATED}, set()),
-    # re-render frames: any submitted task that is not abandoned, pre-processing or in arrears.
-    Op.RECOMMIT: ({S.WAITING, S.RENDERING, S.STOPPED, S.TIMEOUT_STOPPED, S.DONE, S.DONE_WITH_FAILURES, S.FAILED,
-                   S.TEST_DONE}, set()),
-    # stop frames: only while something waits or renders.
-    Op.STOP_FRAMES: ({S.WAITING, S.RENDERING, S.TEST_DONE}, set()),
+    Op.UPLOAD_CONFIG: row({S.CREATED}, set(), SPEC, SPEC),
+    # re-render frames (recommitTasks, recommitTaskFrames): the spec names no state; rayfarm allows any submitted
+    # task that is not abandoned, pre-processing or in arrears.
+    Op.RECOMMIT: row({S.WAITING, S.RENDERING, S.STOPPED, S.TIMEOUT_STOPPED, S.DONE, S.DONE_WITH_FAILURES, S.FAILED,
+                      S.TEST_DONE}, set(), RAYFARM, RAYFARM),
+    # stop frames (stopTaskFrames) "stops chosen waiting/running frames": rayfarm allows it only while something
+    # waits or renders.
+    Op.STOP_FRAMES: row({S.WAITING, S.RENDERING, S.TEST_DONE}, set(), RAYFARM, RAYFARM),
 }
 
 OPS = [Op.SUBMIT, Op.STOP, Op.START, Op.ABORT, Op.DELETE, Op.FULL_SPEED, Op.SETTINGS, Op.UPLOAD_CONFIG,
@@ -45,18 +70,18 @@ TASK_ID = 4711
 
 
 def expected_outcome(op: str, status: TaskStatus) -> object:
-    active, repeat = EXPECTED[op]
-    if status in active:
+    expected = EXPECTED[op]
+    if status in expected.works:
         return True
-    if status in repeat:
+    if status in expected.repeats:
         return False
     return ApiError
 
 
 def test_table_covers_every_rule():
     assert set(EXPECTED) == set(states.RULES) == set(OPS)
-    for active, repeat in EXPECTED.values():
-        assert not set(active) & set(repeat)
+    for expected in EXPECTED.values():
+        assert not expected.works & expected.repeats
 
 
 @pytest.mark.parametrize("status", list(S), ids=lambda s: s.name)

@@ -137,7 +137,7 @@ needs_blender = pytest.mark.skipif(shutil.which("blender") is None, reason="blen
 
 @pytest.fixture(scope="module")
 def cube_scene(tmp_path_factory):
-    from tests.blender_scene import make_scene
+    from tests.support.blender import make_scene
 
     return make_scene(tmp_path_factory.mktemp("scene") / "cube.blend", frames=6)
 

@@ -16,33 +16,21 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from rayfarm.sdk import RayfarmAPI
-from tests.blender_scene import make_scene
-from tests.farmproc import wait_for
-from tests.integration.support import blender_task_json
+from tests.support import taskjson
+from tests.support.blender import make_scene
+from tests.support.processes import wait_for
+from tests.support.tasks import status as status_of
+from tests.support.tasks import submit
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 SCENE = "D:/proj/dash/shot.blend"
 
 
-def submit(api: RayfarmAPI, task_json: dict, level: int) -> int:
-    task_id = api.task.create_task(task_user_level=level)["taskIdList"][0]
-    api.task.upload_task_json(task_id, task_json)
-    api.task.submit_task(task_id)
-    return task_id
-
-
-def status_of(api: RayfarmAPI, task_id: int) -> int:
-    return api.query.task_info([task_id])["items"][0]["taskStatus"]
-
-
-def sleeper_task_json() -> dict:
-    """A command task whose one chunk sleeps long enough to be stopped while it renders."""
-    return {"software_config": {"cg_name": "command", "cg_version": "", "plugins": {}},
-            "task_info": {"task_id": "", "frames_per_task": "1", "pre_frames": "000", "stop_after_test": "2",
-                          "job_stop_time": "3600", "task_stop_time": "0", "project_name": "dashboard"},
-            "scene_info": {"common": {"frames": "1-1[1]"}},
-            "additional_info": {"command": ["python3", "-c", "import time; print('sleeping', flush=True); time.sleep(120)"]}}
+# A command task whose one chunk sleeps long enough to be stopped while it renders (Debian's python3: the node
+# confines its jobs, and a confined job sees only the system's programs, not this venv's).
+SLEEPER = taskjson.command(["python3", "-c", "import time; print('sleeping', flush=True); time.sleep(600)"], "1-1[1]",
+                           job_stop_time="3600")
 
 
 @pytest.fixture
@@ -58,8 +46,8 @@ def page():
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
         context = browser.new_context(viewport={"width": 1360, "height": 900})
-        context.set_default_timeout(20_000)  # liveness only: a busy CI machine may be slow
-        expect.set_options(timeout=15_000)
+        context.set_default_timeout(30_000)  # liveness only: a busy CI machine may be slow
+        expect.set_options(timeout=30_000)
         yield context.new_page()
         browser.close()
 
@@ -94,11 +82,9 @@ def test_dashboard_signs_in_watches_a_blender_render_and_drives_a_task(scene, fa
     assert cookies["rayfarm_session"]["httpOnly"] and cookies["rayfarm_session"]["sameSite"] == "Strict"
     assert user.access_key not in str(page.context.cookies()) + page.evaluate("JSON.stringify(localStorage)")
 
-    task_json = blender_task_json(SCENE, frames="1-2[1]", frames_per_task="1")
-    task_json["software_config"]["cg_version"] = "3.4"
-    task_json["scene_info"]["common"].update(width="96", height="54", Render_Format="PNG")
-    blender_id = submit(api, task_json, level=80)
-    sleeper_id = submit(api, sleeper_task_json(), level=10)  # renders after the Blender task
+    task_json = taskjson.blender(SCENE, "1-2[1]", cg_version="3.4", common={"width": "96", "height": "54"})
+    blender_id = submit(api, task_json, task_user_level=80)
+    sleeper_id = submit(api, SLEEPER, task_user_level=10)  # renders after the Blender task
 
     # the progress bar of the Blender task moves through intermediate values to 100%, without a reload
     row = page.locator(f'tr[data-task-id="{blender_id}"]')
@@ -133,13 +119,13 @@ def test_dashboard_signs_in_watches_a_blender_render_and_drives_a_task(scene, fa
     expect(thumb).to_have_count(1)
     thumb.scroll_into_view_if_needed()
     page.wait_for_function("() => { const i = document.querySelector('img.thumb'); return i && i.complete && "
-                           "i.naturalWidth > 0; }", timeout=10_000)
+                           "i.naturalWidth > 0; }", timeout=30_000)
     assert thumb.evaluate("i => i.naturalWidth") == 96  # the rendered frame's size (smaller than a thumbnail)
     expect(page.locator("pre.log")).to_contain_text("Saved")
     shot(page, "task-frames")
 
     # render nodes: the node is busy with the command chunk; an admin drains it and enables it again
-    wait_for(lambda: status_of(api, sleeper_id) == 5, 30, "the command task to render", details=farm.log)
+    wait_for(lambda: status_of(api, sleeper_id) == 5, 60, "the command task to render", details=farm.log)
     page.get_by_role("link", name="Render nodes").click()
     node = page.locator("tr", has=page.get_by_role("rowheader", name=re.compile("node-1")))
     expect(node.locator(".badge")).to_have_text("Busy")

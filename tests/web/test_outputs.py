@@ -24,7 +24,7 @@ from rayfarm.files.outputs import zip_stream
 from rayfarm.files.thumbnails import make_thumbnail
 from rayfarm.server import farm as farm_module
 from rayfarm.store.schema import frames
-from tests.storefarm import claim, close_all, complete, make_farm, register, submit
+from tests.support.farms import claim, close_all, complete, make_farm, register, submit
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", StarletteDeprecationWarning)

@@ -21,9 +21,9 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from rayfarm.sdk import RayfarmAPI
-from tests.blender_scene import make_scene
-from tests.farmproc import wait_for
-from tests.integration.support import blender_task_json
+from tests.support import taskjson
+from tests.support.blender import make_scene
+from tests.support.processes import wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -107,7 +107,7 @@ def test_review_a_render_in_the_dashboard(tmp_path, farm, browser):
         farm.input_file(user, SCENE, scene.result().read_bytes())
     api = RayfarmAPI(user.access_id, user.access_key, domain=farm.domain)
 
-    blender = blender_task_json(SCENE, frames="1-6[1]", frames_per_task="2", project_name="dash", job_stop_time="7200")
+    blender = taskjson.blender(SCENE, frames="1-6[1]", frames_per_task="2", project_name="dash", job_stop_time="7200")
     blender["software_config"]["cg_version"] = "3.4"
     common = blender["scene_info"]["common"]
     common.update(width="96", height="54")
@@ -186,7 +186,8 @@ def test_review_a_render_in_the_dashboard(tmp_path, farm, browser):
     assert picture.evaluate("i => i.getBoundingClientRect().width") == 96
     page.keyboard.press("ArrowRight")  # from the last frame, the first
     expect(caption).to_have_text(re.compile("^Frame 1 "))
-    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowLeft")  # and back to the last
+    expect(caption).to_have_text(re.compile("^Frame 6 "))
     page.keyboard.press("Escape")
     expect(viewer).to_be_hidden()
     assert page.evaluate("document.activeElement.dataset.name") == "frame_0006.png"  # back where it was opened from

@@ -20,13 +20,13 @@ from rayfarm.server import farm as farm_module
 from rayfarm.store import users as users_store
 from rayfarm.store.schema import frames, tasks, workers
 from rayfarm.web.session import COOKIE, LIFETIME, Sessions
-from tests.storefarm import close_all, make_farm, register, status, submit
+from tests.support.farms import close_all, make_farm, register, status, submit
+from tests.support.signed import WEB
 
 with warnings.catch_warnings():  # Starlette 1.x suggests httpx2 for its TestClient; httpx works the same here
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
     from starlette.testclient import TestClient
 
-WEB = {"X-Rayfarm-Web": "1"}
 STOP = "/web/api/rendering/task/renderingTask/stopTask"
 INFO = "/web/api/render/handle/queryTaskInfo/v2"
 

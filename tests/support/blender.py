@@ -1,8 +1,25 @@
-"""Build a tiny Blender scene (cube, camera, light; Cycles CPU, no denoiser) for tests."""
+"""Tiny Blender scenes for the tests and the benchmarks (Cycles CPU, no denoiser): built by Blender itself."""
 
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+# What both scenes end with: frames 1..{frames}, Cycles on the CPU without a denoiser, PNG, saved at {path}.
+RENDER_AND_SAVE = """
+scene.frame_start = 1
+scene.frame_end = {frames}
+scene.render.engine = "CYCLES"
+scene.cycles.device = "CPU"
+scene.cycles.samples = {samples}
+scene.cycles.use_adaptive_sampling = False
+scene.cycles.use_denoising = False
+scene.cycles.use_preview_denoising = False
+scene.render.resolution_x = {width}
+scene.render.resolution_y = {height}
+scene.render.resolution_percentage = 100
+scene.render.image_settings.file_format = "PNG"
+bpy.ops.wm.save_as_mainfile(filepath={path!r}, relative_remap=False)
+"""
 
 SCRIPT = """
 import bpy
@@ -22,41 +39,33 @@ cube.rotation_euler = (0, 0, 0)
 cube.keyframe_insert("rotation_euler", frame=1)
 cube.rotation_euler = (0, 0, 1.5)
 cube.keyframe_insert("rotation_euler", frame={frames})
-scene.frame_start = 1
-scene.frame_end = {frames}
-scene.render.engine = "CYCLES"
-scene.cycles.device = "CPU"
-scene.cycles.samples = {samples}
-scene.cycles.use_adaptive_sampling = False
-scene.cycles.use_denoising = False
-scene.cycles.use_preview_denoising = False
-scene.render.resolution_x = {width}
-scene.render.resolution_y = {height}
-scene.render.resolution_percentage = 100
-scene.render.image_settings.file_format = "PNG"
-bpy.ops.wm.save_as_mainfile(filepath={path!r})
-"""
+""" + RENDER_AND_SAVE
 
 
 def make_scene(path: str | Path, frames: int = 6, width: int = 160, height: int = 90, samples: int = 8,
-               camera: str = "Camera", blender: str = "blender", timeout: float = 60) -> Path:
+               camera: str = "Camera", blender: str = "blender", timeout: float = 120) -> Path:
     """Write a .blend at `path` with frames 1..`frames`, cameras `camera` and "SideCamera"; returns the path."""
     path = Path(path).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
-    script = SCRIPT.format(camera=camera, frames=frames, samples=samples, width=width, height=height, path=str(path))
+    _build(SCRIPT.format(camera=camera, frames=frames, samples=samples, width=width, height=height, path=str(path)),
+           path, blender, timeout)
+    return path
+
+
+def _build(script: str, path: Path, blender: str, timeout: float) -> None:
+    """Run ``script`` in Blender, which saves the scene at ``path``."""
     result = subprocess.run([blender, "-b", "--factory-startup", "--python-expr", script],
                             capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0 or not path.exists():
-        raise RuntimeError(f"blender could not build the test scene (exit {result.returncode}): "
+        raise RuntimeError(f"blender could not build the test scene {path.name} (exit {result.returncode}): "
                            f"{(result.stdout + result.stderr)[-2000:]}")
-    return path
 
 
 TEXTURED = """
 import bpy
 bpy.ops.wm.read_factory_settings(use_empty=True)
 scene = bpy.context.scene
-bpy.ops.mesh.primitive_plane_add(size=4, location=(0, 0, 0))
+bpy.ops.mesh.primitive_plane_add(size=8, location=(0, 0, 0))
 plane = bpy.context.active_object
 material = bpy.data.materials.new("Textured")
 material.use_nodes = True
@@ -72,33 +81,22 @@ material.node_tree.links.new(emission.outputs["Emission"], output.inputs["Surfac
 plane.data.materials.append(material)
 bpy.ops.object.camera_add(location=(0, 0, 5), rotation=(0, 0, 0))
 scene.camera = bpy.context.active_object
-scene.frame_start = 1
-scene.frame_end = 1
-scene.render.engine = "CYCLES"
-scene.cycles.device = "CPU"
-scene.cycles.samples = 4
-scene.cycles.use_denoising = False
-scene.render.resolution_x = 64
-scene.render.resolution_y = 64
-scene.render.resolution_percentage = 100
-bpy.ops.wm.save_as_mainfile(filepath={path!r}, relative_remap=False)
-"""
+""" + RENDER_AND_SAVE
 
 
-def make_textured_scene(path: str | Path, color: tuple[int, int, int] = (0, 200, 0), blender: str = "blender",
-                        timeout: float = 60) -> tuple[Path, Path]:
-    """A .blend whose plane shows `tex/flat.png` (next to it, referenced as //tex/flat.png) unlit; returns both paths."""
+def make_textured_scene(path: str | Path, color: tuple[int, int, int] = (0, 200, 0), frames: int = 1,
+                        width: int = 64, height: int = 64, samples: int = 4, blender: str = "blender",
+                        timeout: float = 120) -> tuple[Path, Path]:
+    """A .blend whose plane fills the view and shows `tex/flat.png` (next to it, referenced as //tex/flat.png)
+    unlit; returns both paths. The texture is a separate file: a farm must be given it (upload.json), or find it."""
     from PIL import Image
 
     path = Path(path).resolve()
     texture = path.parent / "tex" / "flat.png"
     texture.parent.mkdir(parents=True, exist_ok=True)
     Image.new("RGB", (16, 16), color).save(texture)
-    script = TEXTURED.format(texture=str(texture), relative="//tex/flat.png", path=str(path))
-    result = subprocess.run([blender, "-b", "--factory-startup", "--python-expr", script],
-                            capture_output=True, text=True, timeout=timeout)
-    if result.returncode != 0 or not path.exists():
-        raise RuntimeError(f"blender could not build the textured scene: {(result.stdout + result.stderr)[-2000:]}")
+    _build(TEXTURED.format(texture=str(texture), relative="//tex/flat.png", path=str(path), frames=frames,
+                           width=width, height=height, samples=samples), path, blender, timeout)
     return path, texture
 
 

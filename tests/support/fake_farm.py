@@ -1,4 +1,4 @@
-"""A minimal fake of the farm's worker API (docs/worker-protocol.md) on loopback, for worker tests."""
+"""A minimal fake of the farm's worker API (docs/worker-protocol.md) on loopback, for the real worker agent's tests."""
 
 import asyncio
 import hashlib
@@ -14,6 +14,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.support.processes import free_port, wait_for
 
 TOKEN = "worker-token"
 
@@ -162,9 +164,7 @@ class FakeServer:
     def __init__(self, farm: FakeFarm | None = None) -> None:
         self.farm = farm or FakeFarm()
         self.app = make_app(self.farm)
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server: uvicorn.Server | None = None
         self.thread: threading.Thread | None = None
@@ -177,17 +177,13 @@ class FakeServer:
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
         self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the fake farm server did not start")
-            time.sleep(0.02)
+        wait_for(lambda: self.server.started, 60, "the fake farm server to start", interval=0.02)
         self._sock = sock
         return self
 
     def stop(self) -> None:
         if self.server and self.thread:
             self.server.should_exit = True
-            self.thread.join(10)
+            self.thread.join(30)
             self._sock.close()
             self.server = self.thread = None
