@@ -44,6 +44,7 @@ class TaskSpec:
     command: list[str] | None = None
     max_attempts: int = 3
     stall_timeout: int = DEFAULT_STALL_TIMEOUT  # seconds without output, new files or progress: killed as stuck
+    persistent_session: bool = True  # Blender: nodes may render chunk after chunk in one process (scene loaded once)
     plugins: dict = field(default_factory=dict)
 
     @property
@@ -176,6 +177,11 @@ def parse(content: str | bytes | None) -> TaskSpec:
     if stop_after_test not in ("1", "2"):
         raise _invalid("task_info.stop_after_test must be \"1\" (pause after the priority frames) or \"2\" (go on).")
 
+    persistent = _text(task_info, "persistent_session", "task_info", "1") or "1"
+    if persistent not in ("0", "1"):
+        raise _invalid("task_info.persistent_session must be \"1\" (nodes may render chunk after chunk in one Blender "
+                       "process, the scene loaded once) or \"0\" (Blender starts again for every chunk).")
+
     scene_path = _text(task_info, "input_cg_file", "task_info") or ""
     command = None
     if software == "command":
@@ -215,6 +221,7 @@ def parse(content: str | bytes | None) -> TaskSpec:
         command=command,
         max_attempts=_int(task_info, "max_attempts", "task_info", 3, 1, 100),
         stall_timeout=_int(task_info, "stall_timeout", "task_info", DEFAULT_STALL_TIMEOUT, 0, MAX_SECONDS),
+        persistent_session=persistent == "1",
         plugins=plugins,
     )
 
@@ -231,4 +238,5 @@ def describe(spec: TaskSpec) -> dict[str, Any]:
         "format": spec.output_format,
         "command": spec.command,
         "stall_timeout": spec.stall_timeout,
+        "persistent_session": spec.persistent_session,
     }
