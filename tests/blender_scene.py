@@ -34,16 +34,21 @@ scene.render.resolution_x = {width}
 scene.render.resolution_y = {height}
 scene.render.resolution_percentage = 100
 scene.render.image_settings.file_format = "PNG"
+for name in ([] if {stamps} else [p.identifier for p in scene.render.bl_rna.properties]):
+    if name.startswith("use_stamp"):
+        setattr(scene.render, name, False)  # no metadata stamps (date, render time...)
 bpy.ops.wm.save_as_mainfile(filepath={path!r})
 """
 
 
 def make_scene(path: str | Path, frames: int = 6, width: int = 160, height: int = 90, samples: int = 8,
-               camera: str = "Camera", blender: str = "blender", timeout: float = 60) -> Path:
-    """Write a .blend at `path` with frames 1..`frames`, cameras `camera` and "SideCamera"; returns the path."""
+               camera: str = "Camera", blender: str = "blender", timeout: float = 60, stamps: bool = True) -> Path:
+    """Write a .blend at `path` with frames 1..`frames`, cameras `camera` and "SideCamera"; returns the path.
+    `stamps` False: Blender's metadata stamps (date, time, render time, ...) are off."""
     path = Path(path).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
-    script = SCRIPT.format(camera=camera, frames=frames, samples=samples, width=width, height=height, path=str(path))
+    script = SCRIPT.format(camera=camera, frames=frames, samples=samples, width=width, height=height, path=str(path),
+                           stamps=stamps)
     result = subprocess.run([blender, "-b", "--factory-startup", "--python-expr", script],
                             capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0 or not path.exists():

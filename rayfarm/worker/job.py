@@ -41,7 +41,7 @@ class Outcome:
     avg_memory: float = 0.0  # bytes of resident memory
 
 
-def _safe(text: str) -> str:
+def folder_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:80] or "lease"
 
 
@@ -50,7 +50,7 @@ class Job:
         self.lease = lease
         self.lease_id = str(lease["leaseId"])
         self.work_dir = work_dir
-        self.dir = work_dir / "leases" / _safe(self.lease_id)
+        self.dir = work_dir / "leases" / folder_name(self.lease_id)
         self.output_dir = self.dir / "out"
         self.scenes = scenes
         self.policy = policy  # which software runs confined on this node (confine.py)
@@ -64,6 +64,7 @@ class Job:
         self.memory = 0
         self.cancelled: str | None = None  # why the render was killed: "stop", "shutdown", "stale", "timeout", "stuck"
         self.rendered = threading.Event()  # set when the render part is over (reporting may follow)
+        self.holds_slot = True  # counts among the node's busy slots (agent.py)
         self._lock = threading.RLock()
         self._proc: subprocess.Popen | None = None
         self._sampler: process.TreeSampler | None = None
@@ -199,9 +200,11 @@ class Job:
         return count, size
 
     def _render(self) -> Outcome:
-        if self.dir.exists():
+        try:
+            self.output_dir.mkdir(parents=True)
+        except FileExistsError:  # left by a node that was killed (lease ids are unique)
             shutil.rmtree(self.dir, ignore_errors=True)
-        self.output_dir.mkdir(parents=True)
+            self.output_dir.mkdir(parents=True)
         try:
             renderer = renderer_for(self.lease.get("render") or {})
             if not self.policy.offers(renderer.software):
@@ -214,7 +217,7 @@ class Job:
         except (FarmError, httpx.HTTPError, OSError) as exc:
             return self._failed(f"the scene could not be fetched: {exc}")
         sandbox = self.policy.sandbox_for(renderer.software)
-        readable = self._readable(scene) if sandbox else []
+        readable = self._readable(scene, self.dir) if sandbox else []
         seconds = 0.0
         for index, argv in enumerate(commands):
             began = time.monotonic()
@@ -235,22 +238,26 @@ class Job:
                                         f"own files.", seconds)
                 how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
                 return self._failed(f"{Path(argv[0]).name} {how}. Last log lines: {self.tail()}", seconds)
-        # regular files only: a link the job made in its folder must not make the node upload what it points to
-        with os.scandir(self.output_dir) as entries:
-            outputs = sorted(Path(entry.path) for entry in entries
-                             if entry.is_file(follow_symlinks=False) and not entry.name.startswith("."))
+        outputs = self._outputs()
         if renderer.needs_output and not outputs:
             return self._failed(f"{renderer.software} finished but wrote no output file. "
                                 f"Last log lines: {self.tail()}", seconds)
         self.progress = 100.0
         return self._outcome("done", "", outputs, seconds)
 
-    def _readable(self, scene: Path | None) -> list[str]:
-        """What a confined render reads besides the system: its folder when the scene (and the assets' folder
+    def _outputs(self) -> list[Path]:
+        """The chunk's output files: regular files only (a link the job made in its folder must not make the
+        node upload what it points to)."""
+        with os.scandir(self.output_dir) as entries:
+            return sorted(Path(entry.path) for entry in entries
+                          if entry.is_file(follow_symlinks=False) and not entry.name.startswith("."))
+
+    def _readable(self, scene: Path | None, folder: Path) -> list[str]:
+        """What a confined render reads besides the system: `folder` when the scene (and the assets' folder
         tree) was placed there, else the shared root of a scene read in place, else the cached scene file."""
         if scene is None:
             return []
-        path, folder = str(scene), str(self.dir)
+        path, folder = str(scene), str(folder)
         if path.startswith(folder + os.sep):
             return [folder]
         shared = self.lease.get("scene") or {}
