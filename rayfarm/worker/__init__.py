@@ -19,7 +19,6 @@ def run_worker(server: str, token: str, name: str | None = None, slots: int = 1,
     when the server refuses the node (bad token, bad registration). Render jobs run confined when
     bubblewrap works here; `unconfined_commands` runs command tasks unconfined (worker/confine.py).
     `persistent_blender`: Blender chunks render in persistent sessions (worker/session.py)."""
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request is too chatty for a node
     agent = Agent(server, token, name=name, slots=slots, tags=tags, work_dir=work_dir,
                   unconfined_commands=unconfined_commands, persistent_blender=persistent_blender,
                   session_idle=session_idle, session_memory=session_memory)

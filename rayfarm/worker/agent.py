@@ -8,12 +8,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
 
 from rayfarm.protocol import nodes
 from rayfarm.worker.capabilities import capabilities
-from rayfarm.worker.client import FarmClient, FarmError, StaleSession
+from rayfarm.worker.client import FarmClient, FarmError, StaleSession, Unreachable
 from rayfarm.worker.confine import Policy, node_policy
 from rayfarm.worker.job import KILL_GRACE, Job
 from rayfarm.worker.report import DROP, Reporting
@@ -127,7 +126,7 @@ class Agent(Reporting):
             answer = self.client.post("register", self._capabilities)
         except FarmError as exc:
             raise WorkerError(f"the server refused to register this node: {exc.message} (HTTP {exc.status})") from exc
-        except httpx.HTTPError as exc:
+        except Unreachable as exc:
             if self.stop_event.is_set():
                 return
             raise WorkerError(f"cannot reach the server: {exc}") from exc
@@ -188,7 +187,7 @@ class Agent(Reporting):
                     log.error("lease refused: %s", exc)
                 self.stop_event.wait(5.0)
                 continue
-            except httpx.HTTPError:
+            except Unreachable:
                 continue  # retries gave up because the node is stopping
             except Exception:
                 log.exception("lease call failed unexpectedly")
@@ -279,7 +278,7 @@ class Agent(Reporting):
         except StaleSession:
             self._reregister(session)
             return
-        except (FarmError, httpx.HTTPError) as exc:
+        except (FarmError, Unreachable) as exc:
             for job, lines in sent.items():
                 job.return_log(lines)
             if not self._heartbeat_failing:

@@ -13,10 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from rayfarm.worker import process
-from rayfarm.worker.client import FarmError
+from rayfarm.worker.client import FarmError, Unreachable
 from rayfarm.worker.confine import EXEC_FAILED, Policy, Sandbox
 from rayfarm.worker.renderers import Renderer, RenderError, chunk_progress, renderer_for
 from rayfarm.worker.scenes import SceneCache
@@ -214,7 +212,7 @@ class Job:
             commands = renderer.commands(self.lease, scene, self.output_dir)
         except RenderError as exc:
             return self._failed(str(exc))
-        except (FarmError, httpx.HTTPError, OSError) as exc:
+        except (FarmError, Unreachable, OSError) as exc:
             return self._failed(f"the scene could not be fetched: {exc}")
         sandbox = self.policy.sandbox_for(renderer.software)
         readable = self._readable(scene, self.dir) if sandbox else []

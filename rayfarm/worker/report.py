@@ -10,10 +10,8 @@ import logging
 import threading
 from typing import Any
 
-import httpx
-
 from rayfarm.protocol import nodes
-from rayfarm.worker.client import FarmClient, FarmError, StaleSession
+from rayfarm.worker.client import FarmClient, FarmError, StaleSession, Unreachable
 from rayfarm.worker.job import Job, Outcome
 
 log = logging.getLogger(__name__)
@@ -76,7 +74,7 @@ class Reporting:
         except FarmError as exc:
             dropped(job, outcome, f"complete refused: {exc}")
             return
-        except httpx.HTTPError as exc:
+        except Unreachable as exc:
             if job.cancelled in DROP and not self.stop_event.is_set():
                 dropped(job, outcome, "the server took the chunk back while it was unreachable")
             else:

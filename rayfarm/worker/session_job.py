@@ -13,10 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from rayfarm.worker import process
-from rayfarm.worker.client import FarmError
+from rayfarm.worker.client import FarmError, Unreachable
 from rayfarm.worker.confine import Policy, Sandbox
 from rayfarm.worker.job import Job, Outcome, folder_name
 from rayfarm.worker.renderers import RenderError
@@ -93,7 +91,7 @@ class SessionJob(Job):
                 raise RenderError("the task has no scene file to render.")
         except RenderError as exc:
             return self._failed(str(exc))
-        except (FarmError, httpx.HTTPError, OSError) as exc:
+        except (FarmError, Unreachable, OSError) as exc:
             return self._failed(f"the scene could not be fetched: {exc}")
         session.scene = scene
         argv = renderer.session_argv(scene)

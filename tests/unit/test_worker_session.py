@@ -13,7 +13,6 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
 import psutil
 import pytest
 
@@ -71,7 +70,7 @@ class Node:
         self.work = tmp_path / "work"
         self.running: set[SessionJob] = set()
         self.pool = SessionPool(self.work / "sessions", slots, lambda: len(self.running), idle, memory)
-        self.client = FarmClient("http://farm.invalid", "t", transport=httpx.MockTransport(lambda r: httpx.Response(404)))
+        self.client = FarmClient("http://farm.invalid", "t")  # never called: the scenes are on this machine
         self.scenes = SceneCache(self.work / "cache", self.client)
         self.scene = tmp_path / "shot.blend"
         self.scene.write_bytes(b"a scene")
