@@ -11,20 +11,32 @@ submitted; the clock runs from submit to status 25 (queryTaskInfo polled every 1
 frame must be listed among the task's outputs. Baseline, same run: W `blender -b --factory-startup scene -o ... -s a
 -e b -a` processes started together, F/W frames each; wall time until the last exits.
 A one-frame render first warms the file cache for both. Goal: ratio <= 1.10.
+Also reported: the CPU both used (cpu_ratio = the farm's processes, renders included / the hand-started
+Blenders'; less sensitive to other people's load on shared cores than the wall times), others_share of each
+run, and `chunk`: where a chunk's time goes on the farm (bench.peers.chunk_times).
 """
 
+import resource
 import subprocess
 import time
 
 from bench import common
 from bench.common import Bench, CpuMeter, emit, note
+from bench.peers import chunk_times
 
 
-def by_hand(scene, out_dir, frames: int, workers: int) -> float:
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def by_hand(scene, out_dir, frames: int, workers: int) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the Blender processes)."""
     per = frames // workers
     argv = [["blender", "-b", "--factory-startup", str(scene), "-o", str(out_dir / "f_####"),
              "-s", str(1 + i * per), "-e", str((i + 1) * per if i < workers - 1 else frames), "-a"]
             for i in range(workers)]
+    cpu = children_cpu()
     began = time.perf_counter()
     procs = [subprocess.Popen(a, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
              for a in argv]
@@ -39,7 +51,7 @@ def by_hand(scene, out_dir, frames: int, workers: int) -> float:
     saved = len(list(out_dir.glob("f_*.png")))
     if saved != frames:
         raise RuntimeError(f"blender by hand saved {saved} frames, not {frames}")
-    return seconds
+    return seconds, children_cpu() - cpu
 
 
 def main() -> None:
@@ -74,6 +86,7 @@ def main() -> None:
         meter = CpuMeter(server=server.pids,
                          workers=lambda: [p for w in workers for p in common.psutil_tree(w.process.pid)])
         meter.start()
+        began_wall = time.time()
         began = time.perf_counter()
         api.task.submit_task(task_id)
         while True:
@@ -94,13 +107,19 @@ def main() -> None:
         for worker in workers:  # free the cores for the baseline
             worker.stop()
         note(f"farm: {farm_s:.2f} s, {len(outputs)} outputs listed; rendering by hand")
-        hand_s = by_hand(scene, bench.tmp / "by-hand", args.frames, args.workers)
+        _, _, split = chunk_times(bench, task_id, began_wall)
+        hand_meter = CpuMeter()
+        hand_meter.start()
+        hand_s, hand_cpu = by_hand(scene, bench.tmp / "by-hand", args.frames, args.workers)
+        hand_others = hand_meter.stop()["others_share"]
         ratio = farm_s / hand_s
         emit("blender", {
             "database": args.database, "frames": args.frames, "workers": args.workers, "per_chunk": args.per_chunk,
             "resolution": f"{args.width}x{args.height}", "samples": args.samples, "farm_s": round(farm_s, 3),
             "by_hand_s": round(hand_s, 3), "ratio": round(ratio, 4), "outputs_listed": len(outputs),
-            "done_frames": item["doneFrames"], "cpu_s": cpu, "quiet_wait_s": quiet,
+            "done_frames": item["doneFrames"], "cpu_s": cpu, "by_hand_cpu_s": round(hand_cpu, 3),
+            "cpu_ratio": round(cpu["ours"] / hand_cpu, 4) if hand_cpu else None, "by_hand_others_share": hand_others,
+            "chunk": split, "quiet_wait_s": quiet,
             "goal": "ratio <= 1.10", "met": ratio <= 1.10})
 
 
