@@ -210,8 +210,8 @@ class Agent(Reporting):
             job: Job = SessionJob(lease, self.work_dir, self.scenes, self.policy, self.sessions)
         else:
             job = Job(lease, self.work_dir, self.scenes, self.policy)
-        log.info("lease %s: task %s frames %s-%s step %s", job.lease_id, lease.get("taskId"), lease.get("start"),
-                 lease.get("end"), lease.get("step"))
+        log.debug("lease %s: task %s frames %s-%s step %s", job.lease_id, lease.get("taskId"), lease.get("start"),
+                  lease.get("end"), lease.get("step"))
         thread = threading.Thread(target=self._work, args=(job,), name=f"rayfarm-lease-{job.lease_id}", daemon=True)
         with self._jobs_lock:
             self.jobs[job.lease_id] = job

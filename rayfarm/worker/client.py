@@ -190,15 +190,24 @@ class FarmClient:
     def _log_retry(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0
-        log.warning("farm server call failed (%s); retry %d in %.1f s", exc, state.attempt_number, wait)
+        log.warning("farm server call failed (%s); retry %d in %.1f s", exc, state.attempt_number + 1, wait)
 
     def retrying(self, call: Callable[[], T], attempts: int | None = None,
                  give_up: Callable[[], bool] | None = None) -> T:
         """Run `call`, retrying transient errors with exponential backoff until it works or the node stops
-        (or `give_up()` turns true: the last error is raised)."""
+        (or `give_up()` turns true: the last error is raised). The first try runs without tenacity's machinery."""
+        try:
+            return call()
+        except Exception as exc:
+            if not transient(exc) or attempts == 1 or (give_up is not None and give_up()):
+                raise
+            first_wait = min(0.5, self.max_backoff)
+            log.warning("farm server call failed (%s); retry 1 in %.1f s", exc, first_wait)
+            if self.stop.wait(first_wait):
+                raise
         stops = [self._stopped]
         if attempts is not None:
-            stops.append(stop_after_attempt(attempts))
+            stops.append(stop_after_attempt(attempts - 1))
         if give_up is not None:
             stops.append(lambda state: give_up())
         stop = stop_any(*stops)

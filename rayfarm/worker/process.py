@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -150,32 +151,60 @@ def kill_leftovers(pgid: int) -> None:
     signal_group(pgid, signal.SIGKILL)
 
 
+FIRST_SAMPLE = 0.9  # seconds into a run before its processes are looked at (a shorter run is never sampled)
+
+
+def tree(pid: int) -> list[int]:
+    """`pid` and its descendants, from /proc/<pid>/task/<tid>/children (no scan of every process); psutil's scan
+    where the kernel does not list children."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        try:
+            tasks = os.listdir(f"/proc/{current}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{current}/task/{task}/children", "rb") as handle:
+                    todo.extend(int(child) for child in handle.read().split())
+            except FileNotFoundError:
+                if not os.path.exists(f"/proc/{current}/task/{task}"):
+                    continue  # the thread ended meanwhile
+                return [pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))]
+            except OSError:
+                continue
+    return found
+
+
 class TreeSampler:
     """CPU (percent of the whole machine) and resident memory (bytes) of a process and its descendants."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, since: float) -> None:
         self.pid = pid
+        self.since = since  # time.monotonic() when the run began
         self.known: dict[int, psutil.Process] = {}
-        # Not sampled here: a process-tree scan reads every /proc entry, and this runs as the render starts.
         self._primed = False
 
     def sample(self) -> tuple[float, int] | None:
-        """(cpu, memory) now, or None when the process is gone (and on the first call, which only sets
-        the CPU baseline)."""
+        """(cpu, memory) now, or None when the process is gone, in the run's first FIRST_SAMPLE seconds (a short
+        run costs no look at /proc) and on the first look, which only sets the CPU baseline."""
+        if time.monotonic() - self.since < FIRST_SAMPLE:
+            return None
         try:
-            root = self.known.get(self.pid) or psutil.Process(self.pid)
-            tree = [root, *root.children(recursive=True)]
+            pids = tree(self.pid)
         except psutil.Error:
             return None
         cpu, memory, alive = 0.0, 0, {}
-        for proc in tree:
-            proc = self.known.get(proc.pid, proc)
+        for pid in pids:
             try:
+                proc = self.known.get(pid) or psutil.Process(pid)
                 if proc.status() == psutil.STATUS_ZOMBIE:
                     continue
                 cpu += proc.cpu_percent(None)
                 memory += proc.memory_info().rss
-                alive[proc.pid] = proc
+                alive[pid] = proc
             except psutil.Error:
                 continue
         self.known = alive

@@ -112,7 +112,8 @@ class SessionJob(Job):
             if self.cancelled:
                 self.sessions.release(session, healthy=False)
                 return self._stopped(0.0)
-            self._proc, self._sampler, self._session = session.proc, process.TreeSampler(session.proc.pid), session
+            self._proc, self._session = session.proc, session
+            self._sampler = process.TreeSampler(session.proc.pid, time.monotonic())
             self._active = time.monotonic()
         if session.chunks:
             self.add_line(f"[rayfarm worker: rendered in Blender session {session.number} of this node, its chunk "
