@@ -1,5 +1,6 @@
 """Build a tiny Blender scene (cube, camera, light; Cycles CPU, no denoiser) for tests."""
 
+import struct
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -211,3 +212,21 @@ def make_linked_scene(root: str | Path, blender: str = "blender", timeout: float
     _blender(LINKED.format(blue=str(scene.ground), green=str(scene.side), green_name=scene.side.name,
                            library=str(scene.library), path=str(scene.shot)), blender, timeout, scene.shot)
     return scene
+
+
+# Cycles writes its own timings into a PNG's metadata whatever the scene says (two one-shot runs differ there too)
+TIMINGS = (b"cycles.ViewLayer.total_time", b"cycles.ViewLayer.render_time", b"cycles.ViewLayer.synchronization_time")
+
+
+def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """A PNG's chunks (type, data) in order, without Cycles' timing text chunks: two renders of a frame are the
+    same picture with the same metadata when these are equal."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    found, at = [], 8
+    while at < len(data):
+        size, kind = struct.unpack(">I4s", data[at:at + 8])
+        body = data[at + 8:at + 8 + size]
+        if not (kind == b"tEXt" and body.split(b"\0")[0] in TIMINGS):
+            found.append((kind, body))
+        at += 12 + size
+    return found

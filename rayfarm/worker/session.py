@@ -71,7 +71,7 @@ class Session:
         self._started = threading.Event()
         self.exited = threading.Event()
         self._error: OSError | None = None
-        self._pids: list[int] = []  # its processes (bubblewrap and Blender), found after its first chunk
+        self._known: dict[int, psutil.Process] = {}  # its processes at the last look
         self._chunk_folders = 0
         self._lock = threading.Lock()
 
@@ -176,19 +176,22 @@ class Session:
 
     # ---- resources ---------------------------------------------------------------------------------------
     def _processes(self) -> list[psutil.Process]:
-        if not self._pids and self.proc is not None:
+        """Its processes now (bubblewrap and Blender, and whatever Blender started), the known ones kept (psutil
+        keeps their identity)."""
+        if self.proc is None or self.exited.is_set():
+            return []
+        try:
+            pids = process.tree(self.proc.pid)
+        except psutil.Error:
+            return []
+        found = {}
+        for pid in pids:
             try:
-                root = psutil.Process(self.proc.pid)
-                self._pids = [root.pid, *(child.pid for child in root.children(recursive=True))]
-            except psutil.Error:
-                return []
-        found = []
-        for pid in self._pids:
-            try:
-                found.append(psutil.Process(pid))
+                found[pid] = self._known.get(pid) or psutil.Process(pid)
             except psutil.Error:
                 continue
-        return found
+        self._known = found
+        return list(found.values())
 
     def memory(self) -> int:
         """Resident bytes of its processes now."""
@@ -289,6 +292,15 @@ class SessionPool:
             if session.alive():
                 log.info("closing Blender session %d: %s", session.number, reason)
             session.kill()
+
+    def end_idle(self, session: Session, reason: str) -> None:
+        """End `session` if it is idle (a busy one renders a chunk that keeps it)."""
+        with self._lock:
+            if session not in self._idle:
+                return
+            self._idle.remove(session)
+        log.info("closing Blender session %d: %s", session.number, reason)
+        session.kill()
 
     def expire(self) -> None:
         """Close sessions idle longer than `idle_seconds` (the node calls this on its monitor tick)."""

@@ -41,7 +41,9 @@ class SessionJob(Job):
         self._chunk: tuple[Session, Path] | None = None  # the session and folder that hold this chunk's outputs
 
     def cancel(self, reason: str) -> None:
-        """A chunk in a session: kill the session now (SIGKILL; the next chunk starts a fresh one)."""
+        """A chunk in a session: kill the session now (SIGKILL; the next chunk starts a fresh one). A chunk whose
+        render is over (its outputs upload) ends its session if no chunk took it meanwhile: nothing of a stopped
+        task stays running."""
         with self._lock:
             session = self._session
             if session is not None:
@@ -50,6 +52,8 @@ class SessionJob(Job):
                 log.info("lease %s: killing Blender session %d (%s)", self.lease_id, session.number, reason)
                 session.kill()
                 return
+        if self._chunk is not None:
+            self.sessions.end_idle(self._chunk[0], f"a chunk of its task was stopped ({reason})")
         super().cancel(reason)
 
     def cleanup(self) -> None:
@@ -118,7 +122,8 @@ class SessionJob(Job):
         if session.chunks:
             self.add_line(f"[rayfarm worker: rendered in Blender session {session.number} of this node, its chunk "
                           f"{session.chunks + 1}: the scene was loaded for its first chunk]")
-        began, cpu = time.monotonic(), session.cpu_seconds()
+        # a new session's first chunk counts all of the process's CPU: loading the scene is part of its work
+        began, cpu = time.monotonic(), session.cpu_seconds() if session.chunks else 0.0
         result, sentence = session.render(command, self._line_handler(renderer), verdict)
         seconds = time.monotonic() - began
         cpu, memory = max(0.0, session.cpu_seconds() - cpu), session.memory()

@@ -253,3 +253,12 @@ def test_a_task_that_opts_out_runs_blender_for_every_chunk(node):
     assert [o.result for o in outcomes] == ["done", "done"], [o.error for o in outcomes]
     assert renderer_pids(outcomes[0]) != renderer_pids(outcomes[1])
     assert farm.pool.idle() == [] and not (farm.work / "sessions").exists()
+
+
+def test_a_stop_that_comes_while_the_outputs_upload_ends_the_idle_session_of_its_task(node):
+    farm = node()
+    job = farm.job(1)
+    outcome = farm.render(job)
+    assert len(farm.pool.idle()) == 1
+    job.cancel("stop")  # the render is over; its outputs were uploading when the server said stop
+    assert farm.pool.idle() == [] and wait_gone(renderer_pids(outcome))

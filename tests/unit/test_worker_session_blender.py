@@ -8,7 +8,6 @@ before, are written exactly as one-shot `blender -b scene -o ... -F ... -x 1 -s 
 import os
 import shutil
 import signal
-import struct
 import subprocess
 import threading
 import time
@@ -22,11 +21,9 @@ from rayfarm.worker.renderers.blender import BlenderRenderer
 from rayfarm.worker.scenes import SceneCache
 from rayfarm.worker.session import SessionPool
 from rayfarm.worker.session_job import SessionJob
+from tests.blender_scene import png_chunks
 
 pytestmark = pytest.mark.skipif(shutil.which("blender") is None, reason="blender is not installed")
-
-# Cycles writes its own timings into a PNG's metadata whatever the scene says (two one-shot runs differ there too)
-TIMINGS = (b"cycles.ViewLayer.total_time", b"cycles.ViewLayer.render_time", b"cycles.ViewLayer.synchronization_time")
 
 
 @pytest.fixture(scope="module")
@@ -76,19 +73,6 @@ def one_shot(item: dict, scene, folder) -> dict[str, bytes]:
     result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout[-2000:]
     return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
-
-
-def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
-    """A PNG's chunks (type, data) in order, without Cycles' timing text chunks."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    found, at = [], 8
-    while at < len(data):
-        size, kind = struct.unpack(">I4s", data[at:at + 8])
-        body = data[at + 8:at + 8 + size]
-        if not (kind == b"tEXt" and body.split(b"\0")[0] in TIMINGS):
-            found.append((kind, body))
-        at += 12 + size
-    return found
 
 
 def test_a_persistent_session_never_leaks_one_chunks_settings_into_the_next(node, scene, tmp_path):
