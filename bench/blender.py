@@ -1,7 +1,7 @@
 """Real renders: F Blender frames on W local workers vs W hand-started `blender -b scene -a` processes.
 
     python -m bench.blender [--database sqlite|postgres] [--frames 24] [--workers 2] [--per-chunk 6]
-                            [--width 480] [--height 270] [--samples 10]
+                            [--width 480] [--height 270] [--samples 10] [--no-persistent-blender]
 
 The scene comes from tests/blender_scene.make_scene (cube, camera, sun; Cycles CPU, no denoiser);
 at 480x270 and 10 samples one frame takes about a second with two renders sharing the 2 cores.
@@ -63,6 +63,8 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=270)
     parser.add_argument("--samples", type=int, default=10)
     parser.add_argument("--poll", type=float, default=0.1, help="queryTaskInfo polling interval, s")
+    parser.add_argument("--no-persistent-blender", action="store_true",
+                        help="nodes start Blender for every chunk (as before persistent sessions)")
     args = parser.parse_args()
 
     from tests.blender_scene import make_scene
@@ -75,7 +77,8 @@ def main() -> None:
                        capture_output=True, timeout=300, check=True)
         server = bench.start_server(args.server_processes)
         user = bench.create_user("bench")
-        workers = bench.start_workers(server, args.workers)
+        workers = bench.start_workers(server, args.workers,
+                                      extra=("--no-persistent-blender",) if args.no_persistent_blender else ())
         api = common.sdk(server, user, timeout=300)
         api.files.upload(scene, "D:/bench/scene.blend")
         task_id = api.task.task_id
@@ -115,6 +118,7 @@ def main() -> None:
         ratio = farm_s / hand_s
         emit("blender", {
             "database": args.database, "frames": args.frames, "workers": args.workers, "per_chunk": args.per_chunk,
+            "persistent_blender": not args.no_persistent_blender,
             "resolution": f"{args.width}x{args.height}", "samples": args.samples, "farm_s": round(farm_s, 3),
             "by_hand_s": round(hand_s, 3), "ratio": round(ratio, 4), "outputs_listed": len(outputs),
             "done_frames": item["doneFrames"], "cpu_s": cpu, "by_hand_cpu_s": round(hand_cpu, 3),

@@ -278,6 +278,7 @@ class Worker:
     server: Server
     name: str
     process: subprocess.Popen | None = None
+    extra: tuple[str, ...] = ()  # more `rayfarm worker` options
 
     @property
     def log_path(self) -> Path:
@@ -290,7 +291,7 @@ class Worker:
             module = "bench.whatif" if os.environ.get("BENCH_WHATIF") else "rayfarm"  # what-if patches, as the server
             self.process = subprocess.Popen(
                 [PYTHON, "-m", module, "worker", "--server", self.server.url, "--token", self.server.bench.token(),
-                 "--name", self.name, "--work-dir", str(work_dir)],
+                 "--name", self.name, "--work-dir", str(work_dir), *self.extra],
                 stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True, env=self.server.bench.env())
         return self
 
@@ -425,8 +426,9 @@ class Bench:
         data = json.loads(out.stdout)
         return Credentials(data["userId"], data["userName"], data["accessId"], data["accessKey"])
 
-    def start_workers(self, server: Server, count: int, prefix: str = "node", timeout: float = 60) -> list[Worker]:
-        started = [Worker(server, f"{prefix}{i:02d}").start() for i in range(count)]
+    def start_workers(self, server: Server, count: int, prefix: str = "node", timeout: float = 60,
+                      extra: tuple[str, ...] = ()) -> list[Worker]:
+        started = [Worker(server, f"{prefix}{i:02d}", extra=extra).start() for i in range(count)]
         self.workers.extend(started)
         wait_until(lambda: all(w.registered() for w in started), timeout, f"{count} workers to register", 0.1)
         return started

@@ -318,6 +318,11 @@ class SessionPool:
         with self._lock:
             return list(self._idle)
 
+    def count(self) -> int:
+        """Sessions idle or rendering."""
+        with self._lock:
+            return len(self._idle) + len(self._busy)
+
     def close_all(self) -> None:
         with self._lock:
             sessions = [*self._idle, *self._busy]

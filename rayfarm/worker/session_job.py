@@ -73,10 +73,21 @@ class SessionJob(Job):
         session = self.sessions.take(key)
         if session is None:
             session = self.sessions.new(key)
-            failure = self._start(session, renderer, sandbox)
+            try:
+                failure = self._start(session, renderer, sandbox)
+            except BaseException:
+                self.sessions.release(session, healthy=False)
+                raise
             if failure is not None:
                 self.sessions.release(session, healthy=False)
                 return failure
+        try:
+            return self._chunk_in(session, renderer)
+        except BaseException:  # whatever went wrong, the pool does not keep a session nobody uses
+            self.sessions.release(session, healthy=False)
+            raise
+
+    def _chunk_in(self, session: Session, renderer: BlenderRenderer) -> Outcome:
         self.output_dir = session.chunk_folder(folder_name(self.lease_id))
         self._chunk = (session, self.output_dir)
         try:
@@ -93,12 +104,12 @@ class SessionJob(Job):
             scene = self.scenes.scene_for(self.lease, session.folder)
             if scene is None:
                 raise RenderError("the task has no scene file to render.")
+            argv = renderer.session_argv(scene)  # RenderError for a format Blender does not know
         except RenderError as exc:
             return self._failed(str(exc))
         except (FarmError, Unreachable, OSError) as exc:
             return self._failed(f"the scene could not be fetched: {exc}")
         session.scene = scene
-        argv = renderer.session_argv(scene)
         if sandbox is not None:
             argv = sandbox.wrap(argv, self._readable(scene, session.folder), str(session.out))
         log.info("lease %s: starting Blender session %d%s", self.lease_id, session.number,

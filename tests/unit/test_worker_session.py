@@ -76,9 +76,9 @@ class Node:
         self.scene.write_bytes(b"a scene")
 
     def job(self, number: int, task: int = 1, camera: str | None = None, start: int = 1, end: int = 2,
-            stop_time: int = 0, stall: int = 0, persistent: bool = True) -> SessionJob:
+            stop_time: int = 0, stall: int = 0, persistent: bool = True, file_format: str = "PNG") -> SessionJob:
         render = {"software": "blender", "scene": "/D/p/shot.blend", "camera": camera, "width": 64, "height": 36,
-                  "format": "PNG", "persistent_session": persistent}
+                  "format": file_format, "persistent_session": persistent}
         lease = {"leaseId": f"L{number}", "taskId": task, "start": start, "end": end, "step": 1,
                  "jobStopTime": stop_time, "stallTimeout": stall, "render": render,
                  "scene": {"path": str(self.scene), "url": None}}
@@ -262,3 +262,11 @@ def test_a_stop_that_comes_while_the_outputs_upload_ends_the_idle_session_of_its
     assert len(farm.pool.idle()) == 1
     job.cancel("stop")  # the render is over; its outputs were uploading when the server said stop
     assert farm.pool.idle() == [] and wait_gone(renderer_pids(outcome))
+
+
+def test_a_format_blender_does_not_know_fails_the_chunk_and_leaves_no_session(node):
+    farm = node()
+    outcome = farm.render(farm.job(1, file_format="NOPE"))
+    assert outcome.result == "failed" and "the output format 'NOPE' is not known to Blender" in outcome.error
+    assert farm.pool.count() == 0
+    assert farm.render(farm.job(2)).result == "done"
