@@ -270,3 +270,38 @@ def test_a_format_blender_does_not_know_fails_the_chunk_and_leaves_no_session(no
     assert outcome.result == "failed" and "the output format 'NOPE' is not known to Blender" in outcome.error
     assert farm.pool.count() == 0
     assert farm.render(farm.job(2)).result == "done"
+
+
+NODE = """
+import sys, threading, time
+from pathlib import Path
+from rayfarm.worker.session import Session
+
+session = Session(1, "task", Path(sys.argv[2]))
+starter = threading.Thread(target=session.start, args=([sys.argv[1], "-b", "-", "-", "scene"], False))
+starter.start()
+starter.join()  # the thread that asked for the session ends, as a chunk's thread does
+time.sleep(0.5)
+print(session.proc.pid if session.alive() else "gone", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_session_outlives_the_chunk_thread_that_started_it_and_dies_with_its_node(tmp_path, fake_blender):
+    import os
+    import signal
+    import subprocess
+
+    node = subprocess.Popen([sys.executable, "-c", NODE, str(fake_blender), str(tmp_path / "session")],
+                            stdout=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    try:
+        answer = node.stdout.readline().strip()
+        assert answer.isdigit(), f"the session ended with the thread that started it ({answer!r})"
+        session = int(answer)
+        node.send_signal(signal.SIGKILL)
+        node.wait(5)
+        assert wait_gone([session]), "the session outlived its node"
+    finally:
+        node.kill()
+        node.wait()
