@@ -7,8 +7,8 @@ the node. Its folder `<work dir>/sessions/<n>/` holds the scene's folder tree wh
 (`inputs/`) and `out/`, the one folder it may write: each chunk writes into `out/<lease>/`, from where the
 node uploads that chunk's outputs (while the next chunk renders) and then removes it.
 
-The pool keeps at most one session per slot: a chunk takes the idle session of its task (same scene, same
-inputs, same confinement) or starts a new one, and idle sessions of other tasks are closed so that running
+The pool keeps at most one session per slot: a chunk takes the idle session of its task (same scene, inputs,
+output format and confinement) or starts a new one, and idle sessions of other tasks are closed so that running
 chunks plus idle sessions never exceed the slots: a slot that takes work of another task ends its session.
 A session also ends when it has been idle `idle_seconds`, when its processes use more than `memory_limit`
 bytes after a chunk, when a chunk failed in it (the retry starts a fresh one), and when it is killed: a
@@ -49,10 +49,6 @@ def session_key(lease: dict[str, Any], confined: bool) -> Hashable:
     inputs = tuple(sorted((str(item.get("path")), str(item.get("sha256"))) for item in lease.get("inputs") or []))
     file_format = (lease.get("render") or {}).get("format")
     return (lease.get("taskId"), scene.get("sha256"), scene.get("path"), inputs, file_format, confined)
-
-
-class SessionDied(Exception):
-    """The session's process is gone (crashed, killed, or could not take the chunk)."""
 
 
 class Session:

@@ -92,6 +92,7 @@ def test_a_persistent_session_never_leaks_one_chunks_settings_into_the_next(node
         assert rendered == expected, f"chunk {item['leaseId']} differs from a one-shot run"
         job.cleanup()
     assert sessions == {"1"}  # all four in one Blender process
+    confined_as_a_one_shot_render(scene, job.output_dir.parent)
 
     # PNG: the same bytes, but for the render times Cycles writes into every file
     item = lease(5, scene, 3, 4, camera="SideCamera", width=72, file_format="PNG")
@@ -103,6 +104,22 @@ def test_a_persistent_session_never_leaks_one_chunks_settings_into_the_next(node
     for name, data in rendered.items():
         assert png_chunks(data) == png_chunks(expected[name]), name
     assert job.output_dir.parent.parent.name == "2"  # another format: another session (set as it starts)
+
+
+def confined_as_a_one_shot_render(scene, out) -> None:
+    """Where bubblewrap works, the session's sandbox shows the scene's folder read-only (as a one-shot render of a
+    scene read in place) and lets it write in its `out` only."""
+    wrapped = [proc.info["cmdline"] for proc in psutil.process_iter(["cmdline", "name"])
+               if proc.info["name"] == "bwrap" and str(scene) in (proc.info["cmdline"] or [])]
+    if not wrapped:
+        assert node_policy(out.parent, False).sandbox is None, "the session runs unconfined"
+        return
+    [argv] = wrapped
+    options = argv[:argv.index("--")]
+    pairs = lambda flag: [options[i + 1] for i, arg in enumerate(options) if arg == flag]  # noqa: E731
+    assert pairs("--bind") == [str(out)]
+    inputs = [path for path in pairs("--ro-bind") if not path.startswith(("/usr", "/etc/", "/lib", "/bin", "/sbin"))]
+    assert inputs == [str(scene.parent)]  # a scene read in place: its folder, for its relative references
 
 
 def blender_processes(marker: str) -> list[psutil.Process]:
