@@ -147,9 +147,10 @@ class Bench:
         return server.start()
 
     def start_workers(self, server: FarmServer, count: int, prefix: str = "node", timeout: float = 120,
-                      ) -> list[FarmWorker]:
-        """``count`` real `rayfarm worker` processes, started together; returned once all have registered."""
-        started = [server.start_worker(f"{prefix}{i:02d}", wait=False) for i in range(count)]
+                      extra: tuple[str, ...] = ()) -> list[FarmWorker]:
+        """``count`` real `rayfarm worker` processes (``extra``: more of their options), started together;
+        returned once all have registered."""
+        started = [server.start_worker(f"{prefix}{i:02d}", *extra, wait=False) for i in range(count)]
         wait_for(lambda: all(w.registered() for w in started), timeout, f"{count} workers to register")
         return started
 

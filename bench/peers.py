@@ -14,7 +14,9 @@ Workloads, each on every system, 8 slots: 400 x `sleep 0.25`, 400 x `sleep 0.05`
 - rayfarm: one `rayfarm server` and 8 `rayfarm worker` nodes of one slot (as bench.overhead), a command
   task in chunks of one frame. Clock: from the submit call to the last chunk's end as the server
   recorded it (frames.ended_at); status_seen_s is when queryTaskInfo (polled every 100 ms) saw it done;
-  `chunk`: where a chunk's time goes, from the server's records (see chunk_times).
+  `chunk`: where a chunk's time goes, from the server's records (see chunk_times), and the nodes' CPU per chunk
+  split into their own (nodes_own_cpu_ms: the node's Python) and their reaped children's (nodes_children_cpu_ms:
+  bubblewrap and the command).
 The systems run one after the other (xargs, Celery, rayfarm), each alone on the machine: Redis and
 Celery are stopped before rayfarm starts. CPU per task: user + system time of each process group (with
 the commands they ran and reaped) and of the whole machine (/proc/stat), over each timed run;
@@ -31,6 +33,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import psutil
+
 from bench.cpu import CpuMeter, process_tree, self_pids, wait_quiet
 from bench.harness import Bench, base_parser, deadline, emit, note, run, sdk
 from bench.stats import ms, percentile
@@ -46,7 +50,6 @@ WORKLOADS = (("sleep_0.25", ["sleep", "0.25"], 400, 16), ("sleep_0.05", ["sleep"
 
 
 # ---------------------------------------------------------------- what the peers need, installed on demand
-
 
 def port_open(port: int) -> bool:
     with socket.socket() as sock:
@@ -204,6 +207,20 @@ def chunk_times(bench: Bench, task_id: int, submitted_at: float) -> tuple[int, f
     return len(rows), max((r[2] for r in rows), default=submitted_at), split
 
 
+def own_and_children(nodes: list) -> tuple[float, float]:
+    """CPU seconds of the node processes themselves (their Python) and of the children they reaped (bubblewrap and
+    the commands), so far."""
+    own = children = 0.0
+    for node in nodes:
+        try:
+            times = psutil.Process(node.process.pid).cpu_times()
+        except psutil.Error:
+            continue
+        own += times.user + times.system
+        children += times.children_user + times.children_system
+    return own, children
+
+
 def run_rayfarm(bench: Bench, workloads: list, quick: bool, server_processes: int) -> dict:
     server = bench.start_server(server_processes)
     user = bench.create_user(server)
@@ -219,6 +236,7 @@ def run_rayfarm(bench: Bench, workloads: list, quick: bool, server_processes: in
             meter = CpuMeter(server=server.pids, client=self_pids,
                              nodes=lambda: [p for n in nodes for p in process_tree(n.process.pid)])
             meter.start()
+            own, children = own_and_children(nodes)
             began_wall = time.time()
             began = time.perf_counter()
             api.task.submit_task(task_id)
@@ -234,7 +252,10 @@ def run_rayfarm(bench: Bench, workloads: list, quick: bool, server_processes: in
                 time.sleep(0.1)
             seen = time.perf_counter() - began
             cpu = meter.stop()
+            own_after, children_after = own_and_children(nodes)
             done, last_end, split = chunk_times(bench, task_id, began_wall)
+            split["nodes_own_cpu_ms"] = round((own_after - own) * 1000.0 / tasks, 3)
+            split["nodes_children_cpu_ms"] = round((children_after - children) * 1000.0 / tasks, 3)
             if done != tasks:
                 raise RuntimeError(f"rayfarm {name}: {done} chunks done, not {tasks}")
             wall = last_end - began_wall

@@ -40,7 +40,19 @@ UnconfinedCommands = Annotated[bool, typer.Option(
     help="Run command tasks unconfined, as this node's user: they can read whatever it can (on the server's "
          "machine the farm's secret key and database too). Without it, command tasks run in a bubblewrap sandbox, "
          "and a node where bubblewrap does not work does not take them.")]
+NoPersistentBlender = Annotated[bool, typer.Option(
+    "--no-persistent-blender",
+    help="Start Blender for every chunk. By default a node keeps one Blender process per task it works on (per "
+         "slot) and renders chunk after chunk in it, the scene loaded once; a task opts out with task.json "
+         "task_info.persistent_session \"0\".")]
+SessionIdle = Annotated[float, typer.Option(
+    "--session-idle", min=0, help="Seconds a persistent Blender session waits for its task's next chunk before it "
+                                  "is closed.")]
+SessionMemory = Annotated[str | None, typer.Option(
+    "--session-memory", help="Close a persistent Blender session after a chunk when it uses more memory than this, "
+                             "e.g. 8G or 500M (default: 75% of the machine's memory divided among the slots).")]
 Nodes = Annotated[list[str], typer.Argument(help="Node names or ids (see `rayfarm worker list`).")]
+UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 worker_app = typer.Typer(help="Run a render node (`worker run`), or list and manage the farm's nodes.",
                          invoke_without_command=True)
@@ -59,6 +71,24 @@ class NodeOptions:
     work_dir: Path | None
     log_level: str
     unconfined_commands: bool
+    no_persistent_blender: bool = False
+    session_idle: float = 60.0
+    session_memory: str | None = None
+
+
+def memory_size(text: str | None) -> int | None:
+    """`--session-memory`: bytes from ``8G``, ``500M``, ``1.5T`` or a plain number (binary units)."""
+    if text is None:
+        return None
+    value = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = value[-1:] if value[-1:] in UNITS else ""
+    try:
+        size = int(float(value[:len(value) - len(unit)]) * UNITS[unit])
+    except ValueError:
+        size = 0
+    if size <= 0:
+        fail(f"--session-memory is a size like 8G or 500M; {text!r} is not.", Exit.USAGE)
+    return size
 
 
 def _run_node(ctx: typer.Context, options: NodeOptions) -> None:
@@ -84,13 +114,16 @@ def _run_node(ctx: typer.Context, options: NodeOptions) -> None:
         root_map = parse_map(options.map_root)
     except ValueError as exc:
         fail(str(exc), Exit.USAGE)
+    memory = memory_size(options.session_memory)
     from rayfarm.worker import WorkerError, run_worker
 
     logging.basicConfig(level=options.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         run_worker(options.server, token, name=options.name, slots=options.slots,
                    tags=tuple(t.strip() for t in options.tags.split(",") if t.strip()), work_dir=options.work_dir,
-                   unconfined_commands=options.unconfined_commands, ca_cert=options.ca_cert, root_map=root_map)
+                   unconfined_commands=options.unconfined_commands, ca_cert=options.ca_cert, root_map=root_map,
+                   persistent_blender=not options.no_persistent_blender, session_idle=options.session_idle,
+                   session_memory=memory)
     except tls.TrustError as exc:
         fail(str(exc), Exit.USAGE)
     except WorkerError as exc:
@@ -109,7 +142,10 @@ def node_compat(ctx: typer.Context,
                 tags: Annotated[str, typer.Option(hidden=True)] = "",
                 work_dir: Annotated[Path | None, typer.Option("--work-dir", hidden=True)] = None,
                 log_level: Annotated[str, typer.Option(hidden=True)] = "info",
-                unconfined_commands: Annotated[bool, typer.Option("--unconfined-commands", hidden=True)] = False) -> None:
+                unconfined_commands: Annotated[bool, typer.Option("--unconfined-commands", hidden=True)] = False,
+                no_persistent_blender: Annotated[bool, typer.Option("--no-persistent-blender", hidden=True)] = False,
+                session_idle: Annotated[float, typer.Option("--session-idle", hidden=True, min=0)] = 60.0,
+                session_memory: Annotated[str | None, typer.Option("--session-memory", hidden=True)] = None) -> None:
     """Run a render node (`worker run`), or list and manage the farm's nodes."""
     if ctx.invoked_subcommand is not None:
         return
@@ -118,16 +154,18 @@ def node_compat(ctx: typer.Context,
         raise typer.Exit(0)
     # `rayfarm worker --server ... --token ...`: the first spelling of `worker run`, still supported
     _run_node(ctx, NodeOptions(server, token, token_file, ca_cert, map_root or [], name, slots, tags, work_dir,
-                               log_level, unconfined_commands))
+                               log_level, unconfined_commands, no_persistent_blender, session_idle, session_memory))
 
 
 @worker_app.command("run")
 def run(ctx: typer.Context, server: NodeServer = None, token: Token = None, token_file: TokenFile = None,
         ca_cert: CaCert = None, map_root: MapRoot = None, name: NodeName = None, slots: Slots = 1, tags: Tags = "",
-        work_dir: WorkDir = None, log_level: LogLevel = "info", unconfined_commands: UnconfinedCommands = False) -> None:
+        work_dir: WorkDir = None, log_level: LogLevel = "info", unconfined_commands: UnconfinedCommands = False,
+        no_persistent_blender: NoPersistentBlender = False, session_idle: SessionIdle = 60.0,
+        session_memory: SessionMemory = None) -> None:
     """Run one render node: pull chunks from the server and render them (confined with bubblewrap)."""
     _run_node(ctx, NodeOptions(server, token, token_file, ca_cert, map_root or [], name, slots, tags, work_dir,
-                               log_level, unconfined_commands))
+                               log_level, unconfined_commands, no_persistent_blender, session_idle, session_memory))
 
 
 @worker_app.command("list")

@@ -51,6 +51,7 @@ class TaskSpec:
     max_attempts: int = 3
     hardware_config_ids: list[int] = field(default_factory=list)  # [] = any node (hardwareConfig/list "Default")
     stall_timeout: int = DEFAULT_STALL_TIMEOUT  # seconds without output, new files or progress: killed as stuck
+    persistent_session: bool = True  # Blender: nodes may render chunk after chunk in one process (scene loaded once)
     plugins: dict = field(default_factory=dict)
 
     @property
@@ -224,6 +225,11 @@ def parse(content: str | bytes | None) -> TaskSpec:
     if stop_after_test not in ("1", "2"):
         raise _invalid("task_info.stop_after_test must be \"1\" (pause after the priority frames) or \"2\" (go on).")
 
+    persistent = _text(task_info, "persistent_session", "task_info", "1") or "1"
+    if persistent not in ("0", "1"):
+        raise _invalid("task_info.persistent_session must be \"1\" (nodes may render chunk after chunk in one Blender "
+                       "process, the scene loaded once) or \"0\" (Blender starts again for every chunk).")
+
     scene_path = _text(task_info, "input_cg_file", "task_info") or ""
     command = None
     if software == "command":
@@ -265,6 +271,7 @@ def parse(content: str | bytes | None) -> TaskSpec:
         command=command,
         max_attempts=_int(task_info, "max_attempts", "task_info", 3, 1, 100),
         stall_timeout=_int(task_info, "stall_timeout", "task_info", DEFAULT_STALL_TIMEOUT, 0, MAX_SECONDS),
+        persistent_session=persistent == "1",
         plugins=plugins,
         hardware_config_ids=hardware_config_ids(task_info),
     )
@@ -283,4 +290,5 @@ def describe(spec: TaskSpec) -> dict[str, Any]:
         "output_name": spec.output_name,
         "command": spec.command,
         "stall_timeout": spec.stall_timeout,
+        "persistent_session": spec.persistent_session,
     }

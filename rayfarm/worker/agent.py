@@ -8,45 +8,43 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
 
 from rayfarm import tls
+from rayfarm.protocol import nodes
 from rayfarm.worker.capabilities import capabilities
-from rayfarm.worker.client import FarmClient, FarmError, StaleSession
+from rayfarm.worker.client import FarmClient, FarmError, StaleSession, Unreachable
 from rayfarm.worker.confine import Policy, node_policy
-from rayfarm.worker.job import KILL_GRACE, Job, Outcome
+from rayfarm.worker.job import KILL_GRACE, Job
+from rayfarm.worker.report import DROP, Reporting
 from rayfarm.worker.roots import map_lease
 from rayfarm.worker.scenes import SceneCache
+from rayfarm.worker.session import DEFAULT_IDLE_SECONDS, SessionPool
+from rayfarm.worker.session_job import SessionJob
 
 log = logging.getLogger(__name__)
 
-DROP = ("stop", "shutdown", "stale")  # cancel reasons after which nothing more is reported for a lease
 MONITOR_TICK = 1.0  # seconds between CPU/memory samples of running renders
-MAX_COMPLETE_LINES = 500
 
 
 class WorkerError(Exception):
     """The node cannot work with this server (bad token, refused registration...)."""
 
 
-class OutputRefused(Exception):
-    """The server refused an output file (storage full or unwritable, too large...): the chunk failed."""
-
-
-def _where(job: Job) -> str:
-    lease = job.lease
-    return f"task {lease.get('taskId')} chunk {lease.get('frameIndex')} frame id {lease.get('frameId')}"
-
-
 def default_work_dir() -> Path:
     return Path.home() / ".rayfarm" / "worker"
 
 
-class Agent:
+class Agent(Reporting):
+    """`persistent_blender`: Blender chunks render in persistent sessions (session.py), each closed after
+    `session_idle` seconds without a chunk or when it uses more than `session_memory` bytes (None: 75 % of the
+    machine's memory divided among the slots)."""
+
     def __init__(self, server_url: str, token: str, name: str | None = None, slots: int = 1,
                  tags: Sequence[str] = (), work_dir: str | Path | None = None, *, lease_wait: float = 20.0,
-                 client: FarmClient | None = None, unconfined_commands: bool = False, ca_cert: str | None = None,
+                 client: FarmClient | None = None, unconfined_commands: bool = False,
+                 persistent_blender: bool = True, session_idle: float = DEFAULT_IDLE_SECONDS,
+                 session_memory: int | None = None, ca_cert: str | None = None,
                  root_map: Sequence[tuple[str, str]] = ()) -> None:
         if slots < 1:
             raise ValueError("slots must be at least 1")
@@ -60,6 +58,8 @@ class Agent:
         self.work_dir = (Path(work_dir) if work_dir else default_work_dir()).absolute()  # bubblewrap binds absolute paths
         self.lease_wait = max(0.0, min(float(lease_wait), 20.0))
         self.scenes = SceneCache(self.work_dir / "cache", self.client)
+        self.sessions = SessionPool(self.work_dir / "sessions", slots, self._rendering, session_idle,
+                                    session_memory) if persistent_blender else None
         self.worker_id: Any = None
         self.session: Any = None
         self.lease_seconds = 60.0
@@ -81,6 +81,8 @@ class Agent:
     def run(self) -> None:
         """Work until `stop()` (or a fatal error: WorkerError). Kills running renders before returning."""
         self.work_dir.mkdir(parents=True, exist_ok=True)
+        if self.sessions is not None:
+            self.sessions.clear_folder()
         try:
             self.register()
             if self.stop_event.is_set():
@@ -110,6 +112,8 @@ class Agent:
         for job in jobs:
             if not job.rendered.is_set():
                 job.cancel("shutdown")
+        if self.sessions is not None:
+            self.sessions.close_all()
         deadline = time.monotonic() + KILL_GRACE + 4.0
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -120,12 +124,13 @@ class Agent:
     def register(self) -> None:
         if self._capabilities is None:
             self.policy = node_policy(self.work_dir, self.unconfined_commands)
-            self._capabilities = capabilities(self.name, self.slots, self.tags, self.policy.offers)
+            self._capabilities = nodes.body(nodes.Register, **capabilities(self.name, self.slots, self.tags,
+                                                                           self.policy.offers))
         try:
             answer = self.client.post("register", self._capabilities)
         except FarmError as exc:
             raise WorkerError(f"the server refused to register this node: {exc.message} (HTTP {exc.status})") from exc
-        except httpx.HTTPError as exc:
+        except Unreachable as exc:
             if self.stop_event.is_set():
                 return
             raise WorkerError(f"cannot reach the server: {tls.certificate_problem(exc) or exc}") from exc
@@ -152,13 +157,16 @@ class Agent:
             except WorkerError as exc:
                 self._fatal(str(exc))
 
-    def _ids(self) -> dict[str, Any]:
-        return {"workerId": self.worker_id, "session": self.session}
-
     # ---- leasing --------------------------------------------------------------------------------------
     def free_slots(self) -> int:
+        """Slots without a chunk: a chunk whose render ended while its outputs upload gave its slot back."""
         with self._jobs_lock:
-            return self.slots - len(self.jobs)
+            return self.slots - sum(1 for job in self.jobs.values() if job.holds_slot)
+
+    def _rendering(self) -> int:
+        """Chunks whose render has not ended (the sessions' pool counts them against the slots)."""
+        with self._jobs_lock:
+            return sum(1 for job in self.jobs.values() if not job.rendered.is_set())
 
     def _lease_loop(self) -> None:
         while not self.stop_event.is_set():
@@ -168,7 +176,8 @@ class Agent:
                 self._wake.clear()
                 continue
             session = self.session
-            body = {**self._ids(), "max": free, "wait": self.lease_wait}
+            body = nodes.body(nodes.LeaseRequest, workerId=self.worker_id, session=session, max=free,
+                              wait=self.lease_wait)
             try:
                 answer = self.client.post("lease", body, timeout=self.lease_wait + 15.0)
             except StaleSession:
@@ -182,7 +191,7 @@ class Agent:
                     log.error("lease refused: %s", exc)
                 self.stop_event.wait(5.0)
                 continue
-            except httpx.HTTPError:
+            except Unreachable:
                 continue  # retries gave up because the node is stopping
             except Exception:
                 log.exception("lease call failed unexpectedly")
@@ -202,9 +211,12 @@ class Agent:
 
     def _start(self, lease: dict[str, Any]) -> None:
         lease = map_lease(lease, self.root_map)
-        job = Job(lease, self.work_dir, self.scenes, self.policy)
-        log.info("lease %s: task %s frames %s-%s step %s", job.lease_id, lease.get("taskId"), lease.get("start"),
-                 lease.get("end"), lease.get("step"))
+        if self.sessions is not None:
+            job: Job = SessionJob(lease, self.work_dir, self.scenes, self.policy, self.sessions)
+        else:
+            job = Job(lease, self.work_dir, self.scenes, self.policy)
+        log.debug("lease %s: task %s frames %s-%s step %s", job.lease_id, lease.get("taskId"), lease.get("start"),
+                  lease.get("end"), lease.get("step"))
         thread = threading.Thread(target=self._work, args=(job,), name=f"rayfarm-lease-{job.lease_id}", daemon=True)
         with self._jobs_lock:
             self.jobs[job.lease_id] = job
@@ -216,8 +228,16 @@ class Agent:
             outcome = job.render()
             if job.cancelled in DROP:
                 log.info("lease %s: render killed (%s); nothing reported", job.lease_id, job.cancelled)
+            elif self.paused or self.stop_event.is_set():
+                self._report(job, outcome, next_chunks=0)
+            elif outcome.outputs:
+                # the slot renders its next chunk while this one's outputs upload and its result is sent
+                with self._jobs_lock:
+                    job.holds_slot = False
+                self._wake.set()
+                self._report(job, outcome, next_chunks=0)
             else:
-                self._report(job, outcome)
+                self._report(job, outcome, next_chunks=1)  # the next chunk comes with the answer
         except Exception:
             log.exception("lease %s: unexpected error", job.lease_id)
         finally:
@@ -226,73 +246,6 @@ class Agent:
                 self.jobs.pop(job.lease_id, None)
                 self._threads.pop(job.lease_id, None)
             self._wake.set()
-
-    # ---- reporting ------------------------------------------------------------------------------------
-    def _report(self, job: Job, outcome: Outcome) -> None:
-        session = self.session
-        try:
-            try:
-                names = self._upload(job, outcome)
-            except OutputRefused as exc:
-                # Reported as a failed attempt: the chunk is retried (here or on another node) up to the task's
-                # attempt limit, and the user reads the server's sentence in the frame's error.
-                log.error("lease %s: %s; reporting the chunk as failed", job.lease_id, exc)
-                outcome = Outcome("failed", str(exc)[:2000], [], outcome.execute_seconds, outcome.avg_cpu,
-                                  outcome.avg_memory)
-                names = []
-            if names is None or job.cancelled in DROP:
-                self._dropped(job, outcome, "the server took the chunk back (lease no longer valid)")
-                return
-            body = {**self._ids(), "leaseId": job.lease_id, "result": outcome.result, "error": outcome.error,
-                    "executeSeconds": outcome.execute_seconds, "avgCpu": outcome.avg_cpu,
-                    "avgMemory": outcome.avg_memory, "outputs": names, "log": job.take_log()[-MAX_COMPLETE_LINES:],
-                    # this job's slot is free once the result is in: its next chunk comes with the answer
-                    "next": 0 if self.paused or self.stop_event.is_set() else 1}
-            answer = self.client.post("complete", body, give_up=lambda: job.cancelled in DROP)
-        except StaleSession:
-            self._reregister(session)
-            return
-        except FarmError as exc:
-            self._dropped(job, outcome, f"complete refused: {exc}")
-            return
-        except httpx.HTTPError as exc:
-            if job.cancelled in DROP and not self.stop_event.is_set():
-                self._dropped(job, outcome, "the server took the chunk back while it was unreachable")
-            else:
-                log.warning("lease %s: result not reported, the node is stopping (%s)", job.lease_id, exc)
-            return
-        self._start_all(answer.get("leases") or [])
-        where = _where(job)
-        if answer.get("accepted"):
-            log.info("lease %s: result %s accepted for %s (%.1f s, %d files)", job.lease_id, outcome.result, where,
-                     outcome.execute_seconds, len(names))
-        else:
-            log.warning("lease %s: result %s not accepted for %s (lease no longer valid); dropped", job.lease_id,
-                        outcome.result, where)
-
-    @staticmethod
-    def _dropped(job: Job, outcome: Outcome, reason: str) -> None:
-        log.warning("lease %s: result %s dropped for %s: %s", job.lease_id, outcome.result, _where(job), reason)
-
-    def _upload(self, job: Job, outcome: Outcome) -> list[str] | None:
-        """Upload the outputs; None when the lease turned out invalid (drop everything)."""
-        names = []
-        for path in outcome.outputs:
-            if job.cancelled in DROP:
-                return None
-            try:
-                answer = self.client.upload(job.lease_id, path, give_up=lambda: job.cancelled in DROP)
-            except StaleSession:
-                raise
-            except FarmError as exc:
-                job.add_line(f"[rayfarm worker: upload of {path.name} refused: {exc.message}]")
-                raise OutputRefused(f"the farm refused the output file {path.name} (HTTP {exc.status}): "
-                                    f"{exc.message}") from None
-            if answer.get("accepted") is False:
-                log.warning("lease %s: the server no longer accepts outputs; result dropped", job.lease_id)
-                return None
-            names.append(path.name)
-        return names
 
     # ---- heartbeat ------------------------------------------------------------------------------------
     def _heartbeat_loop(self) -> None:
@@ -303,6 +256,8 @@ class Agent:
                 jobs = list(self.jobs.values())
             for job in jobs:
                 job.sample()
+            if self.sessions is not None:
+                self.sessions.expire()
             interval = self.busy_heartbeat_seconds if jobs else self.heartbeat_seconds
             if time.monotonic() - last >= interval:
                 last = time.monotonic()
@@ -318,17 +273,17 @@ class Agent:
         with self._jobs_lock:
             jobs = [job for job in self.jobs.values() if job.cancelled not in DROP]
         sent = {job: job.take_log() for job in jobs}
-        running = [{"leaseId": job.lease_id, "progress": job.progress, "cpu": job.cpu, "memory": job.memory,
-                    "log": lines} for job, lines in sent.items()]
+        running = [nodes.body(nodes.Running, leaseId=job.lease_id, progress=job.progress, cpu=job.cpu,
+                              memory=job.memory, log=lines) for job, lines in sent.items()]
         session = self.session
-        body = {**self._ids(), "cpu": psutil.cpu_percent(None), "memUsed": psutil.virtual_memory().used,
-                "running": running}
+        body = nodes.body(nodes.Heartbeat, workerId=self.worker_id, session=session, cpu=psutil.cpu_percent(None),
+                          memUsed=psutil.virtual_memory().used, running=running)
         try:
             answer = self.client.post("heartbeat", body, retry=False, timeout=max(5.0, self.busy_heartbeat_seconds))
         except StaleSession:
             self._reregister(session)
             return
-        except (FarmError, httpx.HTTPError) as exc:
+        except (FarmError, Unreachable) as exc:
             for job, lines in sent.items():
                 job.return_log(lines)
             if not self._heartbeat_failing:

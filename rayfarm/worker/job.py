@@ -13,10 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from rayfarm.worker import process
-from rayfarm.worker.client import FarmError
+from rayfarm.worker.client import FarmError, Unreachable
 from rayfarm.worker.confine import EXEC_FAILED, Policy, Sandbox
 from rayfarm.worker.renderers import Renderer, RenderError, chunk_progress, renderer_for
 from rayfarm.worker.scenes import SceneCache
@@ -41,7 +39,7 @@ class Outcome:
     avg_memory: float = 0.0  # bytes of resident memory
 
 
-def _safe(text: str) -> str:
+def folder_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:80] or "lease"
 
 
@@ -50,7 +48,7 @@ class Job:
         self.lease = lease
         self.lease_id = str(lease["leaseId"])
         self.work_dir = work_dir
-        self.dir = work_dir / "leases" / _safe(self.lease_id)
+        self.dir = work_dir / "leases" / folder_name(self.lease_id)
         self.output_dir = self.dir / "out"
         self.scenes = scenes
         self.policy = policy  # which software runs confined on this node (confine.py)
@@ -58,12 +56,14 @@ class Job:
         # seconds a render may go without an output line, a new/grown output file or progress (0 = no limit)
         self.stall_timeout = float(lease.get("stallTimeout") or 0)
         self._active = time.monotonic()  # last sign of life of the running render
+        self._began = self._active
         self._files: tuple[int, int] = (0, 0)  # output files (count, bytes) at the last look
         self.progress = 0.0
         self.cpu = 0.0
         self.memory = 0
         self.cancelled: str | None = None  # why the render was killed: "stop", "shutdown", "stale", "timeout", "stuck"
         self.rendered = threading.Event()  # set when the render part is over (reporting may follow)
+        self.holds_slot = True  # counts among the node's busy slots (agent.py)
         self._lock = threading.RLock()
         self._proc: subprocess.Popen | None = None
         self._sampler: process.TreeSampler | None = None
@@ -156,35 +156,35 @@ class Job:
     # ---- rendering ------------------------------------------------------------------------------------
     def render(self) -> Outcome:
         """Render the chunk; the caller reports the outcome unless `cancelled` is stop/shutdown/stale."""
-        watchdog = None
-        if self.timeout > 0 or self.stall_timeout > 0:
-            watchdog = threading.Thread(target=self._watch, name=f"rayfarm-watch-{self.lease_id}", daemon=True)
-            watchdog.start()
+        self._began = time.monotonic()
+        watched = self.timeout > 0 or self.stall_timeout > 0
+        if watched:
+            WATCHDOG.add(self)
         try:
             return self._render()
         finally:
             self.rendered.set()
+            if watched:
+                WATCHDOG.remove(self)
 
     # ---- watchdog -------------------------------------------------------------------------------------
-    def _watch(self) -> None:
+    def watch(self, now: float) -> None:
         """Kill the render when it runs past jobStopTime, or when it is stuck: a running process that printed
         nothing, wrote or grew no output file and reported no progress for `stall_timeout` seconds."""
-        began = time.monotonic()
-        while not self.rendered.wait(WATCH_TICK):
-            now = time.monotonic()
-            if self.timeout > 0 and now - began >= self.timeout:
-                self.cancel("timeout")
-                return
-            if self.stall_timeout <= 0:
-                continue
-            with self._lock:
-                running = self._proc is not None and self._proc.returncode is None
-            files = self._output_files()
-            if files != self._files:
-                self._files, self._active = files, now
-            if running and now - self._active >= self.stall_timeout:
-                self.cancel("stuck")
-                return
+        if self.rendered.is_set() or self.cancelled:
+            return
+        if self.timeout > 0 and now - self._began >= self.timeout:
+            self.cancel("timeout")
+            return
+        if self.stall_timeout <= 0:
+            return
+        with self._lock:
+            running = self._proc is not None and self._proc.returncode is None
+        files = self._output_files()
+        if files != self._files:
+            self._files, self._active = files, now
+        if running and now - self._active >= self.stall_timeout:
+            self.cancel("stuck")
 
     def _output_files(self) -> tuple[int, int]:
         count = size = 0
@@ -199,9 +199,11 @@ class Job:
         return count, size
 
     def _render(self) -> Outcome:
-        if self.dir.exists():
+        try:
+            make_folders(self.dir, self.output_dir)
+        except FileExistsError:  # left by a node that was killed (lease ids are unique)
             shutil.rmtree(self.dir, ignore_errors=True)
-        self.output_dir.mkdir(parents=True)
+            make_folders(self.dir, self.output_dir)
         try:
             renderer = renderer_for(self.lease.get("render") or {})
             if not self.policy.offers(renderer.software):
@@ -211,10 +213,10 @@ class Job:
             commands = renderer.commands(self.lease, scene, self.output_dir)
         except RenderError as exc:
             return self._failed(str(exc))
-        except (FarmError, httpx.HTTPError, OSError) as exc:
+        except (FarmError, Unreachable, OSError) as exc:
             return self._failed(f"the scene could not be fetched: {exc}")
         sandbox = self.policy.sandbox_for(renderer.software)
-        readable = self._readable(scene) if sandbox else []
+        readable = self._readable(scene, self.dir) if sandbox else []
         seconds = 0.0
         for index, argv in enumerate(commands):
             began = time.monotonic()
@@ -235,22 +237,26 @@ class Job:
                                         f"own files.", seconds)
                 how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
                 return self._failed(f"{Path(argv[0]).name} {how}. Last log lines: {self.tail()}", seconds)
-        # regular files only: a link the job made in its folder must not make the node upload what it points to
-        with os.scandir(self.output_dir) as entries:
-            outputs = sorted(Path(entry.path) for entry in entries
-                             if entry.is_file(follow_symlinks=False) and not entry.name.startswith("."))
+        outputs = self._outputs()
         if renderer.needs_output and not outputs:
             return self._failed(f"{renderer.software} finished but wrote no output file. "
                                 f"Last log lines: {self.tail()}", seconds)
         self.progress = 100.0
         return self._outcome("done", "", outputs, seconds)
 
-    def _readable(self, scene: Path | None) -> list[str]:
-        """What a confined render reads besides the system: its folder when the scene (and the assets' folder
+    def _outputs(self) -> list[Path]:
+        """The chunk's output files: regular files only (a link the job made in its folder must not make the
+        node upload what it points to)."""
+        with os.scandir(self.output_dir) as entries:
+            return sorted(Path(entry.path) for entry in entries
+                          if entry.is_file(follow_symlinks=False) and not entry.name.startswith("."))
+
+    def _readable(self, scene: Path | None, folder: Path) -> list[str]:
+        """What a confined render reads besides the system: `folder` when the scene (and the assets' folder
         tree) was placed there, else the shared root of a scene read in place, else the cached scene file."""
         if scene is None:
             return []
-        path, folder = str(scene), str(self.dir)
+        path, folder = str(scene), str(folder)
         if path.startswith(folder + os.sep):
             return [folder]
         shared = self.lease.get("scene") or {}
@@ -274,7 +280,7 @@ class Job:
                 proc = process.start(sandbox.wrap(argv, readable, str(self.output_dir)), self.output_dir, True)
             else:
                 proc = process.start(argv, self.output_dir)
-            self._proc, self._sampler = proc, process.TreeSampler(proc.pid)
+            self._proc, self._sampler = proc, process.TreeSampler(proc.pid, time.monotonic())
             self._active = time.monotonic()
         self.progress = max(self.progress, chunk_progress(index, runs, 0))
         assert proc.stdout is not None
@@ -320,4 +326,58 @@ class Job:
         return self._outcome("failed", f"the render was stopped ({self.cancelled}).", [], seconds)
 
     def cleanup(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
+        try:  # the usual end of a chunk whose outputs went: two empty folders
+            os.rmdir(self.output_dir)
+            os.rmdir(self.dir)
+        except OSError:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def make_folders(*folders: Path) -> None:
+    """Each folder in turn, its parent first (the leases' folder is made once)."""
+    for folder in folders:
+        try:
+            os.mkdir(folder)
+        except FileNotFoundError:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            os.mkdir(folder)
+
+
+class Watchdog:
+    """One thread looks at every running job of the node each WATCH_TICK (time limit, stuck render), instead of a
+    thread per chunk; it ends when no job is left."""
+
+    def __init__(self) -> None:
+        self._jobs: set[Job] = set()
+        self._lock = threading.Lock()
+        self._running = False
+
+    def add(self, job: "Job") -> None:
+        with self._lock:
+            self._jobs.add(job)
+            if self._running:
+                return
+            self._running = True
+        threading.Thread(target=self._run, name="rayfarm-watchdog", daemon=True).start()
+
+    def remove(self, job: "Job") -> None:
+        with self._lock:
+            self._jobs.discard(job)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(WATCH_TICK)
+            with self._lock:
+                jobs = list(self._jobs)
+                if not jobs:
+                    self._running = False
+                    return
+            now = time.monotonic()
+            for job in jobs:
+                try:
+                    job.watch(now)
+                except Exception:
+                    log.exception("lease %s: the watchdog failed", job.lease_id)
+
+
+WATCHDOG = Watchdog()

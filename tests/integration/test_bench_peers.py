@@ -51,8 +51,8 @@ def test_peers_bench_runs_end_to_end_and_reports_every_figure():
                 assert figures["ratio"] > 0
                 assert data["ratios"][name][system] == figures["ratio"]
             assert data["tasks_per_s"][name][system] == figures["tasks_per_s"]
-        assert {"lease_span_p50_ms", "execute_p50_ms", "outside_command_p50_ms", "idle_ms_per_chunk"} <= set(
-            workload["rayfarm"]["chunk"])
+        assert {"lease_span_p50_ms", "execute_p50_ms", "outside_command_p50_ms", "idle_ms_per_chunk",
+                "nodes_own_cpu_ms", "nodes_children_cpu_ms"} <= set(workload["rayfarm"]["chunk"])
     assert len(data["loadavg_start"]) == 3 and data["machine"]["cores"]
     if "celery" in systems:
         assert data["versions"]["celery"] == "5.7.0"

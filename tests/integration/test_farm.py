@@ -8,6 +8,7 @@ render is killed is measured by bench/stops.py; here only that it happens, and i
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -107,9 +108,10 @@ def test_blender_task_through_the_official_sdk_renders_real_images(rayvision_pyt
         assert frame["frameStatus"] == 4, frame
         assert frame["nodeName"] in ("node-a", "node-b"), frame
         assert 0 < frame["startTime"] <= frame["endTime"], frame
-        assert frame["frameExecuteTime"] > 0, frame
-        assert frame["averageCpu"] is not None and frame["averageCpu"] > 0, frame
-        assert frame["averageMemory"] is not None and frame["averageMemory"] > 0, frame
+        # whole seconds: a chunk rendered in a running Blender session may take less than half of one
+        assert 0 <= frame["frameExecuteTime"] <= (frame["endTime"] - frame["startTime"]) / 1000 + 1, json.dumps(frame)
+        assert frame["averageCpu"] is not None and frame["averageCpu"] > 0, json.dumps(frame)
+        assert frame["averageMemory"] is not None and frame["averageMemory"] > 0, json.dumps(frame)
     assert {f["nodeName"] for f in frames.values()} == {"node-a", "node-b"}, "both nodes should have rendered"
     assert frames["1"]["endTime"] <= min(frames[i]["startTime"] for i in ("2-3", "4-5", "6"))
 
@@ -125,15 +127,17 @@ def test_blender_task_through_the_official_sdk_renders_real_images(rayvision_pyt
 
 
 def test_higher_level_task_renders_first_on_one_node(farm, api, tmp_path):
-    chunks = Chunks(tmp_path / "chunks", seconds=0.2)
-    low = submit(api, taskjson.command(chunks.command(), "1-3[1]"), task_user_level=50)
-    high = submit(api, taskjson.command(chunks.command(), "1-3[1]"), task_user_level=80)
+    low_chunks, high_chunks = Chunks(tmp_path / "low", seconds=0.2), Chunks(tmp_path / "high", seconds=0.2)
+    low = submit(api, taskjson.command(low_chunks.command(), "1-3[1]"), task_user_level=50)
+    high = submit(api, taskjson.command(high_chunks.command(), "1-3[1]"), task_user_level=80)
     farm.start_worker("solo", UNCONFINED_COMMANDS)
     assert wait_task(farm, api, low, FINISHED)["taskStatus"] == 25
     assert wait_task(farm, api, high, FINISHED)["taskStatus"] == 25
     low_frames, high_frames = list(frames_of(api, low).values()), list(frames_of(api, high).values())
     assert max(f["startTime"] for f in high_frames) < min(f["startTime"] for f in low_frames), (high_frames, low_frames)
-    assert max(f["endTime"] for f in high_frames) <= min(f["startTime"] for f in low_frames)
+    # every render of the high task was over before the low task's first began (the node's own record; a chunk's
+    # result may be recorded after its slot's next chunk started: its outputs upload meanwhile)
+    assert max(r.time for r in high_chunks.events("done")) <= min(r.time for r in low_chunks.events("start"))
     assert {f["nodeName"] for f in low_frames + high_frames} == {"solo"}
 
 
@@ -220,7 +224,7 @@ def test_chunk_of_a_killed_node_is_rendered_elsewhere_exactly_once(farm, api, tm
 
 def test_stop_task_kills_blender_and_start_resumes(farm, api, tmp_path):
     node = farm.start_worker("render-1", wait=False)
-    scene = make_scene(tmp_path / "scene" / "heavy.blend", frames=1, width=320, height=180, samples=128)
+    scene = make_scene(tmp_path / "scene" / "heavy.blend", frames=1, width=320, height=180, samples=1000)
     api.files.upload(scene, "D:/proj/heavy.blend")
     node.wait_registered()
     task_id = submit(api, taskjson.blender("D:/proj/heavy.blend", "1-1[1]", cg_version="3.4",  # the node's (no node has 4.2)
@@ -228,10 +232,10 @@ def test_stop_task_kills_blender_and_start_resumes(farm, api, tmp_path):
 
     def rendering():
         frame = frames_of(api, task_id)["1"]
-        blender = processes_with(str(node.work_dir / "leases"), "blender")
+        blender = processes_with(str(node.work_dir), "blender")
         return blender[0] if frame["frameStatus"] == 2 and frame["progress"] > 0 and blender else None
 
-    # Blender runs (the lease folder is in its command line) and has reported progress
+    # Blender runs (its scene, in the node's folder, is in its command line) and has reported progress
     blender = wait_for(rendering, 60, "Blender to be rendering", interval=0.2,
                        details=lambda: report(farm, api, [task_id]))
     assert "heavy" in " ".join(blender.info["cmdline"])
@@ -243,7 +247,8 @@ def test_stop_task_kills_blender_and_start_resumes(farm, api, tmp_path):
              details=lambda: report(farm, api, [task_id]))
     wait_for(lambda: "render killed (stop); nothing reported" in node.log(), 60, "the node to drop the render",
              details=node.log)
-    assert "killing render process group" in node.log()  # killed while it ran, not ended by itself
+    # killed while it ran, not ended by itself (a one-shot render's process group or the task's Blender session)
+    assert re.search(r"killing (render process group|Blender session)", node.log()), node.log()[-3000:]
     wait_for(lambda: not next(w for w in api.query.workers() if w["name"] == "render-1")["running"], 60,
              "the node to be idle")
     assert not processes_with(str(node.work_dir), "blender")  # nothing renders while stopped

@@ -1,14 +1,12 @@
 """The node never gives up on its server: a server that forgot it (404: new database) gets a new registration,
-and an unreachable server is retried until it answers. Driven through an in-memory transport."""
+and an unreachable server is retried until it answers. Driven through a loopback server that answers from memory."""
 
-import json
 import threading
 import time
 
-import httpx
-
 from rayfarm.worker.agent import Agent
 from rayfarm.worker.client import FarmClient
+from tests.support.http_stub import Request, StubServer
 from tests.support.processes import wait_for
 
 
@@ -22,34 +20,33 @@ class Farm:
         self.down_until = 0.0
         self.calls: list[str] = []
 
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        name = request.url.path.rsplit("/", 1)[-1]
+    def answer(self, request: Request) -> tuple | None:
+        name = request.path.rsplit("/", 1)[-1]
         with self.lock:
             self.calls.append(name)
             if time.monotonic() < self.down_until:
-                raise httpx.ConnectError("connection refused", request=request)
+                return None  # the connection drops without an answer
             if name == "register":
                 self.registrations += 1
-                return httpx.Response(200, json={"workerId": 1, "session": f"s{self.registrations}",
-                                                 "leaseSeconds": 10, "heartbeatSeconds": 0.2,
-                                                 "busyHeartbeatSeconds": 0.2})
-            body = json.loads(request.content or b"{}")
+                return 200, {"workerId": 1, "session": f"s{self.registrations}", "leaseSeconds": 10,
+                             "heartbeatSeconds": 0.2, "busyHeartbeatSeconds": 0.2}
+            body = request.json()
             if self.forget and body.get("session") == "s1":
                 self.forget = False
-                return httpx.Response(404, json={"error": "Worker 1 is not registered; register first."})
+                return 404, {"error": "Worker 1 is not registered; register first."}
             if body.get("session") != f"s{self.registrations}":
-                return httpx.Response(409, json={"error": "This worker session is no longer current."})
+                return 409, {"error": "This worker session is no longer current."}
         if name == "lease":
             time.sleep(0.05)
-            return httpx.Response(200, json={"leases": []})
-        return httpx.Response(200, json={"stop": [], "leaseExpires": time.time() + 10, "disabled": False,
-                                         "draining": False})
+            return 200, {"leases": []}
+        return 200, {"stop": [], "leaseExpires": time.time() + 10, "disabled": False, "draining": False}
 
 
 def test_node_registers_again_when_forgotten_and_outlasts_an_outage(tmp_path):
     farm = Farm()
-    client = FarmClient("http://farm.test", "token", transport=httpx.MockTransport(farm.handle), max_backoff=0.2)
-    agent = Agent("http://farm.test", "token", name="node", work_dir=tmp_path, lease_wait=0.1, client=client)
+    server = StubServer(farm.answer)
+    client = FarmClient(server.url, "token", max_backoff=0.2)
+    agent = Agent(server.url, "token", name="node", work_dir=tmp_path, lease_wait=0.1, client=client)
     runner = threading.Thread(target=agent.run, daemon=True)
     runner.start()
     try:
@@ -68,3 +65,4 @@ def test_node_registers_again_when_forgotten_and_outlasts_an_outage(tmp_path):
     finally:
         agent.stop()
         runner.join(60)
+        server.close()

@@ -1,5 +1,6 @@
 """Tiny Blender scenes for the tests and the benchmarks (Cycles CPU, no denoiser): built by Blender itself."""
 
+import struct
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,16 +40,20 @@ cube.rotation_euler = (0, 0, 0)
 cube.keyframe_insert("rotation_euler", frame=1)
 cube.rotation_euler = (0, 0, 1.5)
 cube.keyframe_insert("rotation_euler", frame={frames})
+for name in ([] if {stamps} else [p.identifier for p in scene.render.bl_rna.properties]):
+    if name.startswith("use_stamp"):
+        setattr(scene.render, name, False)  # no metadata stamps (date, render time...)
 """ + RENDER_AND_SAVE
 
 
 def make_scene(path: str | Path, frames: int = 6, width: int = 160, height: int = 90, samples: int = 8,
-               camera: str = "Camera", blender: str = "blender", timeout: float = 120) -> Path:
-    """Write a .blend at `path` with frames 1..`frames`, cameras `camera` and "SideCamera"; returns the path."""
+               camera: str = "Camera", blender: str = "blender", timeout: float = 120, stamps: bool = True) -> Path:
+    """Write a .blend at `path` with frames 1..`frames`, cameras `camera` and "SideCamera"; returns the path.
+    `stamps` False: Blender's metadata stamps (date, time, render time, ...) are off."""
     path = Path(path).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
-    _build(SCRIPT.format(camera=camera, frames=frames, samples=samples, width=width, height=height, path=str(path)),
-           path, blender, timeout)
+    _build(SCRIPT.format(camera=camera, frames=frames, samples=samples, width=width, height=height, path=str(path),
+                         stamps=stamps), path, blender, timeout)
     return path
 
 
@@ -204,3 +209,21 @@ def make_linked_scene(root: str | Path, blender: str = "blender", timeout: float
     _blender(LINKED.format(blue=str(scene.ground), green=str(scene.side), green_name=scene.side.name,
                            library=str(scene.library), path=str(scene.shot)), blender, timeout, scene.shot)
     return scene
+
+
+# Cycles writes its own timings into a PNG's metadata whatever the scene says (two one-shot runs differ there too)
+TIMINGS = (b"cycles.ViewLayer.total_time", b"cycles.ViewLayer.render_time", b"cycles.ViewLayer.synchronization_time")
+
+
+def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """A PNG's chunks (type, data) in order, without Cycles' timing text chunks: two renders of a frame are the
+    same picture with the same metadata when these are equal."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    found, at = [], 8
+    while at < len(data):
+        size, kind = struct.unpack(">I4s", data[at:at + 8])
+        body = data[at + 8:at + 8 + size]
+        if not (kind == b"tEXt" and body.split(b"\0")[0] in TIMINGS):
+            found.append((kind, body))
+        at += 12 + size
+    return found

@@ -36,6 +36,8 @@ class FakeFarm:
     reject: set[str] = field(default_factory=set)  # leases whose uploads are answered `accepted: false`
     refused: list[tuple[str, str]] = field(default_factory=list)  # (leaseId, fileName) answered `accepted: false`
     conflicts: int = 0  # answer the next N heartbeats with 409
+    events: list[tuple[str, str]] = field(default_factory=list)  # ("lease" | "upload" | "complete", leaseId) in order
+    hold_outputs: int = 0  # an output upload waits (up to 10 s) until this many leases were given out
     sessions: dict[int, str] = field(default_factory=dict)
     workers: dict[str, int] = field(default_factory=dict)
     counter: Any = field(default_factory=lambda: itertools.count(1))
@@ -98,6 +100,7 @@ def make_app(farm: FakeFarm) -> Starlette:
                 del farm.queue[: len(given)]
                 for item in given:
                     farm.valid[item["leaseId"]] = body["workerId"]
+                    farm.events.append(("lease", item["leaseId"]))
             if given or time.monotonic() >= deadline:
                 return JSONResponse({"leases": given})
             await asyncio.sleep(0.05)
@@ -123,6 +126,10 @@ def make_app(farm: FakeFarm) -> Starlette:
             return _error(401, "The worker token is missing or wrong.")
         lease_id, name = request.path_params["lease_id"], request.path_params["name"]
         data = await request.body()
+        deadline = time.monotonic() + 10
+        while sum(kind == "lease" for kind, _ in farm.events) < farm.hold_outputs and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        farm.events.append(("upload", lease_id))
         if lease_id not in farm.valid or lease_id in farm.reject:
             farm.refused.append((lease_id, name))
             return JSONResponse({"accepted": False})
@@ -137,6 +144,7 @@ def make_app(farm: FakeFarm) -> Starlette:
             return _error(409, "This session is stale; register again.")
         with farm.lock:
             accepted = farm.valid.pop(body["leaseId"], None) is not None
+            farm.events.append(("complete", body["leaseId"]))
             if accepted:
                 farm.completes.append(body)
         return JSONResponse({"accepted": accepted})

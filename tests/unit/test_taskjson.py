@@ -180,7 +180,21 @@ def test_describe():
     described = taskjson.describe(taskjson.parse(task()))
     assert described == {"software": "blender", "cg_version": "3.6", "scene": "/D/proj/a.blend", "camera": "Camera",
                          "width": 1920, "height": 1080, "format": "PNG", "output_name": "out", "command": None,
-                         "stall_timeout": 3600}
+                         "stall_timeout": 3600, "persistent_session": True}
+
+
+@pytest.mark.parametrize("value, persistent", [(None, True), ("", True), ("1", True), ("0", False), (0, False),
+                                               (1, True)])
+def test_persistent_session_reaches_the_render_dict(value, persistent):
+    spec = taskjson.parse(task(task_info__persistent_session=value))
+    assert spec.persistent_session is persistent
+    assert taskjson.describe(spec)["persistent_session"] is persistent
+
+
+@pytest.mark.parametrize("value", ["yes", "2", "false"])
+def test_persistent_session_must_be_0_or_1(value):
+    with pytest.raises(ApiError, match="persistent_session must be"):
+        taskjson.parse(task(task_info__persistent_session=value))
 
 
 @pytest.mark.parametrize(("output_path", "name"), [

@@ -93,6 +93,21 @@ def test_register_lease_upload_complete(fake, node, tmp_path):
     assert not (tmp_path / "work" / "leases" / "L1").exists()
 
 
+def test_outputs_upload_while_the_slots_next_chunk_renders_and_before_the_result(fake, node):
+    farm = fake.farm
+    for number in (1, 2):
+        farm.add_lease(f"O{number}", {"software": "command", "command": [PY, "-c", "open('out.txt', 'w').write('x')"]})
+    farm.hold_outputs = 2  # an upload waits until the node leased the second chunk: it must not wait for a result
+    node()
+    wait_until(lambda: len(farm.completes) == 2, what="both results")
+    events = farm.events
+    for lease_id in ("O1", "O2"):  # a chunk's outputs are stored before its result is sent
+        assert events.index(("upload", lease_id)) < events.index(("complete", lease_id)), events
+    # the slot took its next chunk as the first one's render ended, before that one's upload and result
+    assert events.index(("lease", "O2")) < events.index(("upload", "O1")) < events.index(("complete", "O1")), events
+    assert farm.uploads["O1"] == farm.uploads["O2"] == {"out.txt": b"x"}
+
+
 def test_heartbeat_stop_kills_the_process_group(fake, node, tmp_path):
     farm = fake.farm
     agent, pids_file, pids = long_render(fake, node, tmp_path, "L2")
@@ -212,14 +227,25 @@ def test_blender_chunk_end_to_end(fake, node, tmp_path):
     render = {"software": "blender", "scene": "/D/proj/cube.blend", "scene_root": "/D/proj", "camera": "Camera",
               "width": 64, "height": 36, "format": "PNG", "command": None, "cg_version": "3.4"}
     farm.add_lease("LB", render, start=3, end=4, scene=scene)
+    farm.add_lease("LB2", render, start=1, end=1, scene=scene)
     node()
-    done = wait_until(lambda: farm.completes, timeout=120, what="blender complete")[0]
+    wait_until(lambda: len(farm.completes) == 2, timeout=120, what="blender completes")
+    done, second = farm.completes
     assert done["result"] == "done", done["error"]
     assert done["outputs"] == ["cube_0003.png", "cube_0004.png"]
+    assert second["result"] == "done" and second["outputs"] == ["cube_0001.png"], second["error"]
     assert all(data.startswith(b"\x89PNG") for data in farm.uploads["LB"].values())
     assert farm.registers[0]["software"]["blender"].startswith("3.")
-    assert any(line.startswith("Saved: ") for line in done["log"] + [
-        line for beat in farm.heartbeats for item in beat["running"] for line in item["log"]])
+
+    def sent(lease_id: str) -> list[str]:
+        beats = [line for beat in farm.heartbeats for item in beat["running"] if item["leaseId"] == lease_id
+                 for line in item["log"]]
+        return beats + next(c["log"] for c in farm.completes if c["leaseId"] == lease_id)
+    assert any(line.startswith("Saved: ") and "cube_0003.png" in line for line in sent("LB"))
+    # the second chunk rendered in the session the first one started (the scene loaded once), with its own lines
+    assert any(line.startswith("[rayfarm worker: rendered in Blender session 1") for line in sent("LB2"))
+    assert not any("cube_0003.png" in line for line in sent("LB2"))
+    assert not any("Read blend" in line for line in sent("LB2"))
 
 
 def test_a_node_without_bubblewrap_does_not_offer_commands_and_refuses_them(fake, node, monkeypatch, caplog):

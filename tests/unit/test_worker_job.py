@@ -3,7 +3,6 @@ import shutil
 import sys
 import time
 
-import httpx
 import pytest
 
 from rayfarm.worker.client import FarmClient
@@ -18,7 +17,7 @@ PY = sys.executable
 
 @pytest.fixture
 def scenes(tmp_path):
-    client = FarmClient("http://farm.invalid", "t", transport=httpx.MockTransport(lambda r: httpx.Response(404)))
+    client = FarmClient("http://farm.invalid", "t")  # never called: the scenes are on this machine
     yield SceneCache(tmp_path / "cache", client)
     client.close()
 

@@ -50,3 +50,18 @@ def test_signal_group_of_a_finished_group_is_false():
     proc = process.start([sys.executable, "-c", "pass"], os.getcwd())
     proc.wait()
     assert process.signal_group(proc.pid, signal.SIGTERM) is False
+
+
+def test_tree_lists_a_process_and_its_descendants():
+    script = ("import subprocess, sys, time\n"
+              "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)'])\n"
+              "print(child.pid, flush=True)\n"
+              "time.sleep(30)\n")
+    proc = process.start([sys.executable, "-c", script], os.getcwd())
+    try:
+        child = int(proc.stdout.readline())
+        assert set(process.tree(proc.pid)) >= {proc.pid, child}
+        assert os.getpid() not in process.tree(proc.pid)
+    finally:
+        process.signal_group(proc.pid, signal.SIGKILL)
+        proc.wait()

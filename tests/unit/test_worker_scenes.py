@@ -1,11 +1,11 @@
 import hashlib
 
-import httpx
 import pytest
 
 from rayfarm.worker.client import FarmClient, FarmError
 from rayfarm.worker.renderers import RenderError
 from rayfarm.worker.scenes import SceneCache
+from tests.support.http_stub import StubServer
 
 DATA = b"BLENDER-v304 scene bytes"
 SHA = hashlib.sha256(DATA).hexdigest()
@@ -13,16 +13,15 @@ SHA = hashlib.sha256(DATA).hexdigest()
 
 @pytest.fixture
 def server():
-    calls = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        calls.append(request)
-        if request.url.path == "/v1/worker/scene/7":
-            return httpx.Response(200, content=DATA, headers={"X-Sha256": SHA})
-        return httpx.Response(404, json={"error": "No such frame."})
-    client = FarmClient("http://farm.test", "tok", transport=httpx.MockTransport(handler), max_backoff=0.01)
-    yield client, calls
+    def answer(request):
+        if request.path == "/v1/worker/scene/7":
+            return 200, DATA, {"X-Sha256": SHA}
+        return 404, {"error": "No such frame."}
+    stub = StubServer(answer)
+    client = FarmClient(stub.url, "tok", max_backoff=0.01)
+    yield client, stub.requests
     client.close()
+    stub.close()
 
 
 def lease(url="/v1/worker/scene/7", sha=SHA, path=None):

@@ -35,9 +35,11 @@ SLEEPER = taskjson.command(["python3", "-c", "import time; print('sleeping', flu
 
 @pytest.fixture
 def scene(tmp_path):
-    """Blender builds the scene in the background while the server and the browser start (a Future)."""
+    """Blender builds the scene in the background while the server and the browser start (a Future). Its frames
+    take about a second each, so that the progress bar has time to show a value between 0 and 100 % (a node renders
+    the second frame in the Blender session of the first, without starting Blender again)."""
     with ThreadPoolExecutor(1) as pool:
-        yield pool.submit(make_scene, tmp_path / "scene" / "shot.blend", frames=2, width=96, height=54, samples=4)
+        yield pool.submit(make_scene, tmp_path / "scene" / "shot.blend", frames=2, width=96, height=54, samples=1500)
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Blender: one `blender -b ... -a` run per chunk, progress from its `Fra:/Sample/Saved:` lines.
+"""Blender: one `blender -b ... -a` run per chunk, or chunk after chunk in a persistent session
+(blender_session.py); progress from its `Fra:/Sample/Saved:` lines.
 
 Frames are named as the artist expects: by task.json's ``Output_path`` file name when it gives one, else by the
 scene's own output path (its file name and ``#`` padding: ``//renders/frame_`` renders ``frame_0001.png``),
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from rayfarm.domain.paths import render_file_name
+from rayfarm.worker.renderers import blender_session
 from rayfarm.worker.renderers.base import Chunk, Renderer, RenderError, scene_stem
 
 log = logging.getLogger(__name__)
@@ -128,17 +130,14 @@ class BlenderRenderer(Renderer):
     def commands(self, lease: dict[str, Any], scene_path: str | Path | None, output_dir: Path) -> list[list[str]]:
         if not scene_path:
             raise RenderError("the task has no scene file to render.")
-        chunk = Chunk.of(lease)
-        self.frame_count = len(chunk.frames)
-        self.frame, self.saved, self.fraction = None, set(), 0.0
+        chunk, output, file_format = self._chunk(lease, scene_path, output_dir)
         render = self.render
         argv = [self.executable, "-b", "--factory-startup", "--disable-autoexec", str(scene_path)]
         naming = None
-        if render.get("output_name"):  # task.json's Output_path names the frames
-            argv += ["-o", str(Path(output_dir) / render["output_name"])]
+        if output:  # task.json's Output_path names the frames
+            argv += ["-o", output]
         else:  # the scene's own output path does, read inside Blender
-            naming = naming_script(Path(output_dir), f"{scene_stem(render, scene_path)}_####")
-        file_format = blender_format(render.get("format"))
+            naming = naming_script(Path(output_dir), self._fallback(scene_path))
         if file_format:
             argv += ["-F", file_format]
         argv += ["-x", "1"]  # always add the file extension, whatever the scene says
@@ -148,6 +147,33 @@ class BlenderRenderer(Renderer):
             argv += ["--python-exit-code", "1", "--python-expr", script]
         argv.append("-a")
         return [argv]
+
+    # ---- persistent sessions (worker/session.py): the scene loaded once, chunk after chunk ----------------
+    def session_argv(self, scene_path: str | Path) -> list[str]:
+        return blender_session.session_argv(self.executable, scene_path, blender_format(self.render.get("format")))
+
+    def session_chunk(self, lease: dict[str, Any], scene_path: str | Path, output_dir: Path) -> dict[str, Any]:
+        """The command that renders this lease's chunk in a session, as `commands` would in a one-shot run."""
+        chunk, output, _ = self._chunk(lease, scene_path, output_dir)
+        render = self.render
+        return blender_session.chunk_command(chunk.start, chunk.end, chunk.step, output, render.get("camera"),
+                                             render.get("width"), render.get("height"),
+                                             folder=str(output_dir) + "/", fallback=self._fallback(scene_path))
+
+    def _fallback(self, scene_path: str | Path) -> str:
+        """The frames' name when neither task.json nor the scene's output path gives one."""
+        return f"{scene_stem(self.render, scene_path)}_####"
+
+    def _chunk(self, lease: dict[str, Any], scene_path: str | Path, output_dir: Path
+               ) -> tuple[Chunk, str | None, str | None]:
+        """The chunk, the output path pattern (None: the scene's own naming, in ``output_dir``) and Blender's format
+        name; progress starts again."""
+        chunk = Chunk.of(lease)
+        self.frame_count = len(chunk.frames)
+        self.frame, self.saved, self.fraction = None, set(), 0.0
+        name = self.render.get("output_name")
+        output = str(Path(output_dir) / name) if name else None
+        return chunk, output, blender_format(self.render.get("format"))
 
     def parse_progress(self, line: str) -> float | None:
         line = line.strip()
