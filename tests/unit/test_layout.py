@@ -5,6 +5,7 @@ is still a cycle.
 """
 
 import ast
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -86,3 +87,20 @@ def test_the_layers_are_as_design_md_says():
     assert "app" not in graph.get("server", set()) | graph.get("web", set())
     for client in ("worker", "sdk", "compat"):
         assert not graph.get(client, set()) & {"server", "store", "scheduler", "web", "app", "cli"}, client
+
+
+def test_every_invariant_of_design_md_points_at_tests_that_exist():
+    """Each numbered invariant names at least one test or benchmark file, and every file (and test) it names exists."""
+    root = PACKAGE.parent
+    text = (root / "docs" / "design.md").read_text()
+    section = text.split("## Invariants and the tests that hold them", 1)[1].split("\n## ", 1)[0]
+    invariants = re.split(r"\n(?=\d+\. \*\*)", section)[1:]
+    assert len(invariants) >= 27
+    for invariant in invariants:
+        number = invariant.split(".", 1)[0]
+        named = re.findall(r"((?:tests|bench)/[\w/]+\.py)(?:::(\w+))?", invariant)
+        assert named, f"invariant {number} names no test"
+        for path, test in named:
+            assert (root / path).is_file(), f"invariant {number} names {path}, which does not exist"
+            if test:
+                assert test in (root / path).read_text(), f"invariant {number} names {path}::{test}, not there"
