@@ -137,13 +137,14 @@ def run_farm(settings: Settings, endpoint: join.Endpoint, workers: int, profile:
         console.print(f"  user:       {creds['userName']} (id {creds['userId']})")
         console.print(f"  access id:  {creds['accessId']}")
         console.print(f"  access key: {creds['accessKey']}")
-        console.print(f"  saved in    {settings.data_dir / 'credentials.json'}")
+        console.print(f"  saved in    {settings.data_dir / 'credentials.json'}", soft_wrap=True, highlight=False)
         # the server serves the web dashboard at its root; it signs in with the same access id and key
         console.print(f"Dashboard: {endpoint.url}/", soft_wrap=True, highlight=False)
         console.print(f"  sign in with access id {creds['accessId']} and the access key above", soft_wrap=True,
                       highlight=False)
         if profile:
-            console.print(f"  rayfarm commands use {_save_profile(profile, url, creds, ca)}")
+            console.print(f"  rayfarm commands use {_save_profile(profile, url, creds, ca)}", soft_wrap=True,
+                          highlight=False)
         domain = url.split("://", 1)[1]
         console.print(f"  Renderbus SDK: RayvisionAPI(access_id, access_key, domain=\"{domain}\", "
                       f"platform=\"{settings.platform}\", protocol=\"{endpoint.scheme}\")"
