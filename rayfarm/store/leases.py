@@ -10,7 +10,7 @@ import json
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Float, Text, bindparam, case, cast, distinct, exists, func, or_, select, update
+from sqlalchemy import Connection, Float, Text, bindparam, case, cast, distinct, func, or_, select, update
 
 from rayfarm.domain import transitions as tr
 from rayfarm.domain.states import FrameStatus as F
@@ -32,6 +32,9 @@ class Claimed:
     frame: object  # frames row
     task: object  # tasks row
     settle_after: bool = False  # once committed, the caller settles the task if nothing of it goes on
+    # the task row is as fresh as a lock makes it (read locked, or under SQLite's write lock) and this
+    # transaction has not changed it since: a claim in the same transaction may take it as it is
+    locked: bool = False
 
 
 # Hot-path statements are built once and run on the driver (``driver.Hot``): SQLAlchemy's work per statement
@@ -107,20 +110,26 @@ def other_nodes(conn: Connection, worker_id: int, task_id: int, block_after: int
     return list(conn.scalars(OTHER_NODES, {"worker_id": worker_id, "task_id": task_id, "block_after": block_after}))
 
 
-def lock_for_claim(conn: Connection, task_id: int, status: int, limited: bool, holding: bool):
+def lock_for_claim(conn: Connection, task_id: int, status: int, limited: bool, holding: bool,
+                   known: Claimed | None = None):
     """The task's row, as fresh as taking a chunk of it needs; None if it is gone or locked away (skip it).
 
     Wait for a task lock only while holding none; then skip locked tasks: claims that rank tasks in
     different orders can never wait on each other in a cycle (a PostgreSQL deadlock). On PostgreSQL a
     task that already renders and has no node limit is not locked at all: the chunk is taken by its own
     conditional update (SKIP LOCKED) and nothing about the task changes, so nodes leasing chunks of one
-    task do not queue for its row. Returns (row, holding a lock now)."""
+    task do not queue for its row. ``known``: the task's row as this transaction read it already (a result
+    recorded just before), used instead of reading it again where it is as fresh as that read would be.
+    Returns (row, holding a lock now)."""
     postgres = _postgres(conn)
+    known_row = known.task if known is not None and known.task.id == task_id else None
     if postgres and not limited and status == TaskStatus.RENDERING:
-        task = TASK_ROW.first(conn, {"task_id": task_id})
+        task = known_row or TASK_ROW.first(conn, {"task_id": task_id})  # both unlocked reads of this transaction
         if task is None or task.status != TaskStatus.RENDERING:
             return None, holding  # changed meanwhile: next time, under its lock
         return task, holding
+    if known_row is not None and known.locked:
+        return known_row, True
     statement = LOCK_TASK_SKIP if holding and postgres else LOCK_TASK
     task = statement.first(conn, {"task_id": task_id})
     return task, holding or task is not None
@@ -169,12 +178,22 @@ DONE = Hot(update(frames).where(frames.c.lease_id == bindparam("p_lease"), frame
                 execute_seconds=func.coalesce(bindparam("p_seconds", type_=Float),
                                               _NOW - func.coalesce(frames.c.started_at, _NOW)))
         .returning(*frames.c))
-LEASED_MAIN = Hot(select(frames.c.frame_type, tasks.c.status).select_from(frames.join(tasks, tasks.c.id == frames.c.task_id))
-               .where(frames.c.lease_id == bindparam("lease_id"), frames.c.node_id == bindparam("worker_id"),
-                      frames.c.status == int(F.RENDERING)))
+# the task of a valid lease, with the chunk's type
+LEASED_MAIN = Hot(select(tasks, frames.c.frame_type.label("chunk_type"))
+                  .select_from(frames.join(tasks, tasks.c.id == frames.c.task_id))
+                  .where(frames.c.lease_id == bindparam("lease_id"), frames.c.node_id == bindparam("worker_id"),
+                         frames.c.status == int(F.RENDERING)))
+
+
+def _first_chunk(status: F):
+    """The task's first chunk in ``status``: a probe of the (task_id, status, seq) index, whatever the planner
+    knows of the table (an EXISTS over both statuses became a bitmap scan of every waiting chunk on PostgreSQL)."""
+    return (select(frames.c.id).where(frames.c.task_id == bindparam("task_id"), frames.c.status == int(status))
+            .order_by(frames.c.seq).limit(1).scalar_subquery())
+
+
 # another chunk of the task still waits or renders: a done main chunk cannot change a rendering task's status
-STILL_GOING = Hot(select(exists().where(frames.c.task_id == bindparam("task_id"),
-                                        one_of(frames.c.status, [F.WAITING, F.RENDERING]))))
+STILL_GOING = Hot(select(or_(_first_chunk(F.WAITING).is_not(None), _first_chunk(F.RENDERING).is_not(None))))
 MAX_ATTEMPTS = Hot(select(tasks.c.max_attempts).where(tasks.c.id == bindparam("task_id")))
 
 
@@ -185,17 +204,14 @@ def defers_settling(conn: Connection) -> bool:
 
 
 def leased_chunk_kind(conn: Connection, worker_id: int, lease_id: str):
-    """(frame type, task status) of a valid lease, without locks; None if the lease is not valid."""
+    """The task row of a valid lease and the chunk's type (``chunk_type``), without locks; None if the lease is
+    not valid."""
     return LEASED_MAIN.first(conn, {"lease_id": lease_id, "worker_id": worker_id})
 
 
 def lock_leased_task(conn: Connection, worker_id: int, lease_id: str):
     """The lease's task, locked: task before frame, like every other writer (no deadlock cycles)."""
     return LEASED_TASK_LOCKED.first(conn, {"lease_id": lease_id, "worker_id": worker_id})
-
-
-def task_row(conn: Connection, task_id: int):
-    return TASK_ROW.first(conn, {"task_id": task_id})
 
 
 def record_done(conn: Connection, worker_id: int, lease_id: str, now: float, seconds: float | None,
