@@ -18,6 +18,7 @@ APPEND = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
 class LogSink:
     def __init__(self, root: Path):
         self.root = Path(root)
+        self._root = str(self.root)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._folders: set[int] = set()  # task folders known to exist
@@ -80,19 +81,19 @@ class LogSink:
                 log.warning("could not write the render log of task %s frame %s: %s", task_id, frame_id, exc)
 
     def _append(self, task_id: int, frame_id: int, text: str) -> None:
-        folder = self.root / str(task_id)
+        # plain strings, os.open and os.write: pathlib and a text file object cost several times the write itself
+        # (bench.dispatch: a log line for every lease)
+        folder = f"{self._root}/{task_id}"
         if task_id not in self._folders:  # one mkdir per task, not one per write
-            folder.mkdir(parents=True, exist_ok=True)
+            os.makedirs(folder, exist_ok=True)
             if len(self._folders) > 10_000:
                 self._folders.clear()
             self._folders.add(task_id)
-        # os.open and os.write, not open(): a text file object costs several times the write (bench.dispatch: a
-        # log line for every lease)
         path = f"{folder}/{frame_id}.log"
         try:
             fd = os.open(path, APPEND, 0o666)
         except FileNotFoundError:  # the folder went away (removed by hand): make it again
-            folder.mkdir(parents=True, exist_ok=True)
+            os.makedirs(folder, exist_ok=True)
             fd = os.open(path, APPEND, 0o666)
         try:
             data = text.encode("utf-8", "replace")
