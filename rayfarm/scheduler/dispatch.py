@@ -19,11 +19,13 @@ def _blocked(conn, worker_id: int, rows: dict[int, object]) -> dict[int, int]:
     return blocked
 
 
-def claim(conn, worker, count: int, now: float, lease_seconds: float, holding: bool = False) -> list[Claimed]:
+def claim(conn, worker, count: int, now: float, lease_seconds: float, holding: bool = False,
+          known: Claimed | None = None) -> list[Claimed]:
     """Lease up to ``count`` chunks to ``worker`` (none while it is disabled or draining), in one transaction.
 
     ``holding``: this transaction already holds row locks (a result recorded just before), so it must
-    not wait for a task lock (see ``leases.lock_for_claim``)."""
+    not wait for a task lock (see ``leases.lock_for_claim``); ``known``: that result, whose task row this
+    transaction has read already."""
     if worker.disabled or worker.draining or count <= 0:
         return []
     rows, candidates, user_running = {}, [], {}
@@ -42,7 +44,7 @@ def claim(conn, worker, count: int, now: float, lease_seconds: float, holding: b
         if len(claimed) >= count:
             break
         task, holding = leases.lock_for_claim(conn, candidate.task_id, rows[candidate.task_id].status,
-                                              bool(candidate.limit), holding)
+                                              bool(candidate.limit), holding, known)
         if task is None or task.status not in RUNNABLE or task.is_deleted:
             continue
         # recount under the task row lock: another process may have just added a node

@@ -20,14 +20,14 @@ def complete(conn, worker_id: int, lease_id: str, result: str, *, error: str | N
     main chunk of a rendering task is recorded without locking the task row; once the transaction
     committed, ``settle_after_commit`` settles the task if nothing of it goes on any more."""
     if result == "done" and leases.defers_settling(conn):
-        seen = leases.leased_chunk_kind(conn, worker_id, lease_id)
-        if seen is None:
+        task = leases.leased_chunk_kind(conn, worker_id, lease_id)
+        if task is None:
             return None
-        if seen.frame_type == FrameType.MAIN and seen.status == TaskStatus.RENDERING:
+        if task.chunk_type == FrameType.MAIN and task.status == TaskStatus.RENDERING:
             frame = leases.record_done(conn, worker_id, lease_id, now, seconds, avg_cpu, avg_memory)
             if frame is None:
                 return None
-            return Claimed(frame, leases.task_row(conn, frame.task_id), settle_after=True)
+            return Claimed(frame, task, settle_after=True)
     task = leases.lock_leased_task(conn, worker_id, lease_id)
     if task is None:
         return None
@@ -39,7 +39,8 @@ def complete(conn, worker_id: int, lease_id: str, result: str, *, error: str | N
         if not (frame.frame_type == FrameType.MAIN and task.status == TaskStatus.RENDERING
                 and leases.still_going(conn, task.id)):
             task_store.settle(conn, task.id)
-        return Claimed(frame, task)
+            return Claimed(frame, task)
+        return Claimed(frame, task, locked=True)  # locked above, unchanged
     frame = leases.current_locked(conn, worker_id, lease_id)
     if frame is None:
         return None
@@ -59,12 +60,16 @@ def fail(conn, frame, worker_id: int | None, *, now: float, seconds: float | Non
     leases.record_failure(conn, frame, status, attempts, reason, now=now, seconds=seconds, error=error, samples=samples)
 
 
-def settle_after_commit(db, claimed: Claimed) -> None:
+def settle_after_commit(db, claimed: Claimed, leased: list[Claimed] = ()) -> None:
     """After a deferred result committed: settle its task if none of its chunks waits or renders any more.
 
     Results recorded without the task lock may commit concurrently, each seeing the other's chunk still
     rendering. Every such result reads again after its commit, so the last one to commit sees all the
-    others' and settles the task (under its lock, if that still holds)."""
+    others' and settles the task (under its lock, if that still holds). Not when the same transaction
+    ``leased`` the node a chunk of the task: that chunk rendered as it committed, so the task went on, and
+    whatever ends that chunk (its result, a stop, the sweep) settles the task in its turn."""
+    if not claimed.settle_after or any(item.task.id == claimed.task.id for item in leased):
+        return
     with db.autocommit() as conn:  # one round trip while other chunks go on
         going = leases.still_going(conn, claimed.task.id)
     if not going:

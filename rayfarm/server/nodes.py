@@ -39,8 +39,10 @@ class NodeApi:
         idle, busy = self.farm.heartbeat_intervals()
         return {"heartbeatSeconds": idle, "busyHeartbeatSeconds": busy}
 
-    def claim(self, conn, worker, count: int, holding: bool = False) -> list[Claimed]:
-        return dispatch.claim(conn, worker, count, time.time(), self.farm.settings.lease_seconds, holding)
+    def claim(self, conn, worker, count: int, done: Claimed | None = None) -> list[Claimed]:
+        """Lease ``count`` chunks to ``worker``; ``done``: the result this transaction recorded just before."""
+        return dispatch.claim(conn, worker, count, time.time(), self.farm.settings.lease_seconds,
+                              holding=done is not None, known=done)
 
     def log_attempts(self, worker, claimed: list[Claimed]) -> None:
         if not claimed:
@@ -128,13 +130,13 @@ async def complete(api: NodeApi, request: Request, body: wire.Complete) -> Respo
         done = results.complete(conn, body.workerId, body.leaseId, body.result, error=body.error,
                                 seconds=body.executeSeconds, avg_cpu=body.avgCpu, avg_memory=body.avgMemory,
                                 now=time.time())
-        claimed = api.claim(conn, worker, body.next, holding=done is not None) if body.next else []
+        claimed = api.claim(conn, worker, body.next, done) if body.next else []
         return done, worker, claimed
 
     def after(recorded):
         done, worker, claimed = recorded
-        if done is not None and done.settle_after:
-            results.settle_after_commit(api.farm.db, done)
+        if done is not None:
+            results.settle_after_commit(api.farm.db, done, claimed)
         if done is not None:
             lines = list(body.log)
             if body.result != "done" and body.error:

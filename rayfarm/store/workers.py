@@ -9,6 +9,7 @@ from rayfarm.domain import transitions as tr
 from rayfarm.domain.nodes import StaleSession, UnknownNode
 from rayfarm.domain.states import FrameStatus as F
 from rayfarm.store import leases
+from rayfarm.store.driver import Hot
 from rayfarm.store.pools import add_tags
 from rayfarm.store.schema import frames, settings, tasks, workers
 from rayfarm.store.tasks import lock_tasks
@@ -55,11 +56,21 @@ def release_leases(conn: Connection, worker_ids: list[int], reason: str) -> list
     return sorted({r.task_id for r in rows})
 
 
-WORKER_BY_ID = select(workers).where(workers.c.id == bindparam("worker_id"))
+WORKER_BY_ID = Hot(select(workers).where(workers.c.id == bindparam("worker_id")))
+SEEN = Hot(update(workers).where(workers.c.id == bindparam("worker_id"))
+           .values(last_seen=bindparam("p_now"), cpu=bindparam("p_cpu"), mem_used=bindparam("p_mem"))
+           .returning(workers.c.state))
+STATE = Hot(update(workers).where(workers.c.id == bindparam("worker_id")).values(state=bindparam("p_state")))
+# a lease the node still holds: extended, its progress and samples stored
+EXTEND = Hot(update(frames).where(frames.c.lease_id == bindparam("p_lease"), frames.c.node_id == bindparam("worker_id"),
+                                  frames.c.status == int(F.RENDERING))
+             .values(lease_expires=bindparam("p_expires"), progress=bindparam("p_progress"),
+                     avg_cpu=bindparam("p_cpu"), avg_memory=bindparam("p_memory"))
+             .returning(frames.c.id, frames.c.task_id))
 
 
 def check_session(conn: Connection, worker_id: int, session: str):
-    row = conn.execute(WORKER_BY_ID, {"worker_id": worker_id}).first()
+    row = WORKER_BY_ID.first(conn, {"worker_id": worker_id})
     if row is None:
         raise UnknownNode(f"Worker {worker_id} is not registered; register first.")
     if row.session != session:
@@ -72,21 +83,19 @@ def heartbeat(conn: Connection, worker, running: list[dict], cpu: float | None, 
     """Extend valid leases, store progress; returns (leases to stop, [(task, frame, log lines)] to append)."""
     by_lease = {item["leaseId"]: item for item in running}
     # The worker row first, then frames: the same order as the sweep (mark_lost), so the two never deadlock.
-    conn.execute(update(workers).where(workers.c.id == worker.id).values(last_seen=now, cpu=cpu, mem_used=mem_used))
-    valid = {}
-    if by_lease:
-        query = select(frames.c.id, frames.c.task_id, frames.c.lease_id).where(
-            frames.c.lease_id.in_(list(by_lease)), frames.c.status == int(F.RENDERING), frames.c.node_id == worker.id)
-        valid = {row.lease_id: row for row in conn.execute(query)}
-    logs = []
-    for lease_id, row in valid.items():
-        item = by_lease[lease_id]
-        conn.execute(update(frames).where(frames.c.id == row.id, frames.c.lease_id == lease_id).values(
-            lease_expires=now + lease_seconds, progress=max(0.0, min(100.0, float(item.get("progress") or 0.0))),
-            avg_cpu=item.get("cpu"), avg_memory=item.get("memory")))
+    state = SEEN.scalar(conn, {"worker_id": worker.id, "p_now": now, "p_cpu": cpu, "p_mem": mem_used})
+    valid, logs = set(), []
+    for lease_id, item in by_lease.items():
+        row = EXTEND.first(conn, {"p_lease": lease_id, "worker_id": worker.id, "p_expires": now + lease_seconds,
+                                  "p_progress": max(0.0, min(100.0, float(item.get("progress") or 0.0))),
+                                  "p_cpu": item.get("cpu"), "p_memory": item.get("memory")})
+        if row is None:
+            continue
+        valid.add(lease_id)
         if item.get("log"):
             logs.append((row.task_id, row.id, item["log"]))
-    conn.execute(update(workers).where(workers.c.id == worker.id).values(state="busy" if valid else "idle"))
+    if state != ("busy" if valid else "idle"):
+        STATE.run(conn, {"worker_id": worker.id, "p_state": "busy" if valid else "idle"})
     return [lease for lease in by_lease if lease not in valid], logs
 
 

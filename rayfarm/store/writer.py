@@ -37,13 +37,23 @@ class _Call:
     future: asyncio.Future
 
 
-def _settle(future: asyncio.Future, ok: bool, value: Any) -> None:
-    if future.done():  # the request went away (client disconnected)
-        return
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
+def _settle(outcomes: list[tuple[asyncio.Future, bool, Any]]) -> None:
+    for future, ok, value in outcomes:
+        if future.done():  # the request went away (client disconnected)
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+
+def _answer(batch: list[_Call], outcomes: list[tuple[bool, Any]]) -> None:
+    """Hand each call its outcome in its event loop: one wake-up of each loop per batch, not one per call."""
+    by_loop: dict[asyncio.AbstractEventLoop, list] = {}
+    for call, (ok, value) in zip(batch, outcomes, strict=True):
+        by_loop.setdefault(call.loop, []).append((call.future, ok, value))
+    for loop, settled in by_loop.items():
+        loop.call_soon_threadsafe(_settle, settled)
 
 
 class Writer:
@@ -103,8 +113,7 @@ class Writer:
                 self._run(batch)
             except BaseException as exc:  # never leave a caller waiting
                 log.exception("the writer thread failed a batch")
-                for call in batch:
-                    call.loop.call_soon_threadsafe(_settle, call.future, False, exc)
+                _answer(batch, [(False, exc)] * len(batch))
 
     def _run(self, batch: list[_Call]) -> None:
         outcomes: list[tuple[bool, Any]] | None = None
@@ -124,10 +133,12 @@ class Writer:
                     outcomes.append((False, exc))
         self.batches += 1
         self.calls += len(batch)
+        answered = []
         for call, (ok, value) in zip(batch, outcomes, strict=True):
             if ok and call.after is not None:
                 try:
                     value = call.after(value)
                 except Exception as exc:
                     ok, value = False, exc
-            call.loop.call_soon_threadsafe(_settle, call.future, ok, value)
+            answered.append((ok, value))
+        _answer(batch, answered)
