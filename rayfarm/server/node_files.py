@@ -1,5 +1,5 @@
 """Files between the farm and its nodes: what a lease names (scene, inputs, with sizes and hashes), the
-downloads of those files, and the outputs nodes upload (stored, counted in the user's storage, thumbnailed).
+downloads of those files, and the outputs nodes upload (stored, counted in the user's storage, written down for their thumbnails).
 
 A node reaches a file only under a lease it holds now, with its current session.
 """
@@ -17,7 +17,6 @@ from starlette.responses import FileResponse, JSONResponse, Response
 
 from rayfarm.domain.paths import output_name, safe_file_name
 from rayfarm.files.hashing import sha256_of
-from rayfarm.files.thumbnails import make_thumbnail
 from rayfarm.protocol import nodes as wire
 from rayfarm.server.farm import Farm
 from rayfarm.server.node_http import Refused, identity, storage_refused
@@ -154,14 +153,12 @@ class NodeFiles:
         stored: wire.Stored = {"accepted": True, "size": size, "sha256": digest.hexdigest()}
         return JSONResponse(stored)
 
-    def thumbnails(self, task, frame, names: list[str]) -> None:
-        """Thumbnails of a done chunk's outputs; a failure is logged (the result is committed already)."""
+    def done_outputs(self, task, frame, names: list[str]) -> None:
+        """Write down a done chunk's image outputs for their thumbnails, which are made when first asked for
+        (files/thumbnails.py): no image is decoded on a chunk's way. A failure is logged (the result is
+        committed already)."""
         try:
-            folder = self.farm.storage.output_dir(task.user_id, output_name(task.id, task.scene_name or "scene"))
-            target = self.farm.storage.user_dir(task.user_id, "thumbnails") / str(task.id) / str(frame.id)
-            for name in names:
-                clean = safe_file_name(name)
-                if clean and (folder / clean).is_file():
-                    make_thumbnail(folder / clean, target / f"{clean}.jpg")
+            self.farm.thumbnails.record(task.user_id, task.id, frame.id, output_name(task.id, task.scene_name or "scene"),
+                                        names)
         except OSError as exc:
             log.warning("no thumbnails for task %s frame %s: %s", task.id, frame.id, exc)
