@@ -18,6 +18,7 @@ import json
 import os
 import stat
 import tempfile
+import threading
 from pathlib import Path
 
 from rayfarm.domain.paths import safe_file_name
@@ -51,10 +52,17 @@ def make_thumbnail(source: Path, target: Path) -> bool:
 
 
 def _image_name(name: str) -> bool:
-    return Path(name).suffix.lower() in IMAGE_SUFFIXES
+    return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
 
 
-def _regular(path: Path) -> os.stat_result | None:
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _regular(path: Path | str) -> os.stat_result | None:
     """The file's status if it is a regular file (a link is not), else None."""
     try:
         found = os.lstat(path)
@@ -77,22 +85,24 @@ class Thumbnails:
 
     def record(self, user_id: int, task_id: int, frame_id: int, folder: str, names: list[str]) -> int:
         """Write down the done chunk's image outputs that are stored (plain names only); how many. Nothing is
-        decoded: thumbnails are made when asked for."""
-        outputs = self._outputs(user_id) / folder
-        kept = sorted({n for n in names if safe_file_name(n) and _image_name(n) and _regular(outputs / n)})
+        decoded: thumbnails are made when asked for. (Plain os calls: this runs on every done chunk's way.)"""
+        outputs = os.path.join(self._outputs(user_id), folder)
+        kept = sorted({n for n in names if safe_file_name(n) and _image_name(n) and _regular(os.path.join(outputs, n))})
         if not kept:
             return 0
-        self.storage.user_dir(user_id, "thumbnails")  # owner-only, like every storage folder
-        chunk = self._root(user_id) / str(task_id) / str(frame_id)
-        chunk.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, temp = tempfile.mkstemp(dir=chunk, prefix=".", suffix=".part")
+        chunk = os.path.join(self.storage.user_dir(user_id, "thumbnails"), str(task_id), str(frame_id))
+        os.makedirs(chunk, mode=0o700, exist_ok=True)
+        # one writer per thread: a temporary name of its own, renamed into place (a reader never sees half a list)
+        temp = os.path.join(chunk, f"{LIST}.{os.getpid()}.{threading.get_ident()}.part")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump({"folder": folder, "outputs": kept}, handle)
-            os.replace(temp, chunk / LIST)
+            try:
+                os.write(fd, json.dumps({"folder": folder, "outputs": kept}).encode())
+            finally:
+                os.close(fd)
+            os.replace(temp, os.path.join(chunk, LIST))
         except BaseException:
-            if os.path.exists(temp):
-                os.unlink(temp)
+            _unlink(temp)
             raise
         return len(kept)
 
