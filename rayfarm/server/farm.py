@@ -6,6 +6,7 @@ import time
 
 from rayfarm.config import Settings, farm_secret
 from rayfarm.files.storage import Storage
+from rayfarm.files.thumbnails import Thumbnails
 from rayfarm.server.logsink import LogSink
 from rayfarm.server.metrics import Metrics
 from rayfarm.server.previews import Previews
@@ -32,7 +33,8 @@ class Farm:
         self.wakeup = Wakeup()
         self.writer = Writer(self.db)
         self.logs = LogSink(settings.logs)
-        self.previews = Previews(self.storage)  # contact sheets and preview movies of tasks' outputs
+        self.thumbnails = Thumbnails(self.storage)  # of done chunks' images, made when first asked for
+        self.previews = Previews(self.storage, self.thumbnails)  # contact sheets and preview movies of tasks' outputs
         self.metrics = Metrics(self)
         shared = not self.db.is_sqlite or os.environ.get("RAYFARM_PROCESSES", "1") != "1"
         self.replay = ReplayGuard(self.db, settings.time_window, shared)

@@ -72,6 +72,8 @@ def output_files(farm: Farm, user: User, body: OutputFiles, ctx) -> list[dict]:
 def download(farm: Farm, user: User, body: Download, ctx) -> Response:
     root = farm.storage.user_dir(user.id, body.area, create=False)
     path = inside(root, body.path)
+    if body.area == "thumbnails":
+        path = farm.thumbnails.file(user.id, body.path) or path  # made now if missing or older than its output
     if not path.is_file():
         raise ApiError(Code.NOT_FOUND, f"There is no file {body.path!r} in your {body.area}; list files with "
                                        f"getOutputUserDirFile.")

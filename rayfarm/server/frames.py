@@ -66,11 +66,11 @@ def owned_frame(farm: Farm, user: User, frame_id: int):
 
 
 def thumbnails(farm: Farm, user: User, body: Thumbnail, ctx) -> list[str]:
+    """The done frame's thumbnail paths; each is made when it is first downloaded (files/thumbnails.py)."""
     frame = owned_frame(farm, user, body.id)
-    folder = farm.storage.user_dir(user.id, "thumbnails", create=False) / str(frame.task_id) / str(frame.id)
-    if frame.status != 4 or not folder.is_dir():
+    if frame.status != 4:
         return []
-    return [f"/{frame.task_id}/{frame.id}/{p.name}" for p in sorted(folder.iterdir()) if p.suffix == ".jpg"]
+    return [f"/{frame.task_id}/{frame.id}/{name}" for name in farm.thumbnails.listed(user.id, frame.task_id, frame.id)]
 
 
 def frame_log(farm: Farm, user: User, body: FrameLog, ctx) -> dict:

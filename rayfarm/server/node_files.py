@@ -1,5 +1,5 @@
 """Files between the farm and its nodes: what a lease names (scene, inputs, with sizes and hashes), the
-downloads of those files, and the outputs nodes upload (stored, counted in the user's storage, thumbnailed).
+downloads of those files, and the outputs nodes upload (stored, counted in the user's storage, written down for their thumbnails).
 
 A node reaches a file only under a lease it holds now, with its current session.
 """
@@ -17,7 +17,6 @@ from starlette.responses import FileResponse, JSONResponse, Response
 
 from rayfarm.domain.paths import output_name, safe_file_name
 from rayfarm.files.hashing import sha256_of
-from rayfarm.files.thumbnails import make_thumbnail
 from rayfarm.protocol import nodes as wire
 from rayfarm.server.farm import Farm
 from rayfarm.server.node_http import Refused, identity, storage_refused
@@ -26,6 +25,41 @@ from rayfarm.store.leases import Claimed
 
 log = logging.getLogger("rayfarm.nodes")
 MAX_OUTPUT_BYTES = 8 * 1024**3
+FLUSH_BYTES = 1024**2  # an output's bytes are written off the event loop in pieces of about this size
+
+
+class _Part:
+    """An output file on its way in: the bytes go to a temporary file beside its place (made at the first
+    write), which is renamed over the place once every byte is there. ``write`` runs in a thread: an output up
+    to FLUSH_BYTES costs one trip there, however many pieces the node's request came in."""
+
+    def __init__(self, target: Path):
+        self.target = target
+        self.temp: str | None = None
+        self.handle = None
+
+    def write(self, pieces: list[bytes]) -> None:
+        if self.handle is None:
+            fd, self.temp = tempfile.mkstemp(dir=self.target.parent, prefix=".upload-")
+            self.handle = os.fdopen(fd, "wb")
+        self.handle.writelines(pieces)
+
+    def place(self) -> int:
+        """Put the complete file in place; the size of the file it replaced (0 if none). On the event loop, so
+        that nothing can cancel the call between the file taking its place and its bytes being counted."""
+        if self.handle is None:
+            self.write([])
+        self.handle.close()
+        replaced = self.target.stat().st_size if self.target.is_file() else 0
+        os.replace(self.temp, self.target)
+        self.temp = None
+        return replaced
+
+    def discard(self) -> None:
+        if self.handle is not None and not self.handle.closed:
+            self.handle.close()
+        if self.temp is not None and os.path.exists(self.temp):
+            os.unlink(self.temp)
 
 
 class NodeFiles:
@@ -131,37 +165,37 @@ class NodeFiles:
         if found is None:
             return JSONResponse({"accepted": False})
         target, user_id = found
-        digest, size, temp = hashlib.sha256(), 0, None
+        part, pending, held, digest, size = _Part(target), [], 0, hashlib.sha256(), 0
         try:
-            fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
-            with os.fdopen(fd, "wb") as handle:
-                async for chunk in request.stream():
-                    size += len(chunk)
-                    if size > MAX_OUTPUT_BYTES:
-                        raise Refused(413, "The output file is larger than the farm accepts (8 GiB).")
-                    digest.update(chunk)
-                    await asyncio.to_thread(handle.write, chunk)
-            replaced = target.stat().st_size if target.is_file() else 0
-            os.replace(temp, target)
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_OUTPUT_BYTES:
+                    raise Refused(413, "The output file is larger than the farm accepts (8 GiB).")
+                digest.update(chunk)
+                pending.append(chunk)
+                held += len(chunk)
+                if held >= FLUSH_BYTES:
+                    await asyncio.to_thread(part.write, pending)
+                    pending, held = [], 0
+            if pending:
+                await asyncio.to_thread(part.write, pending)
+            replaced = part.place()
         except OSError as exc:
             raise storage_refused(exc) from None
         finally:
-            if temp and os.path.exists(temp):
-                os.unlink(temp)
+            part.discard()  # a temporary file a failure left behind (nothing to do once the file is in place)
         # Stored whatever the user's quota: it counts, so their next upload or submit may be refused.
         if size != replaced:
             await self.farm.writer.run(lambda conn: quotas.add_stored(conn, user_id, size - replaced))
         stored: wire.Stored = {"accepted": True, "size": size, "sha256": digest.hexdigest()}
         return JSONResponse(stored)
 
-    def thumbnails(self, task, frame, names: list[str]) -> None:
-        """Thumbnails of a done chunk's outputs; a failure is logged (the result is committed already)."""
+    def done_outputs(self, task, frame, names: list[str]) -> None:
+        """Write down a done chunk's image outputs for their thumbnails, which are made when first asked for
+        (files/thumbnails.py): no image is decoded on a chunk's way. A failure is logged (the result is
+        committed already)."""
         try:
-            folder = self.farm.storage.output_dir(task.user_id, output_name(task.id, task.scene_name or "scene"))
-            target = self.farm.storage.user_dir(task.user_id, "thumbnails") / str(task.id) / str(frame.id)
-            for name in names:
-                clean = safe_file_name(name)
-                if clean and (folder / clean).is_file():
-                    make_thumbnail(folder / clean, target / f"{clean}.jpg")
+            self.farm.thumbnails.record(task.user_id, task.id, frame.id, output_name(task.id, task.scene_name or "scene"),
+                                        names)
         except OSError as exc:
             log.warning("no thumbnails for task %s frame %s: %s", task.id, frame.id, exc)

@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as HttpRoute
@@ -155,7 +154,7 @@ async def complete(api: NodeApi, request: Request, body: wire.Complete) -> Respo
         api.farm.wakeup.notify()
         api.farm.previews.notice(done.task.id)  # if this ended the task, its previews are made in the background
         if body.result == "done" and body.outputs:
-            await run_in_threadpool(api.files.thumbnails, done.task, done.frame, body.outputs)
+            api.files.done_outputs(done.task, done.frame, body.outputs)  # a few stat calls and one small file
     answer: wire.Completed = {"accepted": accepted}
     if body.next:
         api.observe_leases(claimed, started)

@@ -43,7 +43,7 @@ def task_outputs(farm: Farm, user: User, body: TaskOutputs, ctx) -> dict:
     task = _task(farm, user, body.taskId)
     folder = output_name(task.id, task.scene_name or "scene")
     found = farm.previews.outputs(task)
-    thumbs = farm.previews.thumbnails(task)
+    thumbs = farm.thumbnails.of_task(task.user_id, task.id)  # made when the browser asks for one
     items = [{"name": o.name, "path": f"/{folder}/{o.name}", "size": o.size, "frame": o.frame,
               "lastModify": datetime.fromtimestamp(o.modified).strftime("%Y-%m-%d %H:%M:%S"),
               "contentType": content_type(o.name)[0], "image": o.image, "thumbnail": thumbs.get(o.name)}

@@ -16,10 +16,11 @@ import os
 import threading
 from pathlib import Path
 
-from rayfarm.domain.paths import output_name, safe_file_name
+from rayfarm.domain.paths import output_name
 from rayfarm.files import previews as making
 from rayfarm.files.outputs import Output, list_outputs
 from rayfarm.files.storage import Storage
+from rayfarm.files.thumbnails import Thumbnails
 from rayfarm.store import queries
 from rayfarm.store.db import Database
 
@@ -29,8 +30,9 @@ MEDIA_TYPES = {"movie": "video/mp4", "sheet": "image/jpeg"}
 
 
 class Previews:
-    def __init__(self, storage: Storage):
+    def __init__(self, storage: Storage, thumbnails: Thumbnails):
         self.storage = storage
+        self.thumbnails = thumbnails
         self._due: set[int] = set()
         self._lock = threading.Lock()
 
@@ -41,19 +43,6 @@ class Previews:
 
     def outputs(self, task) -> list[Output]:
         return list_outputs(self.output_folder(task))
-
-    def thumbnails(self, task) -> dict[str, str]:
-        """Output name -> its thumbnail's path as loadingFrameThumbnail gives it (``/<task>/<frame>/<name>.jpg``)."""
-        folder = self.storage.user_dir(task.user_id, "thumbnails", create=False) / str(task.id)
-        found: dict[str, str] = {}
-        if not folder.is_dir():
-            return found
-        for chunk in sorted(folder.iterdir(), key=lambda p: p.name):
-            if chunk.is_dir() and chunk.name.isdigit():
-                for thumb in chunk.iterdir():
-                    if thumb.suffix == ".jpg" and safe_file_name(thumb.name):
-                        found[thumb.name.removesuffix(".jpg")] = f"/{task.id}/{chunk.name}/{thumb.name}"
-        return found
 
     def path(self, task, kind: str) -> Path:
         return self.storage.user_dir(task.user_id, "previews", create=False) / str(task.id) / FILES[kind]
@@ -90,10 +79,10 @@ class Previews:
             if kind == "movie":
                 count = making.preview_movie([o.path for o in images], path)
             else:
-                thumbs = self.thumbnails(task)
-                folder = self.storage.user_dir(task.user_id, "thumbnails", create=False)
-                frames = [(str(o.frame) if o.frame is not None else o.name,
-                           folder / thumbs[o.name].lstrip("/") if o.name in thumbs else o.path) for o in images]
+                # a thumbnail made already is decoded instead of the full image; none is made for the sheet
+                thumbs = self.thumbnails.current(task.user_id, task.id)
+                frames = [(str(o.frame) if o.frame is not None else o.name, thumbs.get(o.name, o.path))
+                          for o in images]
                 count = making.contact_sheet(frames, path)
             log.info("task %s: %s made of %d frame(s)", task.id, FILES[kind], count)
         return path

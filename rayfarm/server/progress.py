@@ -68,13 +68,12 @@ def _image_size(path: Path) -> tuple[int, int] | None:
 
 
 def _latest_image(farm: Farm, user: User, task, chunks: list) -> dict | None:
-    """The newest image of the task's done chunks: its thumbnail and the output file it was made from."""
-    thumbnails = farm.storage.user_dir(user.id, "thumbnails", create=False)
+    """The newest image of the task's done chunks: its thumbnail (made when first downloaded) and the output file
+    it is made from."""
     output = farm.storage.user_dir(user.id, "output", create=False)
     folder_name = output_name(task.id, task.scene_name or "scene")
     for chunk in chunks:
-        folder = thumbnails / str(task.id) / str(chunk.id)
-        names = sorted(p.name for p in folder.glob("*.jpg")) if folder.is_dir() else []
+        names = farm.thumbnails.listed(user.id, task.id, chunk.id)
         if not names:
             continue
         name = names[-1].removesuffix(".jpg")  # the chunk's last frame

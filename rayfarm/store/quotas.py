@@ -15,7 +15,7 @@ upload reserves its declared size from ``uploadInit`` until it finishes.
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, case, func, select, update
+from sqlalchemy import Connection, bindparam, case, func, select, update
 
 from rayfarm.domain import quotas as words
 from rayfarm.domain.frames import MAX_FRAMES
@@ -139,11 +139,15 @@ def reserve_upload(conn: Connection, user: User, size: int) -> None:
 
 # ---------------------------------------------------------------- changes
 
+_TOTAL = users.c.storage_bytes + bindparam("delta")
+# built once: a node's every output file counts, and building the statement cost more than running it
+_ADD_STORED = (update(users).where(users.c.id == bindparam("user")).values(storage_bytes=case((_TOTAL < 0, 0), else_=_TOTAL)))
+
+
 def add_stored(conn: Connection, user_id: int, delta: int) -> None:
     """Bytes now stored for the user (negative when a file was replaced by a smaller one). Never refuses."""
     if delta:
-        total = users.c.storage_bytes + delta
-        conn.execute(update(users).where(users.c.id == user_id).values(storage_bytes=case((total < 0, 0), else_=total)))
+        conn.execute(_ADD_STORED, {"user": user_id, "delta": delta})
 
 
 def _named(conn: Connection, name: str) -> int:

@@ -30,7 +30,6 @@ from starlette.staticfiles import StaticFiles
 
 from rayfarm.config import farm_secret
 from rayfarm.domain import states
-from rayfarm.files.storage import inside
 from rayfarm.protocol.codes import ApiError, Code
 from rayfarm.protocol.envelope import envelope, json_object, success
 from rayfarm.server import audit, models, ratelimit
@@ -237,11 +236,7 @@ def routes(farm: Farm) -> list[BaseRoute]:
         with farm.db.read() as conn:
             if queries.owned_frame(conn, user, frame_id, task_id) is None:
                 return None
-        try:
-            path = inside(farm.storage.user_dir(user.id, "thumbnails"), f"{task_id}/{frame_id}/{name}")
-        except ApiError:
-            return None
-        return path if path.is_file() else None
+        return farm.thumbnails.file(user.id, f"{task_id}/{frame_id}/{name}")  # made now if it is not yet
 
     async def thumbnail(request: Request) -> Response:
         try:
