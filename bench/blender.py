@@ -1,7 +1,7 @@
 """Real renders: F Blender frames on W local workers vs W hand-started `blender -b scene -a` processes.
 
     python -m bench.blender [--database sqlite|postgres] [--frames 24] [--workers 2] [--per-chunk 6]
-                            [--width 480] [--height 270] [--samples 10] [--no-persistent-blender]
+                            [--width 480] [--height 270] [--samples 10] [--no-persistent-sessions]
 
 The scene comes from tests/blender_scene.make_scene (cube, camera, sun; Cycles CPU, no denoiser);
 at 480x270 and 10 samples one frame takes about a second with two renders sharing the 2 cores.
@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--poll", type=float, default=0.5,
                         help="queryTaskInfo polling interval, s (only to know when the task is done: the clock stops "
                              "at the last chunk's result as the server recorded it)")
-    parser.add_argument("--no-persistent-blender", action="store_true",
+    parser.add_argument("--no-persistent-sessions", "--no-persistent-blender", action="store_true",
                         help="nodes start Blender for every chunk (as before persistent sessions)")
     args = parser.parse_args()
 
@@ -85,7 +85,7 @@ def main() -> None:
         server = bench.start_server(args.server_processes)
         user = bench.create_user(server, commands=False)
         workers = bench.start_workers(server, args.workers,
-                                      extra=("--no-persistent-blender",) if args.no_persistent_blender else ())
+                                      extra=("--no-persistent-sessions",) if args.no_persistent_sessions else ())
         api = sdk(server, user, timeout=300)
         api.files.upload(scene, "D:/bench/scene.blend")
         task_id = api.task.task_id
@@ -126,7 +126,7 @@ def main() -> None:
         ratio = farm_s / hand_s
         emit("blender", {
             "database": args.database, "frames": args.frames, "workers": args.workers, "per_chunk": args.per_chunk,
-            "persistent_blender": not args.no_persistent_blender,
+            "persistent_sessions": not args.no_persistent_sessions,
             "resolution": f"{args.width}x{args.height}", "samples": args.samples, "farm_s": round(farm_s, 3),
             "status_seen_s": round(seen_s, 3), "poll_s": args.poll,
             "by_hand_s": round(hand_s, 3), "ratio": round(ratio, 4), "outputs_listed": len(outputs),

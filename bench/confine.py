@@ -1,4 +1,5 @@
-"""Cost of confining render jobs: R x `blender -b scene -f 1` and R x `true`, unconfined and in bubblewrap.
+"""Cost of confining render jobs: R x `blender -b scene -f 1` and R x `true`, unconfined and in bubblewrap; and
+R x `true` in a command session (one sandbox, its launcher running run after run).
 
     python -m bench.confine [--runs 20] [--width 160] [--height 90] [--samples 8]
 
@@ -11,7 +12,10 @@ alternate run by run, so that load from others on the machine hits both alike; o
 first. `true` shows the fixed cost per run alone (a command task pays it per chunk, or per frame with
 {frame}); Blender shows it next to a real render's start-up. Figures per run of each way: wall time (mean,
 median, fastest) and CPU time (median), and the cost = confined - unconfined. On a shared machine the
-fastest and the CPU times move least with others' load.
+fastest and the CPU times move least with others' load. `true` in a session (`session`, `session_cost`): the
+node's Session and launcher (worker/session.py, renderers/command_session.py), the run sent and its end read as a
+node does; its CPU is what the sandbox's processes (bubblewrap, the launcher, `true`) spent for the run, the
+third way in the same alternation.
 """
 
 import statistics
@@ -23,7 +27,9 @@ from bench.cpu import CpuMeter, wait_quiet
 from bench.harness import base_parser, deadline, emit, note, run
 from bench.stats import ms
 from rayfarm.worker import process
-from rayfarm.worker.confine import probe
+from rayfarm.worker.confine import Sandbox, probe
+from rayfarm.worker.renderers import command_session
+from rayfarm.worker.session import Session
 from tests.support.blender import make_scene
 
 
@@ -39,23 +45,66 @@ def once(argv: list[str], cwd: Path, confined: bool) -> tuple[float, float]:
     return time.perf_counter() - began, cpu
 
 
+def on_cpu(pids: list[int]) -> float:
+    """Seconds the processes spent on a CPU so far, to the nanosecond (/proc/<pid>/schedstat; psutil's CPU times
+    move by 10 ms ticks, more than a run in a session costs)."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/schedstat") as handle:
+            total += int(handle.read().split()[0])
+    return total / 1e9
+
+
+def in_session(session: Session, argv: list[str], cwd: Path) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one run in a command session: the launcher's and bubblewrap's CPU for it, and
+    what the launcher says the run's processes used."""
+    assert session.proc is not None
+    pids = process.tree(session.proc.pid)  # bubblewrap and the launcher, between runs
+    cpu = on_cpu(pids)
+    began = time.perf_counter()
+    result, payload = session.render(command_session.run_command(argv, cwd), lambda line: None,
+                                     command_session.verdict)
+    wall = time.perf_counter() - began
+    ran = command_session.ran(payload)
+    if ran.code != 0:
+        raise RuntimeError(f"{argv[0]} in a session: {result} {payload}")
+    return wall, on_cpu(pids) - cpu + ran.cpu
+
+
+def start_session(sandbox: Sandbox, folder: Path) -> Session:
+    if sandbox.python is None:
+        raise RuntimeError("no system Python for the launcher of command sessions on this machine")
+    session = Session(1, "bench", folder, "command")
+    session.start(sandbox.wrap(command_session.session_argv(sandbox.python), [], str(session.out)), True)
+    return session
+
+
 def figures(runs: list[tuple[float, float]]) -> dict:
     wall = [w for w, _ in runs]
     return {"mean_ms": ms(statistics.fmean(wall)), "p50_ms": ms(statistics.median(wall)),
             "min_ms": ms(min(wall)), "cpu_p50_ms": ms(statistics.median(c for _, c in runs))}
 
 
-def compare(argv: list[str], confined_argv: list[str], cwd: Path, runs: int) -> dict:
+def compare(argv: list[str], confined_argv: list[str], cwd: Path, runs: int, session: Session | None = None) -> dict:
     once(argv, cwd, False)
     once(confined_argv, cwd, True)
-    plain, confined = [], []
+    plain, confined, sessioned = [], [], []
+    if session is not None:
+        folder = session.chunk_folder("bench")
+        in_session(session, argv, folder)
     for _ in range(runs):
         plain.append(once(argv, cwd, False))
         confined.append(once(confined_argv, cwd, True))
+        if session is not None:
+            sessioned.append(in_session(session, argv, folder))
     unconfined, boxed = figures(plain), figures(confined)
     cost = {key: round(boxed[key] - unconfined[key], 3) for key in unconfined}
-    return {"unconfined": unconfined, "confined": boxed, "cost": cost,
-            "cost_share_p50": round(cost["p50_ms"] / unconfined["p50_ms"], 4)}
+    out = {"unconfined": unconfined, "confined": boxed, "cost": cost,
+           "cost_share_p50": round(cost["p50_ms"] / unconfined["p50_ms"], 4)}
+    if session is not None:
+        out["session"] = figures(sessioned)
+        out["session_cost"] = {key: round(out["session"][key] - unconfined[key], 3) for key in unconfined}
+    return out
 
 
 def main() -> None:
@@ -79,7 +128,12 @@ def main() -> None:
         meter = CpuMeter()
         meter.start()
         note(f"{args.runs} x true, each way")
-        true = compare(["true"], sandbox.wrap(["true"], [], str(out)), out, args.runs)
+        session = start_session(sandbox, root / "sessions" / "1")
+        try:
+            true = compare(["true"], sandbox.wrap(["true"], [], str(out)), out, args.runs, session)
+        finally:
+            session.kill()
+            session.wait_exit()
         note(f"{args.runs} x blender -b scene -f 1, each way")
         render = compare(blender, sandbox.wrap(blender, [str(scene)], str(out)), out, args.runs)
         cpu = meter.stop()

@@ -15,8 +15,8 @@ Workloads, each on every system, 8 slots: 400 x `sleep 0.25`, 400 x `sleep 0.05`
   task in chunks of one frame. Clock: from the submit call to the last chunk's end as the server
   recorded it (frames.ended_at); status_seen_s is when queryTaskInfo (polled every 100 ms) saw it done;
   `chunk`: where a chunk's time goes, from the server's records (see chunk_times), and the nodes' CPU per chunk
-  split into their own (nodes_own_cpu_ms: the node's Python) and their reaped children's (nodes_children_cpu_ms:
-  bubblewrap and the command).
+  split into their own (nodes_own_cpu_ms: the node's Python) and their render processes' (nodes_children_cpu_ms:
+  bubblewrap, a command session's launcher, and the commands; reaped, or alive in a session).
 The systems run one after the other (xargs, Celery, rayfarm), each alone on the machine: Redis and
 Celery are stopped before rayfarm starts. CPU per task: user + system time of each process group (with
 the commands they ran and reaped) and of the whole machine (/proc/stat), over each timed run;
@@ -208,16 +208,22 @@ def chunk_times(bench: Bench, task_id: int, submitted_at: float) -> tuple[int, f
 
 
 def own_and_children(nodes: list) -> tuple[float, float]:
-    """CPU seconds of the node processes themselves (their Python) and of the children they reaped (bubblewrap and
-    the commands), so far."""
+    """CPU seconds so far of the node processes themselves (their Python) and of their render processes: the children
+    they reaped (bubblewrap and the commands of one-shot runs, sessions that ended) and the ones alive now (a command
+    session's bubblewrap and launcher, with the commands the launcher reaped)."""
     own = children = 0.0
     for node in nodes:
-        try:
-            times = psutil.Process(node.process.pid).cpu_times()
-        except psutil.Error:
-            continue
-        own += times.user + times.system
-        children += times.children_user + times.children_system
+        pids = process_tree(node.process.pid)
+        for pid in pids:
+            try:
+                times = psutil.Process(pid).cpu_times()
+            except psutil.Error:
+                continue
+            if pid == node.process.pid:
+                own += times.user + times.system
+                children += times.children_user + times.children_system
+            else:
+                children += times.user + times.system + times.children_user + times.children_system
     return own, children
 
 

@@ -123,7 +123,14 @@ def node(work_dir: Path) -> list[Finding]:
                                               "/usr/local/bin/blender); the node offers no Blender without it."))
     try:
         sandbox = probe(work_dir)
-        found.append(Finding(OK, "confine", f"render jobs run confined ({sandbox.program})"))
+        if sandbox.python:
+            found.append(Finding(OK, "confine", f"render jobs run confined ({sandbox.program}); a command task's "
+                                                f"chunks share a sandbox per slot (its launcher: {sandbox.python})"))
+        else:
+            found.append(Finding(WARN, "confine", f"render jobs run confined ({sandbox.program}), but each command "
+                                                  f"chunk needs a sandbox of its own (slower): the launcher of "
+                                                  f"command sessions needs a Python 3 in /usr (Debian: apt-get "
+                                                  f"install python3)."))
     except ConfinementError as exc:
         found.append(Finding(FAIL, "confine", f"render jobs cannot be confined: {exc}. Install bubblewrap and allow "
                                               f"unprivileged user namespaces (sysctl user.max_user_namespaces > 0); "

@@ -40,14 +40,15 @@ UnconfinedCommands = Annotated[bool, typer.Option(
     help="Run command tasks unconfined, as this node's user: they can read whatever it can (on the server's "
          "machine the farm's secret key and database too). Without it, command tasks run in a bubblewrap sandbox, "
          "and a node where bubblewrap does not work does not take them.")]
-NoPersistentBlender = Annotated[bool, typer.Option(
-    "--no-persistent-blender",
-    help="Start Blender for every chunk. By default a node keeps one Blender process per task it works on (per "
-         "slot) and renders chunk after chunk in it, the scene loaded once; a task opts out with task.json "
-         "task_info.persistent_session \"0\".")]
+NoPersistentSessions = Annotated[bool, typer.Option(
+    "--no-persistent-sessions", "--no-persistent-blender",
+    help="Start Blender, and a sandbox for a command, for every chunk. By default a node keeps one session per task "
+         "it works on (per slot) and runs chunk after chunk in it: one Blender process, the scene loaded once; one "
+         "sandbox for a confined command task's chunks. A task opts out with task.json task_info.persistent_session "
+         "\"0\". (--no-persistent-blender: its first name.)")]
 SessionIdle = Annotated[float, typer.Option(
-    "--session-idle", min=0, help="Seconds a persistent Blender session waits for its task's next chunk before it "
-                                  "is closed.")]
+    "--session-idle", min=0, help="Seconds a persistent session waits for its task's next chunk before it is "
+                                  "closed.")]
 SessionMemory = Annotated[str | None, typer.Option(
     "--session-memory", help="Close a persistent Blender session after a chunk when it uses more memory than this, "
                              "e.g. 8G or 500M (default: 75% of the machine's memory divided among the slots).")]
@@ -71,7 +72,7 @@ class NodeOptions:
     work_dir: Path | None
     log_level: str
     unconfined_commands: bool
-    no_persistent_blender: bool = False
+    no_persistent_sessions: bool = False
     session_idle: float = 60.0
     session_memory: str | None = None
 
@@ -122,7 +123,7 @@ def _run_node(ctx: typer.Context, options: NodeOptions) -> None:
         run_worker(options.server, token, name=options.name, slots=options.slots,
                    tags=tuple(t.strip() for t in options.tags.split(",") if t.strip()), work_dir=options.work_dir,
                    unconfined_commands=options.unconfined_commands, ca_cert=options.ca_cert, root_map=root_map,
-                   persistent_blender=not options.no_persistent_blender, session_idle=options.session_idle,
+                   persistent_sessions=not options.no_persistent_sessions, session_idle=options.session_idle,
                    session_memory=memory)
     except tls.TrustError as exc:
         fail(str(exc), Exit.USAGE)
@@ -143,7 +144,8 @@ def node_compat(ctx: typer.Context,
                 work_dir: Annotated[Path | None, typer.Option("--work-dir", hidden=True)] = None,
                 log_level: Annotated[str, typer.Option(hidden=True)] = "info",
                 unconfined_commands: Annotated[bool, typer.Option("--unconfined-commands", hidden=True)] = False,
-                no_persistent_blender: Annotated[bool, typer.Option("--no-persistent-blender", hidden=True)] = False,
+                no_persistent_sessions: Annotated[bool, typer.Option("--no-persistent-sessions",
+                                                                     "--no-persistent-blender", hidden=True)] = False,
                 session_idle: Annotated[float, typer.Option("--session-idle", hidden=True, min=0)] = 60.0,
                 session_memory: Annotated[str | None, typer.Option("--session-memory", hidden=True)] = None) -> None:
     """Run a render node (`worker run`), or list and manage the farm's nodes."""
@@ -154,18 +156,18 @@ def node_compat(ctx: typer.Context,
         raise typer.Exit(0)
     # `rayfarm worker --server ... --token ...`: the first spelling of `worker run`, still supported
     _run_node(ctx, NodeOptions(server, token, token_file, ca_cert, map_root or [], name, slots, tags, work_dir,
-                               log_level, unconfined_commands, no_persistent_blender, session_idle, session_memory))
+                               log_level, unconfined_commands, no_persistent_sessions, session_idle, session_memory))
 
 
 @worker_app.command("run")
 def run(ctx: typer.Context, server: NodeServer = None, token: Token = None, token_file: TokenFile = None,
         ca_cert: CaCert = None, map_root: MapRoot = None, name: NodeName = None, slots: Slots = 1, tags: Tags = "",
         work_dir: WorkDir = None, log_level: LogLevel = "info", unconfined_commands: UnconfinedCommands = False,
-        no_persistent_blender: NoPersistentBlender = False, session_idle: SessionIdle = 60.0,
+        no_persistent_sessions: NoPersistentSessions = False, session_idle: SessionIdle = 60.0,
         session_memory: SessionMemory = None) -> None:
     """Run one render node: pull chunks from the server and render them (confined with bubblewrap)."""
     _run_node(ctx, NodeOptions(server, token, token_file, ca_cert, map_root or [], name, slots, tags, work_dir,
-                               log_level, unconfined_commands, no_persistent_blender, session_idle, session_memory))
+                               log_level, unconfined_commands, no_persistent_sessions, session_idle, session_memory))
 
 
 @worker_app.command("list")

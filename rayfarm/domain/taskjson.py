@@ -51,7 +51,7 @@ class TaskSpec:
     max_attempts: int = 3
     hardware_config_ids: list[int] = field(default_factory=list)  # [] = any node (hardwareConfig/list "Default")
     stall_timeout: int = DEFAULT_STALL_TIMEOUT  # seconds without output, new files or progress: killed as stuck
-    persistent_session: bool = True  # Blender: nodes may render chunk after chunk in one process (scene loaded once)
+    persistent_session: bool = True  # nodes may run chunk after chunk in one session (Blender process, command sandbox)
     plugins: dict = field(default_factory=dict)
 
     @property
@@ -227,8 +227,9 @@ def parse(content: str | bytes | None) -> TaskSpec:
 
     persistent = _text(task_info, "persistent_session", "task_info", "1") or "1"
     if persistent not in ("0", "1"):
-        raise _invalid("task_info.persistent_session must be \"1\" (nodes may render chunk after chunk in one Blender "
-                       "process, the scene loaded once) or \"0\" (Blender starts again for every chunk).")
+        raise _invalid("task_info.persistent_session must be \"1\" (nodes may run chunk after chunk in one Blender "
+                       "process, the scene loaded once, or one sandbox for a command) or \"0\" (Blender, or the "
+                       "command's sandbox, starts again for every chunk).")
 
     scene_path = _text(task_info, "input_cg_file", "task_info") or ""
     command = None

@@ -36,14 +36,14 @@ def default_work_dir() -> Path:
 
 
 class Agent(Reporting):
-    """`persistent_blender`: Blender chunks render in persistent sessions (session.py), each closed after
-    `session_idle` seconds without a chunk or when it uses more than `session_memory` bytes (None: 75 % of the
-    machine's memory divided among the slots)."""
+    """`persistent_sessions`: Blender chunks, and confined command chunks, run in persistent sessions (session.py),
+    each closed after `session_idle` seconds without a chunk; a Blender session also when it uses more than
+    `session_memory` bytes (None: 75 % of the machine's memory divided among the slots)."""
 
     def __init__(self, server_url: str, token: str, name: str | None = None, slots: int = 1,
                  tags: Sequence[str] = (), work_dir: str | Path | None = None, *, lease_wait: float = 20.0,
                  client: FarmClient | None = None, unconfined_commands: bool = False,
-                 persistent_blender: bool = True, session_idle: float = DEFAULT_IDLE_SECONDS,
+                 persistent_sessions: bool = True, session_idle: float = DEFAULT_IDLE_SECONDS,
                  session_memory: int | None = None, ca_cert: str | None = None,
                  root_map: Sequence[tuple[str, str]] = ()) -> None:
         if slots < 1:
@@ -59,7 +59,7 @@ class Agent(Reporting):
         self.lease_wait = max(0.0, min(float(lease_wait), 20.0))
         self.scenes = SceneCache(self.work_dir / "cache", self.client)
         self.sessions = SessionPool(self.work_dir / "sessions", slots, self._rendering, session_idle,
-                                    session_memory) if persistent_blender else None
+                                    session_memory) if persistent_sessions else None
         self.worker_id: Any = None
         self.session: Any = None
         self.lease_seconds = 60.0

@@ -4,7 +4,8 @@ A confined job sees the system read-only (/usr and the /bin, /sbin, /lib* links 
 only what programs need to start: users and groups, the dynamic linker's cache, fonts, time zone,
 alternatives, the mount table), its inputs read-only (the job's folder on the node when the scene and
 assets were downloaded there, else the cached scene file, or the shared root of a scene read in place),
-its output folder writable, and a private /tmp that is also its HOME. Everything sits at its real path, so
+its output folder writable, and a private /tmp that is also its HOME (with /dev/shm and /dev/mqueue, its only
+other writable places: the sandbox's root and /dev are read-only). Everything sits at its real path, so
 placeholders, logs and Blender's absolute paths stay as they are; the folders above them exist for the
 job but hold nothing else. Nothing more of the machine exists for it: not the farm's data dir (secret.key,
 the database), not the node's cache or other jobs' folders, not any home folder. It has a PID namespace
@@ -19,16 +20,23 @@ node would not get the job's CPU time (bubblewrap's outer process exits without 
 kernel's accounting of the run is lost). `--die-with-parent` kills it (SIGKILL) when bubblewrap dies, and
 the end of a namespace's pid 1 kills every process in it, whatever session it moved to: a stop (the node
 signals bubblewrap's process group) or the node's death leaves nothing behind.
+
+A command session (renderers/command_session.py) is this same sandbox with renderers/launcher.py as its pid 1,
+run by a Python of the system's folders (`python`: found and tried once, by `probe`), which every sandbox shows.
 """
 
+import json
 import logging
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from rayfarm.worker.renderers import command_session
 
 log = logging.getLogger(__name__)
 
@@ -59,22 +67,38 @@ def _system() -> list[str]:
 class Sandbox:
     """The bubblewrap command line of this node: the common part is built once, a job adds its own folders."""
 
-    def __init__(self, program: str) -> None:
+    def __init__(self, program: str, python: str | None = None) -> None:
         self.program = program
+        self.python = python  # runs the launcher of command sessions; None: each command run gets a sandbox
         env = [arg for name, value in ENV.items() for arg in ("--setenv", name, value)]
         # --unshare-all: user (when possible), IPC, PID, network, UTS and cgroup namespaces
         self.prefix = [program, "--unshare-all", "--as-pid-1", "--die-with-parent", "--new-session", "--cap-drop",
-                       "ALL", "--clearenv", *env, *_system(), "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+                       "ALL", "--clearenv", *env, *_system(), "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+                       "--tmpfs", "/dev/shm", "--mqueue", "/dev/mqueue"]
 
     def wrap(self, argv: Sequence[str], readable: Sequence[str], writable: str) -> list[str]:
         """`argv` confined: `readable` paths read-only, `writable` (the output folder, also the working folder)
-        writable. Mounted after /tmp, so that a node whose folders are under /tmp still shows them."""
+        writable. Mounted after /tmp, so that a node whose folders are under /tmp still shows them; then the
+        sandbox's root and /dev become read-only (nothing a job writes outside its scratch space and output folder
+        can stay for the next run of a session)."""
         args = list(self.prefix)
         for path in readable:
             args += ["--ro-bind", path, path]
-        args += ["--bind", writable, writable, "--chdir", writable, "--"]
+        args += ["--bind", writable, writable, "--chdir", writable, "--remount-ro", "/", "--remount-ro", "/dev", "--"]
         args += argv
         return args
+
+
+def system_python() -> str | None:
+    """A Python of the system's folders, which every sandbox shows: the node's own interpreter when it is one, else
+    python3 on the sandbox's PATH; None when neither lives there (a node run by a Python of a home folder on a
+    machine without python3 in /usr)."""
+    system = tuple(folder + "/" for folder in SYSTEM)
+    for candidate in (sys.executable, shutil.which("python3", path=ENV["PATH"])):
+        real = os.path.realpath(candidate) if candidate else ""
+        if real.startswith(system):  # a venv's python is a link: its target is what the sandbox shows
+            return real
+    return None
 
 
 def probe(work_dir: Path, program: str | None = None) -> Sandbox:
@@ -91,7 +115,8 @@ def probe(work_dir: Path, program: str | None = None) -> Sandbox:
         inputs.mkdir()
         output.mkdir()
         (inputs / "scene").write_text("readable\n")
-        argv = sandbox.wrap(["sh", "-c", 'cat "$0" > copy', str(inputs / "scene")], [str(inputs)], str(output))
+        command = ["sh", "-c", 'cat "$0" > copy', str(inputs / "scene")]
+        argv = sandbox.wrap(command, [str(inputs)], str(output))
         try:
             done = subprocess.run(argv, env={}, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                                   timeout=30)
@@ -101,7 +126,37 @@ def probe(work_dir: Path, program: str | None = None) -> Sandbox:
         if done.returncode != 0 or not copy.is_file() or copy.read_text() != "readable\n":
             said = " ".join((done.stdout + done.stderr).split())[:300] or "nothing"
             raise ConfinementError(f"{found} does not work here (exit code {done.returncode}; it said: {said})")
+        copy.unlink()
+        sandbox.python = _try_launcher(sandbox, command, [str(inputs)], output)
     return sandbox
+
+
+def _try_launcher(sandbox: Sandbox, argv: list[str], readable: list[str], output: Path) -> str | None:
+    """The Python that runs command sessions, once the launcher ran `argv` in a sandbox with it (and exited when its
+    stdin closed); None, and why in the log, when it cannot: command chunks then get a sandbox each."""
+    python = system_python()
+    if python is None:
+        log.warning("command chunks run in a sandbox each (slower): no Python 3 in /usr for the launcher of command "
+                    "sessions (Debian: apt-get install python3)")
+        return None
+    run = command_session.run_command(argv, output)
+    try:
+        done = subprocess.run(sandbox.wrap(command_session.session_argv(python), readable, str(output)), env={},
+                              input=json.dumps(run) + "\n", capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as exc:
+        done, said = None, str(exc)
+    else:
+        said = " ".join((done.stdout + done.stderr).split())[:300] or "nothing"
+        ended = [found for line in done.stdout.splitlines() if (found := command_session.verdict(line, run["marker"]))]
+        try:
+            if done.returncode == 0 and ended and command_session.ran(ended[0][2]).code == 0 and \
+                    (output / "copy").is_file():
+                return python
+        except ValueError:
+            pass
+    log.warning("command chunks run in a sandbox each (slower): the launcher of command sessions did not work with "
+                "%s (%s)", python, said if done is None else f"exit code {done.returncode}; it said: {said}")
+    return None
 
 
 @dataclass(frozen=True)

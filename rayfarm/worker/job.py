@@ -223,7 +223,7 @@ class Job:
             try:
                 code = self._run(argv, renderer, index, len(commands), sandbox, readable)
             except OSError as exc:
-                return self._failed(f"{argv[0]!r} could not be started on this node: {exc.strerror or exc}.")
+                return self._failed(not_started(argv[0], str(exc.strerror or exc), False))
             seconds += time.monotonic() - began
             if self.cancelled:
                 return self._stopped(seconds)
@@ -231,12 +231,8 @@ class Job:
                 with self._lock:
                     last = self._tail[-1] if self._tail else ""
                 if sandbox and last.startswith(EXEC_FAILED):
-                    reason = last.rpartition(": ")[2]
-                    return self._failed(f"{argv[0]!r} could not be started on this node: {reason}. Confined render "
-                                        f"jobs find programs in /usr/local/bin, /usr/bin and /bin, and the task's "
-                                        f"own files.", seconds)
-                how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
-                return self._failed(f"{Path(argv[0]).name} {how}. Last log lines: {self.tail()}", seconds)
+                    return self._failed(not_started(argv[0], last.rpartition(": ")[2], True), seconds)
+                return self._failed(self._exited(argv[0], code), seconds)
         outputs = self._outputs()
         if renderer.needs_output and not outputs:
             return self._failed(f"{renderer.software} finished but wrote no output file. "
@@ -308,6 +304,10 @@ class Job:
             memory = sum(self._mem_samples) / len(self._mem_samples) if self._mem_samples else self._peak_memory
         return Outcome(result, error, outputs, round(seconds, 3), round(cpu, 2), round(memory))
 
+    def _exited(self, program: str, code: int) -> str:
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        return f"{Path(program).name} {how}. Last log lines: {self.tail()}"
+
     def _failed(self, error: str, seconds: float = 0.0) -> Outcome:
         log.warning("lease %s failed: %s", self.lease_id, error)
         return self._outcome("failed", error[:2000], [], seconds)
@@ -331,6 +331,13 @@ class Job:
             os.rmdir(self.dir)
         except OSError:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def not_started(program: str, reason: str, confined: bool) -> str:
+    """Why a run's program could not start, as a sentence for the user."""
+    where = (" Confined render jobs find programs in /usr/local/bin, /usr/bin and /bin, and the task's own files."
+             if confined else "")
+    return f"{program!r} could not be started on this node: {reason}.{where}"
 
 
 def make_folders(*folders: Path) -> None:

@@ -1,23 +1,30 @@
-"""Persistent Blender sessions on a node: one Blender process per task a slot works on, chunk after chunk.
+"""Persistent sessions on a node: one long-lived process per task a slot works on, chunk after chunk.
 
-A session is a `blender -b scene --python-expr LOOP` process (renderers/blender_session.py) that loaded its
-task's scene once and renders the chunks it is sent, one JSON line each on its stdin. It runs like a
-one-shot render: its own process group, confined by bubblewrap where the node confines Blender, dying with
-the node. Its folder `<work dir>/sessions/<n>/` holds the scene's folder tree when the task has inputs
-(`inputs/`) and `out/`, the one folder it may write: each chunk writes into `out/<lease>/`, from where the
-node uploads that chunk's outputs (while the next chunk renders) and then removes it.
+A Blender session is a `blender -b scene --python-expr LOOP` process (renderers/blender_session.py) that loaded
+its task's scene once and renders the chunks it is sent, one JSON line each on its stdin. A command session is
+one bubblewrap sandbox (confine.py) whose pid 1 is the launcher (renderers/command_session.py, launcher.py): it
+runs each chunk's command and, once it ended, kills whatever the chunk left running and empties the sandbox's
+scratch space. A session runs like a one-shot render: its own process group, confined by bubblewrap where the
+node confines its software (command sessions exist only confined), dying with the node. Its folder
+`<work dir>/sessions/<n>/` holds the scene's folder tree when the task has inputs (`inputs/`) and `out/`, the
+one folder it may write: each chunk writes into `out/<lease>/`, from where the node uploads that chunk's outputs
+(while the next chunk renders) and then removes it; anything else a chunk leaves in `out/` is removed after it.
 
 The pool keeps at most one session per slot: a chunk takes the idle session of its task (same scene, inputs,
 output format and confinement) or starts a new one, and idle sessions of other tasks are closed so that running
-chunks plus idle sessions never exceed the slots: a slot that takes work of another task ends its session.
-A session also ends when it has been idle `idle_seconds`, when its processes use more than `memory_limit`
-bytes after a chunk, when a chunk failed in it (the retry starts a fresh one), and when it is killed: a
+chunks plus idle sessions never exceed the slots: a slot that takes work of another task ends its session, and
+no session ever runs a chunk of another task than its own. A session also ends when it has been idle
+`idle_seconds`, when a Blender session's processes use more than `memory_limit` bytes after a chunk, when a
+chunk failed in a Blender session (the retry starts a fresh one; a command that failed leaves nothing behind in
+its session, which goes on), when a command session could not empty its scratch space, and when it is killed: a
 stop, a time limit or a stuck render kills the whole session (SIGKILL to its process group; bubblewrap takes
 its PID namespace with it), so a crash or a kill costs that chunk an attempt and the next chunk starts fresh.
 """
 
+import contextlib
 import json
 import logging
+import os
 import shutil
 import signal
 import subprocess
@@ -33,6 +40,7 @@ from rayfarm.worker import process
 
 log = logging.getLogger(__name__)
 
+BLENDER = "Blender"  # a session's kind: Blender, or the software it runs ("command": a command session)
 DEFAULT_IDLE_SECONDS = 60.0
 START_TIMEOUT = 60.0  # seconds to wait for the process to be started (not for the scene to load)
 MEMORY_SHARE = 0.75  # default bound: this share of the machine's memory, divided among the slots
@@ -54,10 +62,12 @@ def session_key(lease: dict[str, Any], confined: bool) -> Hashable:
 class Session:
     """One long-running render process, fed a command per chunk on stdin; its lines on stdout."""
 
-    def __init__(self, number: int, key: Hashable, folder: Path) -> None:
+    def __init__(self, number: int, key: Hashable, folder: Path, kind: str = BLENDER) -> None:
         self.number = number
         self.key = key
         self.folder = folder
+        self.kind = kind
+        self.name = f"{kind} session {number}"
         self.out = folder / "out"  # writable for the process: one subfolder per chunk
         self.proc: subprocess.Popen | None = None
         self.scene: Path | None = None  # the scene file it loaded
@@ -68,7 +78,7 @@ class Session:
         self.exited = threading.Event()
         self._error: OSError | None = None
         self._known: dict[int, psutil.Process] = {}  # its processes at the last look
-        self._chunk_folders = 0
+        self._chunk_folders: set[str] = set()  # of chunks not reported yet
         self._lock = threading.Lock()
 
     # ---- life --------------------------------------------------------------------------------------------
@@ -104,7 +114,7 @@ class Session:
             except (OSError, ValueError):
                 pass
         self.exited.set()
-        log.info("Blender session %d ended (%s) after %d chunk(s)", self.number, describe_exit(self.code), self.chunks)
+        log.info("%s ended (%s) after %d run(s)", self.name, describe_exit(self.code), self.chunks)
         self._remove_if_unused()
 
     def alive(self) -> bool:
@@ -124,19 +134,35 @@ class Session:
         folder = self.out / name
         folder.mkdir()
         with self._lock:
-            self._chunk_folders += 1
+            self._chunk_folders.add(name)
         return folder
 
     def drop_chunk_folder(self, folder: Path) -> None:
         """A chunk's outputs were reported: remove them (and the session's folder once it ended and is empty)."""
         shutil.rmtree(folder, ignore_errors=True)
         with self._lock:
-            self._chunk_folders -= 1
+            self._chunk_folders.discard(folder.name)
         self._remove_if_unused()
+
+    def tidy(self) -> None:
+        """Remove what a chunk left in `out/` besides the chunks' own folders: nothing of it reaches the next chunk."""
+        with self._lock:
+            keep = set(self._chunk_folders)
+        try:
+            with os.scandir(self.out) as entries:
+                strays = [entry for entry in entries if entry.name not in keep]
+        except OSError:
+            return
+        for entry in strays:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
 
     def _remove_if_unused(self) -> None:
         with self._lock:
-            if not self.exited.is_set() or self._chunk_folders > 0:
+            if not self.exited.is_set() or self._chunk_folders:
                 return
         shutil.rmtree(self.folder, ignore_errors=True)
 
@@ -246,12 +272,12 @@ class SessionPool:
                     return session
         return None
 
-    def new(self, key: Hashable) -> Session:
+    def new(self, key: Hashable, kind: str = BLENDER) -> Session:
         """A session not started yet, counted busy; idle sessions of other tasks make room for it."""
         self.make_room()
         with self._lock:
             self._count += 1
-            session = Session(self._count, key, self.root / str(self._count))
+            session = Session(self._count, key, self.root / str(self._count), kind)
             self._busy.add(session)
         return session
 
@@ -264,21 +290,14 @@ class SessionPool:
             while self._idle and self.rendering() + len(self._idle) > self.slots:
                 closing.append(self._idle.pop(0))
         for session in closing:
-            log.info("closing Blender session %d: its slot takes other work", session.number)
+            log.info("closing %s: its slot takes other work", session.name)
             session.kill()
 
-    def release(self, session: Session, healthy: bool) -> None:
-        """A chunk ended in `session`: keep it for the task's next chunk, or end it (a failed or killed chunk, a
-        process gone, or over the memory bound)."""
-        reason = None
-        if not healthy:
-            reason = "its chunk did not succeed"
-        elif not session.alive():
-            reason = "its process is gone"
-        else:
-            used = session.memory()
-            if used > self.memory_limit:
-                reason = f"it uses {used / 2**20:.0f} MiB, more than the bound of {self.memory_limit / 2**20:.0f} MiB"
+    def release(self, session: Session, healthy: bool, reason: str = "its chunk did not succeed") -> None:
+        """A chunk ended in `session`: keep it for the task's next chunk, or end it (not `healthy`: for `reason`; a
+        process gone; a Blender session over the memory bound)."""
+        if healthy:
+            reason = self._unfit(session)
         with self._lock:
             self._busy.discard(session)
             if reason is None:
@@ -286,8 +305,19 @@ class SessionPool:
                 self._idle.append(session)
         if reason is not None:
             if session.alive():
-                log.info("closing Blender session %d: %s", session.number, reason)
+                log.info("closing %s: %s", session.name, reason)
             session.kill()
+
+    def _unfit(self, session: Session) -> str | None:
+        """Why a session whose chunk went well must end anyway, or None."""
+        if not session.alive():
+            return "its process is gone"
+        if session.kind != BLENDER:  # its chunks' processes are gone: only the launcher's few MiB are left
+            return None
+        used = session.memory()
+        if used > self.memory_limit:
+            return f"it uses {used / 2**20:.0f} MiB, more than the bound of {self.memory_limit / 2**20:.0f} MiB"
+        return None
 
     def end_idle(self, session: Session, reason: str) -> None:
         """End `session` if it is idle (a busy one renders a chunk that keeps it)."""
@@ -295,7 +325,7 @@ class SessionPool:
             if session not in self._idle:
                 return
             self._idle.remove(session)
-        log.info("closing Blender session %d: %s", session.number, reason)
+        log.info("closing %s: %s", session.name, reason)
         session.kill()
 
     def expire(self) -> None:
@@ -307,7 +337,7 @@ class SessionPool:
             self._idle = [session for session in self._idle if session not in old]
         for session in old:
             if session.alive():
-                log.info("closing Blender session %d: idle for %.0f s", session.number, now - session.idle_since)
+                log.info("closing %s: idle for %.0f s", session.name, now - session.idle_since)
             session.kill()
 
     def idle(self) -> list[Session]:

@@ -1,10 +1,12 @@
-"""A lease on a node with persistent Blender sessions (session.py): a Blender chunk renders in its task's session.
+"""A lease on a node with persistent sessions (session.py): a chunk runs in its task's session when it has one.
 
+A Blender chunk renders in its task's Blender session; a command chunk, on a node that confines commands, runs in
+its task's command session (one sandbox whose launcher runs the chunk's command, renderers/command_session.py).
 Everything else of a job stays as in job.py: its log (only this chunk's lines, from the command sent to the
 session to the session's end-of-chunk line), progress, CPU and memory, the time limit and the stuck-render
 watchdog (they kill the session, and the chunk counts an attempt), the stop (kills the session at once).
-Command tasks, and Blender tasks that opt out (`persistent_session: false` in the lease's render dict), run
-one-shot, as on a node without sessions.
+Tasks that opt out (`persistent_session: false` in the lease's render dict), and command tasks on a node that runs
+them unconfined (or where the launcher does not work), run one-shot, as on a node without sessions.
 """
 
 import logging
@@ -15,21 +17,29 @@ from typing import Any
 
 from rayfarm.worker import process
 from rayfarm.worker.client import FarmError, Unreachable
-from rayfarm.worker.confine import Policy, Sandbox
-from rayfarm.worker.job import Job, Outcome, folder_name
-from rayfarm.worker.renderers import RenderError
+from rayfarm.worker.confine import COMMAND, Policy, Sandbox
+from rayfarm.worker.job import Job, Outcome, folder_name, not_started
+from rayfarm.worker.renderers import RenderError, chunk_progress, command_session
 from rayfarm.worker.renderers.blender import BlenderRenderer
 from rayfarm.worker.renderers.blender_session import verdict
+from rayfarm.worker.renderers.command import CommandRenderer
 from rayfarm.worker.scenes import SceneCache
-from rayfarm.worker.session import Session, SessionPool, describe_exit, session_key
+from rayfarm.worker.session import BLENDER, Session, SessionPool, describe_exit, session_key
 
 log = logging.getLogger(__name__)
 
 
-def wants_session(render: dict[str, Any]) -> bool:
-    """A Blender task that did not opt out (task.json `task_info.persistent_session: "0"`)."""
+def session_kind(render: dict[str, Any], sandbox: Sandbox | None) -> str | None:
+    """The kind of session a task's chunks run in on this node (`sandbox`: how it confines the task's software), or
+    None: one-shot (task.json `task_info.persistent_session: "0"`, or commands that cannot have a session here)."""
+    if render.get("persistent_session") is False:
+        return None
     software = str(render.get("software") or "").lower()
-    return software == BlenderRenderer.software and render.get("persistent_session") is not False
+    if software == BlenderRenderer.software:
+        return BLENDER
+    if software == COMMAND and sandbox is not None and sandbox.python:
+        return COMMAND
+    return None
 
 
 class SessionJob(Job):
@@ -42,14 +52,14 @@ class SessionJob(Job):
 
     def cancel(self, reason: str) -> None:
         """A chunk in a session: kill the session now (SIGKILL; the next chunk starts a fresh one). A chunk whose
-        render is over (its outputs upload) ends its session if no chunk took it meanwhile: nothing of a stopped
-        task stays running."""
+        render is over (its outputs upload) ends its task's idle session if no chunk took it meanwhile: nothing of
+        a stopped task stays running."""
         with self._lock:
             session = self._session
             if session is not None:
                 if self.cancelled is None:
                     self.cancelled = reason
-                log.info("lease %s: killing Blender session %d (%s)", self.lease_id, session.number, reason)
+                log.info("lease %s: killing %s (%s)", self.lease_id, session.name, reason)
                 session.kill()
                 return
         if self._chunk is not None:
@@ -64,17 +74,30 @@ class SessionJob(Job):
 
     def _render(self) -> Outcome:
         render = self.lease.get("render") or {}
-        if not wants_session(render):
+        software = str(render.get("software") or "").lower()
+        sandbox = self.policy.sandbox_for(software)
+        kind = session_kind(render, sandbox)
+        if kind is None:
             self.sessions.make_room()
             return super()._render()
-        renderer = BlenderRenderer(render)
-        sandbox = self.policy.sandbox_for(renderer.software)
         key = session_key(self.lease, sandbox is not None)
+        if kind == BLENDER:
+            blender = BlenderRenderer(render)
+            return self._in_session(key, kind, lambda session: self._start_blender(session, blender, sandbox),
+                                    lambda session: self._render_in(session, blender))
+        command = CommandRenderer(render)
+        assert sandbox is not None and sandbox.python is not None
+        return self._in_session(key, kind, lambda session: self._start_launcher(session, sandbox),
+                                lambda session: self._run_in(session, command))
+
+    def _in_session(self, key: Any, kind: str, start: Callable[[Session], Outcome | None],
+                    chunk: Callable[[Session], Outcome]) -> Outcome:
+        """The chunk in its task's idle session, or in a new one started with `start` (its failure ends the chunk)."""
         session = self.sessions.take(key)
         if session is None:
-            session = self.sessions.new(key)
+            session = self.sessions.new(key, kind)
             try:
-                failure = self._start(session, renderer, sandbox)
+                failure = start(session)
             except BaseException:
                 self.sessions.release(session, healthy=False)
                 raise
@@ -82,54 +105,76 @@ class SessionJob(Job):
                 self.sessions.release(session, healthy=False)
                 return failure
         try:
-            return self._chunk_in(session, renderer)
+            self.output_dir = session.chunk_folder(folder_name(self.lease_id))
+            self._chunk = (session, self.output_dir)
+            return chunk(session)
         except BaseException:  # whatever went wrong, the pool does not keep a session nobody uses
             self.sessions.release(session, healthy=False)
             raise
 
-    def _chunk_in(self, session: Session, renderer: BlenderRenderer) -> Outcome:
-        self.output_dir = session.chunk_folder(folder_name(self.lease_id))
-        self._chunk = (session, self.output_dir)
+    def _scene(self, session: Session) -> Path | Outcome | None:
+        """The task's scene in the session's folder (or the cache, or its shared root); a failure's outcome."""
+        try:
+            return self.scenes.scene_for(self.lease, session.folder)
+        except RenderError as exc:
+            return self._failed(str(exc))
+        except (FarmError, Unreachable, OSError) as exc:
+            return self._failed(f"the scene could not be fetched: {exc}")
+
+    def _launch(self, session: Session, argv: list[str], sandbox: Sandbox | None, program: str) -> Outcome | None:
+        if sandbox is not None:
+            argv = sandbox.wrap(argv, self._readable(session.scene, session.folder), str(session.out))
+        log.info("lease %s: starting %s%s", self.lease_id, session.name, " (confined)" if sandbox else "")
+        try:
+            session.start(argv, sandbox is not None)
+        except OSError as exc:
+            return self._failed(not_started(program, str(exc.strerror or exc), False))
+        return None
+
+    def _enter(self, session: Session) -> bool:
+        """The chunk runs in `session` from now (a stop kills it); False when it was stopped already."""
+        assert session.proc is not None
+        with self._lock:
+            if self.cancelled:
+                return False
+            self._proc, self._session = session.proc, session
+            self._sampler = process.TreeSampler(session.proc.pid, time.monotonic())
+            self._active = time.monotonic()
+        return True
+
+    def _leave(self, cpu: float, memory: int) -> None:
+        with self._lock:
+            self._proc, self._sampler, self._session = None, None, None
+            self._cpu_seconds += cpu
+            self._peak_memory = max(self._peak_memory, memory)
+
+    # ---- Blender -----------------------------------------------------------------------------------------
+    def _start_blender(self, session: Session, renderer: BlenderRenderer, sandbox: Sandbox | None) -> Outcome | None:
+        """Fetch the scene into the session's folder (or use the cache) and start Blender on it; the failure's
+        outcome, or None."""
+        scene = self._scene(session)
+        if isinstance(scene, Outcome):
+            return scene
+        if scene is None:
+            return self._failed("the task has no scene file to render.")
+        try:
+            argv = renderer.session_argv(scene)  # RenderError for a format Blender does not know
+        except RenderError as exc:
+            return self._failed(str(exc))
+        session.scene = scene
+        return self._launch(session, argv, sandbox, renderer.executable)
+
+    def _render_in(self, session: Session, renderer: BlenderRenderer) -> Outcome:
+        """Render the chunk in `session` and say how it went; the session goes back to the pool or ends."""
+        assert session.scene is not None
         try:
             command = renderer.session_chunk(self.lease, session.scene, self.output_dir)
         except RenderError as exc:
             self.sessions.release(session, healthy=True)  # nothing was sent to it
             return self._failed(str(exc))
-        return self._in(session, renderer, command)
-
-    def _start(self, session: Session, renderer: BlenderRenderer, sandbox: Sandbox | None) -> Outcome | None:
-        """Fetch the scene into the session's folder (or use the cache) and start Blender on it; the failure's
-        outcome, or None."""
-        try:
-            scene = self.scenes.scene_for(self.lease, session.folder)
-            if scene is None:
-                raise RenderError("the task has no scene file to render.")
-            argv = renderer.session_argv(scene)  # RenderError for a format Blender does not know
-        except RenderError as exc:
-            return self._failed(str(exc))
-        except (FarmError, Unreachable, OSError) as exc:
-            return self._failed(f"the scene could not be fetched: {exc}")
-        session.scene = scene
-        if sandbox is not None:
-            argv = sandbox.wrap(argv, self._readable(scene, session.folder), str(session.out))
-        log.info("lease %s: starting Blender session %d%s", self.lease_id, session.number,
-                 " (confined)" if sandbox else "")
-        try:
-            session.start(argv, sandbox is not None)
-        except OSError as exc:
-            return self._failed(f"{renderer.executable!r} could not be started on this node: {exc.strerror or exc}.")
-        return None
-
-    def _in(self, session: Session, renderer: BlenderRenderer, command: dict[str, Any]) -> Outcome:
-        """Render the chunk in `session` and say how it went; the session goes back to the pool or ends."""
-        assert session.proc is not None
-        with self._lock:
-            if self.cancelled:
-                self.sessions.release(session, healthy=False)
-                return self._stopped(0.0)
-            self._proc, self._session = session.proc, session
-            self._sampler = process.TreeSampler(session.proc.pid, time.monotonic())
-            self._active = time.monotonic()
+        if not self._enter(session):
+            self.sessions.release(session, healthy=False)
+            return self._stopped(0.0)
         if session.chunks:
             self.add_line(f"[rayfarm worker: rendered in Blender session {session.number} of this node, its chunk "
                           f"{session.chunks + 1}: the scene was loaded for its first chunk]")
@@ -137,11 +182,8 @@ class SessionJob(Job):
         began, cpu = time.monotonic(), session.cpu_seconds() if session.chunks else 0.0
         result, sentence = session.render(command, self._line_handler(renderer), verdict)
         seconds = time.monotonic() - began
-        cpu, memory = max(0.0, session.cpu_seconds() - cpu), session.memory()
-        with self._lock:
-            self._proc, self._sampler, self._session = None, None, None
-            self._cpu_seconds += cpu
-            self._peak_memory = max(self._peak_memory, memory)
+        self._leave(max(0.0, session.cpu_seconds() - cpu), session.memory())
+        session.tidy()
         if result == "exited":
             code = session.wait_exit()
             self.sessions.release(session, healthy=False)
@@ -169,3 +211,67 @@ class SessionJob(Job):
             if percent is not None:
                 self.progress = max(self.progress, percent)
         return on_line
+
+    # ---- commands ----------------------------------------------------------------------------------------
+    def _start_launcher(self, session: Session, sandbox: Sandbox) -> Outcome | None:
+        """Fetch the task's scene and inputs into the session's folder (or use the cache) and start the launcher in
+        the sandbox that shows them; the failure's outcome, or None."""
+        scene = self._scene(session)
+        if isinstance(scene, Outcome):
+            return scene
+        session.scene = scene
+        assert sandbox.python is not None
+        return self._launch(session, command_session.session_argv(sandbox.python), sandbox, sandbox.python)
+
+    def _run_in(self, session: Session, renderer: CommandRenderer) -> Outcome:
+        """Run the chunk's command (once, or once per frame) in `session` and say how it went; the session goes back
+        to the pool, or ends when the launcher could not clean up after the chunk or is gone."""
+        try:
+            runs = renderer.commands(self.lease, session.scene, self.output_dir)
+        except RenderError as exc:
+            self.sessions.release(session, healthy=True)  # nothing was sent to it
+            return self._failed(str(exc))
+        if not self._enter(session):
+            self.sessions.release(session, healthy=False)
+            return self._stopped(0.0)
+        seconds, failure, clean = 0.0, None, True
+        for index, argv in enumerate(runs):
+            self.progress = max(self.progress, chunk_progress(index, len(runs), 0))
+            began = time.monotonic()
+            result, payload = session.render(command_session.run_command(argv, self.output_dir), self.add_line,
+                                             command_session.verdict)
+            seconds += time.monotonic() - began
+            try:
+                ran = command_session.ran(payload) if result == command_session.ENDED else None
+            except ValueError:
+                ran = None
+            if ran is None:
+                self._leave(0.0, 0)
+                self.sessions.release(session, healthy=False)
+                if self.cancelled:
+                    return self._stopped(seconds)
+                return self._failed(f"the command session ended while it ran {Path(argv[0]).name} "
+                                    f"({describe_exit(session.wait_exit())}; the next chunk starts a fresh one). Last "
+                                    f"log lines: {self.tail()}", seconds)
+            with self._lock:
+                self._cpu_seconds += ran.cpu
+                self._peak_memory = max(self._peak_memory, ran.rss)
+            clean = clean and ran.clean
+            if ran.code is None:
+                failure = not_started(argv[0], ran.error, True)
+            elif ran.code != 0:
+                failure = self._exited(argv[0], ran.code)
+            if failure or self.cancelled:
+                break
+            self.progress = max(self.progress, chunk_progress(index + 1, len(runs), 0))
+        self._leave(0.0, 0)
+        session.tidy()
+        if self.cancelled:
+            self.sessions.release(session, healthy=False)
+            return self._stopped(seconds)
+        self.sessions.release(session, healthy=clean, reason="a chunk left what the launcher could not remove")
+        if failure:
+            return self._failed(failure, seconds)
+        outputs = self._outputs()
+        self.progress = 100.0
+        return self._outcome("done", "", outputs, seconds)

@@ -6,6 +6,12 @@ PROBE, a Python script that tries to read the farm's secret key and database, th
 environment, the node's /proc entries and files), another task's folder and cached scene on the node, and
 the node user's home; it also tries to connect to the server and lists every file it can see. It writes
 what it found into its output folder, and the test reads that report from the farm like any user would.
+
+Each test runs both ways a node runs command chunks: in the task's command session (one sandbox per task and
+slot, the default: the job's folder is `sessions/<n>/`, each chunk's output folder `sessions/<n>/out/<lease>/`)
+and one-shot (`persistent_session: "0"`: a sandbox per run, the job's folder `leases/<lease>/`). SEE checks what
+a session's chunks share: nothing a chunk leaves (processes, files in /tmp) reaches the next, and no chunk of
+another task runs in the sandbox.
 """
 
 import json
@@ -79,11 +85,38 @@ LINGER = ["python3", "-c", (
     "time.sleep(300)\n"), "{output}"]
 
 
-def task_json(command: list[str], scene: str = "") -> dict:
+# A chunk writes what it sees of its sandbox to {output}/seen_<frame>.json: its PID namespace, the other processes
+# there, /tmp, its output folder; with "leave" it then leaves a process (in a session of its own, ignoring SIGTERM)
+# and files in /tmp and its HOME behind.
+SEE = ["python3", "-c", r"""
+import json, os, subprocess, sys
+frame, output, leave = sys.argv[1], sys.argv[2], sys.argv[3:] == ["leave"]
+others = []
+for pid in (name for name in os.listdir("/proc") if name.isdigit() and int(name) not in (1, os.getpid())):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            others.append(handle.read().replace(b"\0", b" ").decode())
+    except OSError:
+        pass
+seen = {"ns": os.readlink("/proc/self/ns/pid"), "others": others, "tmp": sorted(os.listdir("/tmp")),
+        "home": sorted(os.listdir(os.environ["HOME"])), "output": output}
+with open(os.path.join(output, f"seen_{frame}.json"), "w") as handle:
+    json.dump(seen, handle)
+if leave:
+    for path in ("/tmp/left-behind.txt", os.path.expanduser("~/.left-behind-rc")):
+        with open(path, "w") as handle:
+            handle.write("left behind")
+    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(300)"
+    subprocess.Popen([sys.executable, "-c", code, "left-behind"], start_new_session=True)
+"""]
+WAYS = pytest.mark.parametrize("persistent", ["1", "0"], ids=["session", "one-shot"])
+
+
+def task_json(command: list[str], scene: str = "", persistent: str = "1", frames: str = "1") -> dict:
     return {"software_config": {"cg_name": "command", "cg_version": "", "plugins": {}},
             "task_info": {"input_cg_file": scene, "frames_per_task": "1", "pre_frames": "000",
-                          "stop_after_test": "2", "job_stop_time": "600"},
-            "scene_info": {"common": {"frames": "1"}},
+                          "stop_after_test": "2", "job_stop_time": "600", "persistent_session": persistent},
+            "scene_info": {"common": {"frames": frames}},
             "additional_info": {"command": command}}
 
 
@@ -108,12 +141,23 @@ def details(farm, api: RayfarmAPI, task_id: int):
     return show
 
 
-def render_processes(lease_dirs: Path) -> list[psutil.Process]:
-    """Live processes (not bubblewrap itself) whose command line names a folder under ``lease_dirs``."""
+def job_folders(node) -> tuple[Path, Path]:
+    """Where a node's jobs live: one-shot runs under leases/, sessions (and their chunks) under sessions/."""
+    return node.work_dir / "leases", node.work_dir / "sessions"
+
+
+def job_folder(node, path: Path) -> Path:
+    """The job's own folder that holds ``path``: leases/<lease>, or sessions/<n> (its scene tree and out/)."""
+    return next(folder for folder in (path, *path.parents) if folder.parent in job_folders(node))
+
+
+def render_processes(node) -> list[psutil.Process]:
+    """Live processes (not bubblewrap itself) whose command line names a folder under the node's job folders."""
     found = []
     for proc in psutil.process_iter(["cmdline", "status", "name"]):
         cmdline = " ".join(proc.info["cmdline"] or [])
-        if str(lease_dirs) in cmdline and proc.info["status"] != psutil.STATUS_ZOMBIE and proc.info["name"] != "bwrap":
+        if any(str(folder) in cmdline for folder in job_folders(node)) and \
+                proc.info["status"] != psutil.STATUS_ZOMBIE and proc.info["name"] != "bwrap":
             found.append(proc)
     return found
 
@@ -162,7 +206,8 @@ def jailed(farm, tmp_path):
     api.close()
 
 
-def test_a_command_reads_only_its_inputs_and_writes_only_its_output(farm, jailed, tmp_path):
+@WAYS
+def test_a_command_reads_only_its_inputs_and_writes_only_its_output(farm, jailed, tmp_path, persistent):
     api, home = jailed
     files = tmp_path / "files"
     files.mkdir()
@@ -175,17 +220,19 @@ def test_a_command_reads_only_its_inputs_and_writes_only_its_output(farm, jailed
     node = farm.start_worker("jail", "--slots", "2")
 
     # another task runs on the node meanwhile: its folder holds a copy of its scene (read from the node's cache)
-    other = submit(api, task_json(HOLD, "D:/other/other.txt"))
-    leases = node.work_dir / "leases"
-    copy = wait_for(lambda: next(iter(leases.glob("*/out/copy.txt")), None), 30, "the other task to be running",
-                    details=details(farm, api, other))
+    other = submit(api, task_json(HOLD, "D:/other/other.txt", persistent))
+    leases, sessions = job_folders(node)
+    copy = wait_for(lambda: next(iter([*leases.glob("*/out/copy.txt"), *sessions.glob("*/out/*/copy.txt")]), None),
+                    30, "the other task to be running", details=details(farm, api, other))
     wait_for(lambda: copy.read_text() == OTHER_TEXT, 10, "the other task to copy its scene")
     cached = next((node.work_dir / "cache").glob("*/other.txt"))
+    others = job_folder(node, copy)
+    assert others.parent == (sessions if persistent == "1" else leases)
 
     data = farm.data_dir
-    reads = [data / "secret.key", data, node.work_dir, node.work_dir / "cache", cached, leases, copy.parent.parent,
-             copy, home, home / "notes.txt", Path(f"/proc/{node.pid}/cmdline"), Path(f"/proc/{node.pid}/environ"),
-             farm.log_path, node.log_path]
+    reads = [data / "secret.key", data, node.work_dir, node.work_dir / "cache", cached, leases, sessions, others,
+             copy.parent.parent, copy, home, home / "notes.txt", Path(f"/proc/{node.pid}/cmdline"),
+             Path(f"/proc/{node.pid}/environ"), farm.log_path, node.log_path]
     connects = [["127.0.0.1", farm.port]]
     db_url = farm.database_url
     if db_url.startswith("sqlite"):
@@ -196,7 +243,8 @@ def test_a_command_reads_only_its_inputs_and_writes_only_its_output(farm, jailed
     plan = {"read": [str(path) for path in reads], "connect": connects}
     upload = {"asset": [{"local": "D:/probe/probe.py", "server": "/D/probe/probe.py"},
                         {"local": "D:/probe/data/input.txt", "server": "/D/probe/data/input.txt"}]}
-    probe = submit(api, task_json(["python3", "{scene}", "{output}", json.dumps(plan)], "D:/probe/probe.py"), upload)
+    probe = submit(api, task_json(["python3", "{scene}", "{output}", json.dumps(plan)], "D:/probe/probe.py",
+                                  persistent), upload)
     wait_for(lambda: status(api, probe) in FINISHED, 60, "the probe task to finish", interval=0.2,
              details=details(farm, api, probe))
     assert status(api, probe) == 25, details(farm, api, probe)()
@@ -206,8 +254,10 @@ def test_a_command_reads_only_its_inputs_and_writes_only_its_output(farm, jailed
 
     # its own input was readable, its output arrived on the server
     assert report["input"] == INPUT_TEXT
-    job = Path(report["job"])
-    assert job.parent == leases and job != copy.parent.parent
+    job = job_folder(node, Path(report["job"]))
+    assert job.parent == others.parent and job != others
+    if persistent == "1":
+        assert "starting command session" in node.log()
     # every attempt outside failed
     reached = sorted(path for path, found in report["reads"].items() if reached_into(Path(path), found, job))
     assert not reached, f"the confined command could read {reached}"
@@ -225,36 +275,36 @@ def test_a_command_reads_only_its_inputs_and_writes_only_its_output(farm, jailed
     assert not outside, f"the confined command could see {len(outside)} other files, e.g. {outside[:5]}"
 
 
-def test_stop_kills_a_confined_command_and_everything_it_started(farm, jailed):
+@WAYS
+def test_stop_kills_a_confined_command_and_everything_it_started(farm, jailed, persistent):
     api, _ = jailed
     node = farm.start_worker("stopper")
-    task_id = submit(api, task_json(LINGER))
-    leases = node.work_dir / "leases"
-    procs = wait_for(lambda: (lambda found: found if len(found) >= 2 else None)(render_processes(leases)), 30,
+    task_id = submit(api, task_json(LINGER, persistent=persistent))
+    procs = wait_for(lambda: (lambda found: found if len(found) >= 2 else None)(render_processes(node)), 30,
                      "the command and its child to run", details=details(farm, api, task_id))
     api.task.stop_task([task_id])
     try:
         wait_for(lambda: gone(procs), 10, "every process of the stopped command to be gone",
                  details=details(farm, api, task_id))
     finally:
-        for proc in render_processes(leases):  # never leave them running when the test fails
+        for proc in render_processes(node):  # never leave them running when the test fails
             proc.kill()
     assert node.alive()
 
 
-def test_a_killed_node_leaves_no_confined_process_behind(farm, jailed):
+@WAYS
+def test_a_killed_node_leaves_no_confined_process_behind(farm, jailed, persistent):
     api, _ = jailed
     node = farm.start_worker("doomed")
-    task_id = submit(api, task_json(LINGER))
-    leases = node.work_dir / "leases"
-    procs = wait_for(lambda: (lambda found: found if len(found) >= 2 else None)(render_processes(leases)), 30,
+    task_id = submit(api, task_json(LINGER, persistent=persistent))
+    procs = wait_for(lambda: (lambda found: found if len(found) >= 2 else None)(render_processes(node)), 30,
                      "the command and its child to run", details=details(farm, api, task_id))
     os.kill(node.pid, signal.SIGKILL)
     node.process.wait(10)
     try:
         wait_for(lambda: gone(procs), 10, "every process of the dead node's command to be gone")
     finally:
-        for proc in render_processes(leases):  # never leave them running when the test fails
+        for proc in render_processes(node):  # never leave them running when the test fails
             proc.kill()
 
 
@@ -280,6 +330,53 @@ def test_a_scene_on_a_shared_root_is_read_in_place_with_the_rest_of_its_root(tmp
             assert status(api, task_id) == 25, details(farm, api, task_id)()
             [path] = api.files.download_task(task_id, tmp_path / "out")
             assert path.read_text() == "shot\nwood\n"
-        assert "run 1/1: sh (confined)" in farm.workers[0].log()
+        assert "starting command session 1 (confined)" in farm.workers[0].log()
     finally:
         farm.stop()
+
+
+def seen_by_chunks(api: RayfarmAPI, task_id: int, folder: Path) -> dict[str, dict]:
+    """What each chunk of a SEE task saw, by frame."""
+    return {path.stem.removeprefix("seen_"): json.loads(path.read_text())
+            for path in api.files.download_task(task_id, folder)}
+
+
+def session_number(node, seen: dict) -> str:
+    """The command session a chunk ran in (its output folder is sessions/<n>/out/<lease>)."""
+    return job_folder(node, Path(seen["output"])).relative_to(node.work_dir / "sessions").parts[0]
+
+
+def test_a_chunk_leaves_nothing_for_the_next_chunk_in_its_session(farm, jailed, tmp_path):
+    api, _ = jailed
+    node = farm.start_worker("keeper")  # one slot: the task's chunks run one after the other, in one session
+    task_id = submit(api, task_json([*SEE, "{frame}", "{output}", "leave"], frames="1-3"))
+    wait_for(lambda: status(api, task_id) in FINISHED, 60, "the task to finish", interval=0.2,
+             details=details(farm, api, task_id))
+    assert status(api, task_id) == 25, details(farm, api, task_id)()
+    seen = seen_by_chunks(api, task_id, tmp_path / "seen")
+    assert sorted(seen) == ["1", "2", "3"]
+    # one sandbox for the three chunks...
+    assert len({session_number(node, each) for each in seen.values()}) == 1
+    assert len({each["ns"] for each in seen.values()}) == 1
+    # ...and each left a process and files behind, which the next one did not see
+    for frame in ("2", "3"):
+        assert seen[frame]["others"] == [], seen[frame]["others"]
+        assert seen[frame]["tmp"] == seen["1"]["tmp"] and "left-behind.txt" not in seen[frame]["tmp"]
+        assert seen[frame]["home"] == seen["1"]["home"] and ".left-behind-rc" not in seen[frame]["home"]
+    assert not [p for p in psutil.process_iter(["cmdline"]) if "left-behind" in (p.info["cmdline"] or [])]
+
+
+def test_a_chunk_of_another_task_never_runs_in_a_tasks_sandbox(farm, jailed, tmp_path):
+    api, _ = jailed
+    node = farm.start_worker("mover")  # one slot, for the first task's two chunks, then for the other task
+    first = submit(api, task_json([*SEE, "{frame}", "{output}"], frames="1-2"))
+    second = submit(api, task_json([*SEE, "{frame}", "{output}"], frames="1"))  # the same command, another task
+    for task_id in (first, second):
+        wait_for(lambda: status(api, task_id) in FINISHED, 60, "the tasks to finish", interval=0.2,
+                 details=details(farm, api, task_id))
+        assert status(api, task_id) == 25, details(farm, api, task_id)()
+    mine = seen_by_chunks(api, first, tmp_path / "first")
+    theirs = seen_by_chunks(api, second, tmp_path / "second")["1"]
+    assert session_number(node, mine["1"]) == session_number(node, mine["2"]) != session_number(node, theirs)
+    assert mine["1"]["ns"] == mine["2"]["ns"] != theirs["ns"]
+    assert theirs["others"] == []
