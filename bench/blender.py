@@ -23,6 +23,8 @@ import resource
 import subprocess
 import time
 
+from PIL import Image
+
 from bench.cpu import CpuMeter, process_tree, wait_quiet
 from bench.harness import Bench, base_parser, deadline, emit, note, run, sdk
 from bench.peers import chunk_times
@@ -33,6 +35,15 @@ from tests.support.processes import stop_process
 def children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def same_size(farm_dir, hand_dir) -> None:
+    """The farm rendered what the hand-run Blenders rendered: every PNG of both at one size (a task.json
+    resolution other than the scene's would compare different work)."""
+    sizes = {(where, Image.open(path).size) for where, folder in (("farm", farm_dir), ("by hand", hand_dir))
+             for path in folder.rglob("*.png")}
+    if len({size for _, size in sizes}) != 1:
+        raise RuntimeError(f"the farm and the hand-run Blenders rendered different sizes: {sorted(sizes)}")
 
 
 def by_hand(scene, out_dir, frames: int, workers: int) -> tuple[float, float]:
@@ -91,7 +102,7 @@ def main() -> None:
         task_id = api.task.task_id
         api.task.upload_task_json(task_id, taskjson.text(taskjson.blender(
             "D:/bench/scene.blend", f"1-{args.frames}", per_chunk=args.per_chunk, cg_version="",
-            common={"Render_Format": "PNG"})))
+            common={"Render_Format": "PNG", "width": str(args.width), "height": str(args.height)})))
         quiet = wait_quiet()
         meter = CpuMeter(server=server.pids,
                          workers=lambda: [p for w in workers for p in process_tree(w.process.pid)])
@@ -123,6 +134,7 @@ def main() -> None:
         hand_meter.start()
         hand_s, hand_cpu = by_hand(scene, bench.tmp / "by-hand", args.frames, args.workers)
         hand_others = hand_meter.stop()["others_share"]
+        same_size(bench.tmp / "data" / "storage", bench.tmp / "by-hand")
         ratio = farm_s / hand_s
         emit("blender", {
             "database": args.database, "frames": args.frames, "workers": args.workers, "per_chunk": args.per_chunk,
