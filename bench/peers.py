@@ -202,6 +202,7 @@ def chunk_times(bench: Bench, task_id: int, submitted_at: float) -> tuple[int, f
              "execute_p50_ms": ms(percentile([r[3] or 0.0 for r in rows], 50)),
              "outside_command_p50_ms": ms(percentile(outside, 50)),
              "outside_command_p99_ms": ms(percentile(outside, 99)),
+             "outside_command_mean_ms": ms(sum(outside) / len(outside)) if outside else None,
              "idle_ms_per_chunk": round(idle / max(1, len(rows)) * 1000.0, 3),
              "first_lease_ms": ms(min((r[1] for r in rows), default=submitted_at) - submitted_at)}
     return len(rows), max((r[2] for r in rows), default=submitted_at), split
