@@ -164,17 +164,26 @@ class SessionJob(Job):
         session.scene = scene
         return self._launch(session, argv, sandbox, renderer.executable)
 
+    def _prepare(self, session: Session, make: Callable[[], Any]) -> tuple[Any, Outcome | None]:
+        """(what `make()` gives for the chunk, None) once this job entered `session`; (None, the outcome) when it
+        cannot: `make` refused the chunk (RenderError: the session goes back unused) or the job was stopped."""
+        try:
+            made = make()
+        except RenderError as exc:
+            self.sessions.release(session, healthy=True)  # nothing was sent to it
+            return None, self._failed(str(exc))
+        if not self._enter(session):
+            self.sessions.release(session, healthy=False)
+            return None, self._stopped(0.0)
+        return made, None
+
     def _render_in(self, session: Session, renderer: BlenderRenderer) -> Outcome:
         """Render the chunk in `session` and say how it went; the session goes back to the pool or ends."""
         assert session.scene is not None
-        try:
-            command = renderer.session_chunk(self.lease, session.scene, self.output_dir)
-        except RenderError as exc:
-            self.sessions.release(session, healthy=True)  # nothing was sent to it
-            return self._failed(str(exc))
-        if not self._enter(session):
-            self.sessions.release(session, healthy=False)
-            return self._stopped(0.0)
+        command, refused = self._prepare(session, lambda: renderer.session_chunk(self.lease, session.scene,
+                                                                              self.output_dir))
+        if refused is not None:
+            return refused
         if session.chunks:
             self.add_line(f"[rayfarm worker: rendered in Blender session {session.number} of this node, its chunk "
                           f"{session.chunks + 1}: the scene was loaded for its first chunk]")
@@ -226,14 +235,9 @@ class SessionJob(Job):
     def _run_in(self, session: Session, renderer: CommandRenderer) -> Outcome:
         """Run the chunk's command (once, or once per frame) in `session` and say how it went; the session goes back
         to the pool, or ends when the launcher could not clean up after the chunk or is gone."""
-        try:
-            runs = renderer.commands(self.lease, session.scene, self.output_dir)
-        except RenderError as exc:
-            self.sessions.release(session, healthy=True)  # nothing was sent to it
-            return self._failed(str(exc))
-        if not self._enter(session):
-            self.sessions.release(session, healthy=False)
-            return self._stopped(0.0)
+        runs, refused = self._prepare(session, lambda: renderer.commands(self.lease, session.scene, self.output_dir))
+        if refused is not None:
+            return refused
         seconds, failure, clean = 0.0, None, True
         for index, argv in enumerate(runs):
             self.progress = max(self.progress, chunk_progress(index, len(runs), 0))

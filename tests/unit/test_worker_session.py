@@ -16,12 +16,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from rayfarm.worker.client import FarmClient
 from rayfarm.worker.confine import Policy
 from rayfarm.worker.renderers.blender import BlenderRenderer
-from rayfarm.worker.scenes import SceneCache
-from rayfarm.worker.session import SessionPool
 from rayfarm.worker.session_job import SessionJob
+from tests.support.session_node import SessionNode
 
 FAKE = f"""#!{sys.executable}
 import json, os, signal, sys, time
@@ -71,15 +69,11 @@ for line in sys.stdin:
 """
 
 
-class Node:
-    """A pool and the jobs rendering now, as an agent holds them (unconfined: the stand-in lives in tmp_path)."""
+class Node(SessionNode):
+    """Unconfined: the stand-in Blender lives in tmp_path."""
 
     def __init__(self, tmp_path: Path, slots: int = 1, idle: float = 60.0, memory: int | None = None) -> None:
-        self.work = tmp_path / "work"
-        self.running: set[SessionJob] = set()
-        self.pool = SessionPool(self.work / "sessions", slots, lambda: len(self.running), idle, memory)
-        self.client = FarmClient("http://farm.invalid", "t")  # never called: the scenes are on this machine
-        self.scenes = SceneCache(self.work / "cache", self.client)
+        super().__init__(tmp_path / "work", Policy(None), slots, idle, memory)
         self.scene = tmp_path / "shot.blend"
         self.scene.write_bytes(b"a scene")
 
@@ -87,21 +81,8 @@ class Node:
             stop_time: int = 0, stall: int = 0, persistent: bool = True, file_format: str = "PNG") -> SessionJob:
         render = {"software": "blender", "scene": "/D/p/shot.blend", "camera": camera, "width": 64, "height": 36,
                   "format": file_format, "persistent_session": persistent}
-        lease = {"leaseId": f"L{number}", "taskId": task, "start": start, "end": end, "step": 1,
-                 "jobStopTime": stop_time, "stallTimeout": stall, "render": render,
-                 "scene": {"path": str(self.scene), "url": None}}
-        return SessionJob(lease, self.work, self.scenes, Policy(None), self.pool)
-
-    def render(self, job: SessionJob):
-        self.running.add(job)
-        try:
-            return job.render()
-        finally:
-            self.running.discard(job)
-
-    def close(self) -> None:
-        self.pool.close_all()
-        self.client.close()
+        return self.lease_job(number, render, {"path": str(self.scene), "url": None}, task, start, end, stop_time,
+                              stall)
 
 
 @pytest.fixture

@@ -17,12 +17,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from rayfarm.worker.client import FarmClient
 from rayfarm.worker.confine import ConfinementError, Policy, probe
 from rayfarm.worker.renderers import command_session
-from rayfarm.worker.scenes import SceneCache
-from rayfarm.worker.session import SessionPool
 from rayfarm.worker.session_job import SessionJob
+from tests.support.session_node import SessionNode
 
 SEE = r'''
 import ctypes, json, os, subprocess, sys
@@ -79,34 +77,16 @@ def sandbox(tmp_path_factory):
     return found
 
 
-class Node:
-    """A pool and the jobs running now, as an agent holds them, confining commands."""
+class Node(SessionNode):
+    """Confining commands."""
 
     def __init__(self, tmp_path: Path, sandbox, slots: int = 1, unconfined: bool = False) -> None:
-        self.work = tmp_path / "work"
-        self.running: set[SessionJob] = set()
-        self.pool = SessionPool(self.work / "sessions", slots, lambda: len(self.running))
-        self.client = FarmClient("http://farm.invalid", "t")  # never called: no scene to fetch
-        self.scenes = SceneCache(self.work / "cache", self.client)
-        self.policy = Policy(sandbox, unconfined_commands=unconfined)
+        super().__init__(tmp_path / "work", Policy(sandbox, unconfined_commands=unconfined), slots)
 
     def job(self, number: int, command: list[str], task: int = 1, start: int = 1, end: int = 1, stop_time: int = 0,
             stall: int = 0, persistent: bool = True) -> SessionJob:
         render = {"software": "command", "command": command, "scene": "", "persistent_session": persistent}
-        lease = {"leaseId": f"L{number}", "taskId": task, "start": start, "end": end, "step": 1,
-                 "jobStopTime": stop_time, "stallTimeout": stall, "render": render, "scene": {"url": None}}
-        return SessionJob(lease, self.work, self.scenes, self.policy, self.pool)
-
-    def render(self, job: SessionJob):
-        self.running.add(job)
-        try:
-            return job.render()
-        finally:
-            self.running.discard(job)
-
-    def close(self) -> None:
-        self.pool.close_all()
-        self.client.close()
+        return self.lease_job(number, render, {"url": None}, task, start, end, stop_time, stall)
 
 
 @pytest.fixture

@@ -11,49 +11,20 @@ import os
 import shutil
 import subprocess
 import time
-import warnings
 import zipfile
 
 import pytest
 from PIL import Image
-from starlette.exceptions import StarletteDeprecationWarning
 
-from rayfarm.app import make_app
 from rayfarm.domain.paths import output_name
 from rayfarm.files.outputs import zip_stream
 from rayfarm.files.thumbnails import make_thumbnail
-from rayfarm.server import farm as farm_module
 from rayfarm.store.schema import frames
-from tests.support.farms import claim, close_all, complete, make_farm, register, submit
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", StarletteDeprecationWarning)
-    from starlette.testclient import TestClient
+from tests.support.farms import claim, complete, register, submit
 
 WEB = {"X-Rayfarm-Web": "1"}
 OUTPUTS = "/web/api/rayfarm/task/outputs"
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed (scripts/setup.sh)")
-
-
-@pytest.fixture(scope="module")
-def farm(tmp_path_factory):
-    patch = pytest.MonkeyPatch()
-    patch.setattr(farm_module, "USER_CACHE_SECONDS", 0.0)
-    farm = make_farm(tmp_path_factory.mktemp("outputs"))
-    yield farm
-    close_all()
-    patch.undo()
-
-
-@pytest.fixture(scope="module")
-def app(farm):
-    return make_app(farm)
-
-
-@pytest.fixture
-def client(app):
-    with TestClient(app) as client:
-        yield client
 
 
 def user(farm, name: str):

@@ -10,17 +10,14 @@ import os
 import time
 import warnings
 
-import pytest
 from itsdangerous import URLSafeSerializer
 from starlette.exceptions import StarletteDeprecationWarning
 
-from rayfarm.app import make_app
 from rayfarm.config import farm_secret
-from rayfarm.server import farm as farm_module
 from rayfarm.store import users as users_store
 from rayfarm.store.schema import frames, tasks, workers
 from rayfarm.web.session import COOKIE, LIFETIME, Sessions
-from tests.support.farms import close_all, make_farm, register, status, submit
+from tests.support.farms import register, status, submit
 from tests.support.signed import WEB
 
 with warnings.catch_warnings():  # Starlette 1.x suggests httpx2 for its TestClient; httpx works the same here
@@ -31,30 +28,9 @@ STOP = "/web/api/rendering/task/renderingTask/stopTask"
 INFO = "/web/api/render/handle/queryTaskInfo/v2"
 
 
-@pytest.fixture(scope="module")
-def farm(tmp_path_factory):
-    patch = pytest.MonkeyPatch()
-    patch.setattr(farm_module, "USER_CACHE_SECONDS", 0.0)  # disable / rotate apply at once in these tests
-    farm = make_farm(tmp_path_factory.mktemp("web"))
-    yield farm
-    close_all()
-    patch.undo()
-
-
-@pytest.fixture(scope="module")
-def app(farm):
-    return make_app(farm)
-
-
 def new_user(farm, name: str, **flags):
     with farm.db.write() as conn:
         return users_store.create(conn, farm.keys, name, **flags)
-
-
-@pytest.fixture
-def client(app):
-    with TestClient(app) as client:
-        yield client
 
 
 def sign_in(client: TestClient, user, key: str) -> dict:
