@@ -1,5 +1,6 @@
-"""The dashboard's server-side tests: one in-process farm (the real Starlette app on SQLite, or on PostgreSQL
-with RAYFARM_TEST_DATABASE_URL) per test module, driven with Starlette's TestClient."""
+"""The dashboard's server side without a browser: one in-process farm (the real Starlette app on SQLite, or on
+PostgreSQL with RAYFARM_TEST_DATABASE_URL) per test module, driven with Starlette's TestClient. (The browser
+tests in tests/web use the root conftest's real-server `farm`.)"""
 
 import warnings
 
