@@ -65,7 +65,8 @@ def main() -> None:
         goal = {0.25: 1.02, 0.05: 1.08}.get(float(args.sleep), 1.05)
         emit("overhead", {
             "database": args.database, "chunks": args.chunks, "workers": args.workers, "sleep_s": float(args.sleep),
-            "farm_s": round(farm_s, 3), "status_seen_s": round(seen_s, 3), "poll_s": args.poll, "submit_call_s": round(submitted - began, 4), "xargs_s": round(xargs_s, 3),
+            "farm_s": round(farm_s, 3), "status_seen_s": round(seen_s, 3), "poll_s": args.poll,
+            "submit_call_s": round(submitted - began, 4), "xargs_s": round(xargs_s, 3),
             "ideal_s": round(ideal, 3), "ratio": round(farm_s / xargs_s, 4),
             "per_chunk_overhead_ms": round((farm_s - xargs_s) * args.workers / args.chunks * 1000, 2),
             "status_polls": polls, "cpu_s": cpu, "chunk": split, "quiet_wait_s": quiet, "goal": f"ratio <= {goal}",

@@ -5,8 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import FarmServer, free_port
-from tests.support.snapshots import forget
+from tests.support.farms import farm_at
 
 ROOT = Path(__file__).resolve().parent.parent
 RAYVISION_VENV = Path(os.environ.get("RAYFARM_RAYVISION_VENV", ROOT / ".venv-rayvision"))
@@ -20,11 +19,7 @@ OFFICIAL_CLIENT = ["setuptools<81", "rayvision-api==3.0.4.3", "rayvision-sync==3
 @pytest.fixture
 def farm(tmp_path):
     """A real `rayfarm server` process on a free loopback port, with its own data dir."""
-    server = FarmServer(tmp_path / "farm", free_port())
-    server.start()
-    yield server
-    server.stop()
-    forget(server)
+    yield from farm_at(tmp_path / "farm")
 
 
 def _rayvision_python() -> Path:

@@ -24,8 +24,8 @@ import psutil
 import pytest
 
 from rayfarm.sdk import RayfarmAPI
+from tests.support.farms import farm_at
 from tests.support.processes import FarmServer, free_port, wait_for
-from tests.support.snapshots import forget
 
 FINISHED = {23, 25, 30, 35, 45}
 INPUT_TEXT = "the probe's own input asset\n"
@@ -185,11 +185,7 @@ def gone(procs: list[psutil.Process]) -> bool:
 @pytest.fixture
 def farm(tmp_path):
     """A farm of each test's own (not the security package's shared one): the tests set its nodes' environment."""
-    server = FarmServer(tmp_path / "farm", free_port())
-    server.start()
-    yield server
-    server.stop()
-    forget(server)
+    yield from farm_at(tmp_path / "farm")
 
 
 @pytest.fixture
@@ -372,7 +368,7 @@ def test_a_chunk_of_another_task_never_runs_in_a_tasks_sandbox(farm, jailed, tmp
     first = submit(api, task_json([*SEE, "{frame}", "{output}"], frames="1-2"))
     second = submit(api, task_json([*SEE, "{frame}", "{output}"], frames="1"))  # the same command, another task
     for task_id in (first, second):
-        wait_for(lambda: status(api, task_id) in FINISHED, 60, "the tasks to finish", interval=0.2,
+        wait_for(lambda task_id=task_id: status(api, task_id) in FINISHED, 60, "the tasks to finish", interval=0.2,
                  details=details(farm, api, task_id))
         assert status(api, task_id) == 25, details(farm, api, task_id)()
     mine = seen_by_chunks(api, first, tmp_path / "first")

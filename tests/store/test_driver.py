@@ -31,10 +31,16 @@ def _rolled_back(farm, run):
 
 def _same(farm, hot: Hot, params: dict):
     """The statement's rows through SQLAlchemy and through the driver; asserts they agree, returns them."""
-    by_sqlalchemy = _rolled_back(farm, lambda conn: [tuple(row) for row in conn.execute(hot.statement, params)]
-                                 if hot.statement.is_select or hot.statement._returning else conn.execute(hot.statement, params).rowcount)
-    by_driver = _rolled_back(farm, lambda conn: [tuple(row) for row in hot.all(conn, params)]
-                             if hot.statement.is_select or hot.statement._returning else hot.run(conn, params))
+    rows = hot.statement.is_select or bool(hot.statement._returning)  # else: the count of rows it changed
+
+    def through_sqlalchemy(conn):
+        result = conn.execute(hot.statement, params)
+        return [tuple(row) for row in result] if rows else result.rowcount
+
+    def through_driver(conn):
+        return [tuple(row) for row in hot.all(conn, params)] if rows else hot.run(conn, params)
+
+    by_sqlalchemy, by_driver = _rolled_back(farm, through_sqlalchemy), _rolled_back(farm, through_driver)
     assert by_driver == by_sqlalchemy
     if isinstance(by_driver, list):
         for ours, theirs in zip(by_driver, by_sqlalchemy, strict=True):

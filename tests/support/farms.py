@@ -121,7 +121,12 @@ def running_farm(tmp_path_factory: pytest.TempPathFactory, name: str = "farm", *
     """One real `rayfarm server` (extra ``args``) for a whole test module: ``yield from`` it in a fixture.
 
     Its data dir is ``<tmp>/farm``, so that files next to it (canaries) are outside it."""
-    server = FarmServer(tmp_path_factory.mktemp(name) / "farm", free_port(), extra_args=list(args))
+    yield from farm_at(tmp_path_factory.mktemp(name) / "farm", *args)
+
+
+def farm_at(data_dir: Path, *args: str) -> Iterator[FarmServer]:
+    """A real `rayfarm server` (extra ``args``) on ``data_dir`` and a free port: ``yield from`` it in a fixture."""
+    server = FarmServer(data_dir, free_port(), extra_args=list(args))
     server.start()
     try:
         yield server
