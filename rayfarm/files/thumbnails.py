@@ -118,54 +118,50 @@ class Thumbnails:
             return None
         return folder, [n for n in names if isinstance(n, str) and safe_file_name(n) and _image_name(n)]
 
-    def _chunk_names(self, user_id: int, chunk: Path) -> list[str]:
-        """Thumbnail file names (``<output>.jpg``) of a chunk folder: made ones, and recorded outputs still stored."""
+    def _chunk_names(self, user_id: int, chunk: Path) -> tuple[list[str], Path | None]:
+        """Thumbnail file names (``<output>.jpg``) of a chunk folder: made ones, and recorded outputs still stored;
+        and the folder of its recorded outputs (None: nothing recorded)."""
         try:
             names = {e.name for e in os.scandir(chunk)
                      if e.name.endswith(".jpg") and safe_file_name(e.name) and e.is_file(follow_symlinks=False)}
         except (FileNotFoundError, NotADirectoryError):
-            return []
+            return [], None
         recorded = self._recorded(chunk)
+        base = None
         if recorded is not None:
             folder, outputs = recorded
             base = self._outputs(user_id) / folder
             names.update(f"{n}.jpg" for n in outputs if f"{n}.jpg" not in names and _regular(base / n))
-        return sorted(names)
+        return sorted(names), base
+
+    def _chunks(self, user_id: int, task_id: int) -> list[Path]:
+        """The task's chunk folders, in frame id order."""
+        folder = self._root(user_id) / str(int(task_id))
+        try:
+            return [folder / name for name in sorted((e.name for e in os.scandir(folder) if e.name.isdigit()), key=int)]
+        except (FileNotFoundError, NotADirectoryError):
+            return []
 
     def listed(self, user_id: int, task_id: int, frame_id: int) -> list[str]:
         """The chunk's thumbnail names (``<output>.jpg``), sorted: made, or to be made when asked for."""
-        return self._chunk_names(user_id, self._root(user_id) / str(int(task_id)) / str(int(frame_id)))
+        return self._chunk_names(user_id, self._root(user_id) / str(int(task_id)) / str(int(frame_id)))[0]
 
     def of_task(self, user_id: int, task_id: int) -> dict[str, str]:
         """Output name -> its thumbnail's path as loadingFrameThumbnail gives it (``/<task>/<frame>/<name>.jpg``)."""
-        folder = self._root(user_id) / str(int(task_id))
-        try:
-            chunks = sorted((e.name for e in os.scandir(folder) if e.name.isdigit()), key=int)
-        except (FileNotFoundError, NotADirectoryError):
-            return {}
-        found: dict[str, str] = {}
-        for chunk in chunks:
-            for name in self._chunk_names(user_id, folder / chunk):
-                found[name.removesuffix(".jpg")] = f"/{task_id}/{chunk}/{name}"
-        return found
+        return {name.removesuffix(".jpg"): f"/{task_id}/{chunk.name}/{name}"
+                for chunk in self._chunks(user_id, task_id) for name in self._chunk_names(user_id, chunk)[0]}
 
     def current(self, user_id: int, task_id: int) -> dict[str, Path]:
         """Output name -> its thumbnail file, for the thumbnails made and not older than their output (nothing
         is made: the contact sheet decodes these instead of the full images)."""
-        folder = self._root(user_id) / str(int(task_id))
-        try:
-            chunks = sorted((e.name for e in os.scandir(folder) if e.name.isdigit()), key=int)
-        except (FileNotFoundError, NotADirectoryError):
-            return {}
         found: dict[str, Path] = {}
-        for chunk in chunks:
-            recorded = self._recorded(folder / chunk)
-            base = self._outputs(user_id) / recorded[0] if recorded else None
-            for name in self._chunk_names(user_id, folder / chunk):
-                made = _regular(folder / chunk / name)
+        for chunk in self._chunks(user_id, task_id):
+            names, base = self._chunk_names(user_id, chunk)
+            for name in names:
+                made = _regular(chunk / name)
                 output = _regular(base / name.removesuffix(".jpg")) if base is not None else None
                 if made is not None and (output is None or made.st_mtime_ns >= output.st_mtime_ns):
-                    found[name.removesuffix(".jpg")] = folder / chunk / name
+                    found[name.removesuffix(".jpg")] = chunk / name
         return found
 
     # ------------------------------------------------------------ files
@@ -200,8 +196,9 @@ class Thumbnails:
             return None
         target, source = found
         output = _regular(source) if source is not None else None
-        if target.is_file() and (output is None or target.stat().st_mtime_ns >= output.st_mtime_ns):
+        made = _regular(target)
+        if made is not None and (output is None or made.st_mtime_ns >= output.st_mtime_ns):
             return target
         if output is None or not make_thumbnail(source, target):
-            return target if target.is_file() else None  # an older thumbnail is better than none
+            return target if made is not None else None  # an older thumbnail is better than none
         return target
