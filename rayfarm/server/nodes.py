@@ -136,7 +136,6 @@ async def complete(api: NodeApi, request: Request, body: wire.Complete) -> Respo
         done, worker, claimed = recorded
         if done is not None:
             results.settle_after_commit(api.farm.db, done, claimed)
-        if done is not None:
             lines = list(body.log)
             if body.result != "done" and body.error:
                 lines.append(f"=== {body.result}: {body.error}")

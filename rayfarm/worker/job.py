@@ -290,10 +290,15 @@ class Job:
         with self._lock:
             code, cpu_seconds, peak = process.reap(proc)
             self._proc, self._sampler = None, None
-            self._cpu_seconds += cpu_seconds
-            self._peak_memory = max(self._peak_memory, peak)
+            self._count(cpu_seconds, peak)
         self.progress = max(self.progress, chunk_progress(index + 1, runs, 0))
         return code
+
+    def _count(self, cpu: float, memory: int) -> None:
+        """Add a run's CPU seconds and peak memory to the chunk's."""
+        with self._lock:
+            self._cpu_seconds += cpu
+            self._peak_memory = max(self._peak_memory, memory)
 
     def _outcome(self, result: str, error: str, outputs: list[Path], seconds: float) -> Outcome:
         with self._lock:

@@ -145,8 +145,7 @@ class SessionJob(Job):
     def _leave(self, cpu: float, memory: int) -> None:
         with self._lock:
             self._proc, self._sampler, self._session = None, None, None
-            self._cpu_seconds += cpu
-            self._peak_memory = max(self._peak_memory, memory)
+        self._count(cpu, memory)
 
     # ---- Blender -----------------------------------------------------------------------------------------
     def _start_blender(self, session: Session, renderer: BlenderRenderer, sandbox: Sandbox | None) -> Outcome | None:
@@ -257,9 +256,7 @@ class SessionJob(Job):
                 return self._failed(f"the command session ended while it ran {Path(argv[0]).name} "
                                     f"({describe_exit(session.wait_exit())}; the next chunk starts a fresh one). Last "
                                     f"log lines: {self.tail()}", seconds)
-            with self._lock:
-                self._cpu_seconds += ran.cpu
-                self._peak_memory = max(self._peak_memory, ran.rss)
+            self._count(ran.cpu, ran.rss)
             clean = clean and ran.clean
             if ran.code is None:
                 failure = not_started(argv[0], ran.error, True)
