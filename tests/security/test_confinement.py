@@ -271,13 +271,19 @@ def test_a_command_reads_only_its_inputs_and_writes_only_its_output(farm, jailed
     assert not outside, f"the confined command could see {len(outside)} other files, e.g. {outside[:5]}"
 
 
+def lingering(farm, api: RayfarmAPI, node, persistent: bool) -> tuple[int, list[psutil.Process]]:
+    """A LINGER task submitted, once its command and the child it started run on ``node``: (task id, processes)."""
+    task_id = submit(api, task_json(LINGER, persistent=persistent))
+    procs = wait_for(lambda: (lambda found: found if len(found) >= 2 else None)(render_processes(node)), 30,
+                     "the command and its child to run", details=details(farm, api, task_id))
+    return task_id, procs
+
+
 @WAYS
 def test_stop_kills_a_confined_command_and_everything_it_started(farm, jailed, persistent):
     api, _ = jailed
     node = farm.start_worker("stopper")
-    task_id = submit(api, task_json(LINGER, persistent=persistent))
-    procs = wait_for(lambda: (lambda found: found if len(found) >= 2 else None)(render_processes(node)), 30,
-                     "the command and its child to run", details=details(farm, api, task_id))
+    task_id, procs = lingering(farm, api, node, persistent)
     api.task.stop_task([task_id])
     try:
         wait_for(lambda: gone(procs), 10, "every process of the stopped command to be gone",
@@ -292,9 +298,7 @@ def test_stop_kills_a_confined_command_and_everything_it_started(farm, jailed, p
 def test_a_killed_node_leaves_no_confined_process_behind(farm, jailed, persistent):
     api, _ = jailed
     node = farm.start_worker("doomed")
-    task_id = submit(api, task_json(LINGER, persistent=persistent))
-    procs = wait_for(lambda: (lambda found: found if len(found) >= 2 else None)(render_processes(node)), 30,
-                     "the command and its child to run", details=details(farm, api, task_id))
+    task_id, procs = lingering(farm, api, node, persistent)
     os.kill(node.pid, signal.SIGKILL)
     node.process.wait(10)
     try:
